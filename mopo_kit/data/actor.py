@@ -1,0 +1,102 @@
+"""A stand-alone tanh-Gaussian actor that loads SB3 SAC actor weights.
+
+Behavior policies are shipped as the SAC actor's weights only (``latent_pi``, ``mu``,
+``log_std``), a few hundred KB each. This module runs them batched for data collection without
+building a full SB3 model, and loads them with ``torch.load(weights_only=True)`` so a policy file
+can never execute code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SB3 SAC's clamp
+
+
+class TanhGaussianActor(nn.Module):
+    """SB3's SAC actor (ReLU MLP, tanh-squashed Gaussian) with the same parameter names."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 256)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        last = obs_dim
+        for width in hidden:
+            layers += [nn.Linear(last, width), nn.ReLU()]
+            last = width
+        self.latent_pi = nn.Sequential(*layers)
+        self.mu = nn.Linear(last, act_dim)
+        self.log_std = nn.Linear(last, act_dim)
+        self.obs_dim, self.act_dim, self.hidden = obs_dim, act_dim, tuple(hidden)
+
+    @torch.no_grad()
+    def act(
+        self,
+        obs: torch.Tensor,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Actions in [-1, 1] for a batch of observations (B, obs_dim)."""
+        latent = self.latent_pi(obs)
+        mean = self.mu(latent)
+        if deterministic:
+            return torch.tanh(mean)
+        log_std = self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        return torch.tanh(mean + noise * log_std.exp())
+
+    def act_numpy(
+        self, obs: np.ndarray, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        """:meth:`act` on a NumPy batch (float32 in, float32 out)."""
+        tensor = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        return self.act(tensor, deterministic, generator).numpy()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file + rename, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_actor(actor_state: dict[str, torch.Tensor], path: Path, meta: dict[str, Any]) -> None:
+    """Save SB3 actor weights (+ JSON metadata inside the same file), atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    state = {k: v.detach().cpu().clone() for k, v in actor_state.items()}
+    torch.save({"state_dict": state, "meta_json": json.dumps(meta, sort_keys=True)}, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def load_actor(path: Path) -> tuple[TanhGaussianActor, dict[str, Any]]:
+    """Load an actor saved by :func:`save_actor` (never unpickles code)."""
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    state = {k: v.float() for k, v in blob["state_dict"].items()}
+    meta = json.loads(blob["meta_json"])
+    hidden = tuple(
+        int(state[f"latent_pi.{2 * i}.weight"].shape[0])
+        for i in range(sum(1 for k in state if k.startswith("latent_pi.") and k.endswith(".weight")))
+    )
+    obs_dim = int(state["latent_pi.0.weight"].shape[1])
+    act_dim = int(state["mu.weight"].shape[0])
+    actor = TanhGaussianActor(obs_dim, act_dim, hidden)
+    actor.load_state_dict(state)
+    actor.eval()
+    return actor, meta

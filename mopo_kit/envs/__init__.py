@@ -1,0 +1,1 @@
+"""Tasks, termination functions and (later) the penalized model MDP."""

@@ -1,0 +1,103 @@
+"""Tasks: a MuJoCo environment, its rollout termination function and its D4RL reference scores.
+
+Registered through ``register_tasks`` like any plugin's tasks. Reference min/max are D4RL's
+(``d4rl/infos.py``); on Gymnasium v5 environments normalized scores are *not* strictly comparable
+with published D4RL (gym v2) numbers — see docs/datasets.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import gymnasium as gym
+
+from mopo_kit.envs import termination as term
+from mopo_kit.hookspecs import hookimpl
+
+
+@dataclass(frozen=True)
+class Task:
+    """A control task: how to make its real environment and how model rollouts end."""
+
+    name: str
+    env_id: str
+    obs_dim: int
+    act_dim: int
+    termination_fn: term.TerminationFn
+    ref_min_score: float | None = None
+    ref_max_score: float | None = None
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    max_episode_steps: int = 1000
+    description: str = ""
+
+    def make_env(self, **overrides: Any) -> gym.Env:
+        """A fresh real environment (time limit included)."""
+        kwargs = {**self.env_kwargs, **overrides}
+        return gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **kwargs)
+
+    def normalized_score(self, episode_return: float) -> float:
+        """D4RL-normalized score: 100 · (return − ref_min) / (ref_max − ref_min)."""
+        if self.ref_min_score is None or self.ref_max_score is None:
+            raise ValueError(f"task '{self.name}' has no reference scores")
+        span = self.ref_max_score - self.ref_min_score
+        return 100.0 * (episode_return - self.ref_min_score) / span
+
+
+HALFCHEETAH = Task(
+    name="halfcheetah",
+    env_id="HalfCheetah-v5",
+    obs_dim=17,
+    act_dim=6,
+    termination_fn=term.never_done,
+    ref_min_score=-280.178953,
+    ref_max_score=12135.0,
+    description="HalfCheetah-v5, run forward; model rollouts never terminate",
+)
+HOPPER = Task(
+    name="hopper",
+    env_id="Hopper-v5",
+    obs_dim=11,
+    act_dim=3,
+    termination_fn=term.hopper_done,
+    ref_min_score=-20.272305,
+    ref_max_score=3234.3,
+    description="Hopper-v5, hop forward; terminates when unhealthy (|s'|<100 check fixed)",
+)
+WALKER2D = Task(
+    name="walker2d",
+    env_id="Walker2d-v5",
+    obs_dim=17,
+    act_dim=6,
+    termination_fn=term.walker2d_done,
+    ref_min_score=1.629008,
+    ref_max_score=4592.3,
+    description="Walker2d-v5, walk forward; terminates unless 0.8<z<2 and |angle|<1",
+)
+ANT = Task(
+    name="ant",
+    env_id="Ant-v5",
+    obs_dim=27,
+    act_dim=8,
+    termination_fn=term.ant_done,
+    ref_min_score=-325.6,
+    ref_max_score=3879.7,
+    env_kwargs={"include_cfrc_ext_in_observation": False},
+    description="Ant-v5 with the 27-dim observation (no contact forces), as MOPO's ant code",
+)
+
+BUILTIN_TASKS: tuple[Task, ...] = (HALFCHEETAH, HOPPER, WALKER2D, ANT)
+
+
+def _task_factory(task: Task):
+    def factory() -> Task:
+        return task
+
+    factory.__doc__ = task.description
+    return factory
+
+
+@hookimpl
+def register_tasks(register) -> None:
+    for task in BUILTIN_TASKS:
+        register(task.name, _task_factory(task), description=task.description)

@@ -1,0 +1,24 @@
+"""User-facing errors.
+
+Every problem caused by the user's input (a file, a key, a name, a plugin) is raised as a
+:class:`MopoKitError` whose message is one line naming the culprit. The CLI prints that line and
+exits with status 2; library callers can catch it like any other exception.
+"""
+
+from __future__ import annotations
+
+
+class MopoKitError(Exception):
+    """A problem with the user's input, reported as one line (the CLI exits with status 2)."""
+
+
+class DatasetError(MopoKitError):
+    """A dataset file or array is missing, malformed or inconsistent."""
+
+
+class PluginError(MopoKitError):
+    """A plugin is broken, or two plugins claim the same component name."""
+
+
+class UnknownComponentError(MopoKitError):
+    """A component name (dataset, task, estimator, ...) is not registered."""

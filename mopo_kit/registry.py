@@ -1,0 +1,145 @@
+"""Components by kind and name, with the plugin (and version) that registered each.
+
+The registry is filled by :mod:`mopo_kit.plugins` from the ``register_*`` hooks; everything that
+looks a component up by name (the CLI, configs, sweeps) goes through :meth:`Registry.get`, so an
+unknown name always fails the same way: one line that names the kind, the name and close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from mopo_kit.errors import PluginError, UnknownComponentError
+
+#: kind -> registrar hook name. The kind is what users type: ``mopo-kit list uncertainty``.
+KIND_HOOKS: dict[str, str] = {
+    "dynamics": "register_dynamics_models",
+    "uncertainty": "register_uncertainty_estimators",
+    "policy": "register_policy_optimizers",
+    "task": "register_tasks",
+    "dataset": "register_datasets",
+    "logger": "register_loggers",
+}
+
+#: Human names used in messages ("uncertainty estimator 'x' ...").
+KIND_LABELS: dict[str, str] = {
+    "dynamics": "dynamics model",
+    "uncertainty": "uncertainty estimator",
+    "policy": "policy optimizer",
+    "task": "task",
+    "dataset": "dataset",
+    "logger": "logger",
+}
+
+_KIND_ALIASES: dict[str, str] = {
+    "dynamics-models": "dynamics",
+    "models": "dynamics",
+    "uncertainties": "uncertainty",
+    "uncertainty-estimators": "uncertainty",
+    "estimators": "uncertainty",
+    "policies": "policy",
+    "policy-optimizers": "policy",
+    "optimizers": "policy",
+    "tasks": "task",
+    "datasets": "dataset",
+    "loggers": "logger",
+}
+
+
+def normalize_kind(kind: str) -> str:
+    """Map what a user typed (``datasets``, ``estimators``, ...) to a canonical kind."""
+    key = kind.strip().lower().replace("_", "-")
+    if key in KIND_HOOKS:
+        return key
+    if key in _KIND_ALIASES:
+        return _KIND_ALIASES[key]
+    choices = ", ".join(KIND_HOOKS)
+    raise UnknownComponentError(f"unknown component kind '{kind}' (choose from: {choices})")
+
+
+def first_doc_line(obj: Any) -> str:
+    """The first line of an object's docstring, or '' when it has none."""
+    doc = inspect.getdoc(obj) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One registered component: what it is, how to build it, and who provided it."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    version: str
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def create(self, **params: Any) -> Any:
+        """Build the component with ``params`` (the ``params`` of a ``{"type", "params"}`` config)."""
+        return self.factory(**params)
+
+
+class Registry:
+    """All components, keyed by kind then name."""
+
+    def __init__(self) -> None:
+        self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KIND_HOOKS}
+
+    def add(self, component: Component) -> None:
+        """Add a component; a name already taken is an error naming both plugins."""
+        table = self._components[component.kind]
+        existing = table.get(component.name)
+        if existing is not None:
+            label = KIND_LABELS[component.kind]
+            if existing.plugin == component.plugin:
+                raise PluginError(
+                    f"plugin '{component.plugin}' registers {label} '{component.name}' twice"
+                )
+            raise PluginError(
+                f"{label} '{component.name}' is registered by both plugin '{existing.plugin}' and "
+                f"plugin '{component.plugin}'; disable one with MOPO_KIT_DISABLE_PLUGINS"
+            )
+        table[component.name] = component
+
+    def get(self, kind: str, name: str) -> Component:
+        """Look a component up; an unknown name raises one line with close matches."""
+        kind = normalize_kind(kind)
+        table = self._components[kind]
+        if name in table:
+            return table[name]
+        label = KIND_LABELS[kind]
+        close = difflib.get_close_matches(name, list(table), n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownComponentError(
+            f"unknown {label} '{name}'{hint} (see `mopo-kit list {kind}`)"
+        )
+
+    def create(self, kind: str, name: str, **params: Any) -> Any:
+        """Build the component ``name`` of ``kind`` with ``params``."""
+        return self.get(kind, name).create(**params)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        kind, name = key
+        return name in self._components[normalize_kind(kind)]
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted component names of one kind."""
+        return sorted(self._components[normalize_kind(kind)])
+
+    def components(self, kind: str) -> list[Component]:
+        """Components of one kind, sorted by name."""
+        table = self._components[normalize_kind(kind)]
+        return [table[name] for name in sorted(table)]
+
+    def by_plugin(self, plugin: str) -> dict[str, list[str]]:
+        """What one plugin registers: kind -> sorted names (kinds with nothing are left out)."""
+        out: dict[str, list[str]] = {}
+        for kind, table in self._components.items():
+            names = sorted(name for name, comp in table.items() if comp.plugin == plugin)
+            if names:
+                out[kind] = names
+        return out

@@ -10,10 +10,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import logging
+
 import gymnasium as gym
+import mujoco
 
 from mopo_kit.envs import termination as term
 from mopo_kit.hookspecs import hookimpl
+
+_log = logging.getLogger("mopo_kit.mujoco")
+#: MuJoCo 4 warns on every HalfCheetah load that the XML's ``settotalmass`` is deprecated; the
+#: message goes to stderr and MUJOCO_LOG.TXT in the working directory and would break the CLI's
+#: one-line output. It is a note for gymnasium's model file, not for users.
+_KNOWN_NOISE = ("compiler attribute 'settotalmass' is deprecated",)
+
+
+def _route_mujoco_warnings() -> None:
+    """Send MuJoCo's C-level warnings to Python logging, dropping the known deprecation note."""
+    if mujoco.get_mju_user_warning() is not None:
+        return  # the user (or an earlier call) installed a handler: keep it
+
+    def handler(message: str) -> None:
+        if not message.startswith(_KNOWN_NOISE):
+            _log.warning("%s", message)
+
+    mujoco.set_mju_user_warning(handler)
 
 
 @dataclass(frozen=True)
@@ -34,6 +55,7 @@ class Task:
     def make_env(self, **overrides: Any) -> gym.Env:
         """A fresh real environment (time limit included)."""
         kwargs = {**self.env_kwargs, **overrides}
+        _route_mujoco_warnings()
         return gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **kwargs)
 
     def normalized_score(self, episode_return: float) -> float:

@@ -1,0 +1,288 @@
+"""MOPO's probabilistic dynamics ensemble: fit with bootstrap + early stopping, predict, save/load.
+
+Faithful to ``mopo/models/{bnn,constructor}.py`` (reference sheet §1): 7 members, 5 elites chosen
+on a holdout of min(20 %, 1,000) transitions; inputs [s, a] standardized on the training split;
+targets [Δs, r] in raw units; loss per member mean((μ − y)²·e^(−logvar)) + mean(logvar), summed
+over members, + Σ_l wd_l·½‖W_l‖² + 0.01·(Σ max_logvar − Σ min_logvar); Adam 1e-3, batch 256 per
+member; each member trains on its own bootstrap resample, reshuffled every epoch; a member's
+snapshot is kept when its holdout MSE improves by more than 1 %, and training stops when no
+member has improved for more than 5 epochs. At the end every member is restored to its best
+snapshot and the 5 with the lowest holdout MSE become the elites.
+
+Column order: mopo_kit keeps the reward *last* ([Δs, r], as OfflineRL-Kit); the original puts it
+first. The math is the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mopo_kit.data.actor import atomic_write_bytes
+from mopo_kit.data.dataset import TransitionDataset
+from mopo_kit.dynamics.base import EpochCallback, EpochStats, FitReport
+from mopo_kit.dynamics.ensemble_net import EnsembleNet
+from mopo_kit.dynamics.fused import FusedTrainer, predict_chunked
+from mopo_kit.dynamics.scaler import StandardScaler
+from mopo_kit.errors import MopoKitError
+from mopo_kit.types import EnsemblePrediction
+
+CONFIG_FILE = "dynamics.json"
+WEIGHTS_FILE = "dynamics.pt"
+
+
+class TrainingDivergedError(MopoKitError):
+    """The training loss became NaN or inf; the model holds its last good snapshots."""
+
+    def __init__(self, message: str, report: FitReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class EnsembleConfig:
+    """Hyper-parameters of the Gaussian ensemble; the defaults are MOPO's."""
+
+    members: int = 7
+    elites: int = 5
+    hidden: int = 200
+    layers: int = 4
+    weight_decays: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
+    lr: float = 1e-3
+    batch_size: int = 256
+    holdout_max: int = 1000
+    holdout_ratio: float = 0.2
+    improvement: float = 0.01
+    patience: int = 5
+    logvar_loss_coef: float = 0.01
+    max_epochs: int | None = None
+    max_seconds: float | None = None
+    predict_chunk: int = 4096
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.weight_decays = tuple(float(w) for w in self.weight_decays)
+        if len(self.weight_decays) != self.layers + 1:
+            raise MopoKitError(
+                f"gaussian_ensemble: weight_decays has {len(self.weight_decays)} entries, expected layers + 1 = {self.layers + 1}"
+            )
+        if not 0 < self.elites <= self.members:
+            raise MopoKitError(f"gaussian_ensemble: elites={self.elites} must be in 1..members={self.members}")
+
+
+@dataclass
+class _Split:
+    x_train: Tensor  # standardized inputs
+    y_train: Tensor
+    x_hold: Tensor
+    y_hold: Tensor
+
+
+class GaussianEnsemble:
+    """A batched ensemble of Gaussian MLPs over [Δs, r] (see module docstring)."""
+
+    ipm_family = "gaussian"
+
+    def __init__(self, obs_dim: int, act_dim: int, config: EnsembleConfig | None = None, **params: Any) -> None:
+        self.config = config or EnsembleConfig(**params)
+        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self.out_dim = self.obs_dim + 1
+        torch.manual_seed(self.config.seed)
+        self.net = EnsembleNet(self.config.members, self.obs_dim + self.act_dim, self.out_dim, self.config.hidden, self.config.layers)
+        self.scaler = StandardScaler(self.obs_dim + self.act_dim)
+        self.elites = torch.arange(self.config.elites)
+        self.holdout_mse: list[float] = []
+        self.fitted = False
+
+    # ------------------------------------------------------------------------------ training
+    def _split(self, data: TransitionDataset, gen: torch.Generator) -> _Split:
+        x = torch.from_numpy(np.concatenate([data.observations, data.actions], axis=1))
+        y = torch.from_numpy(
+            np.concatenate([data.next_observations - data.observations, data.rewards[:, None]], axis=1)
+        )
+        n = x.shape[0]
+        n_hold = min(int(n * self.config.holdout_ratio), self.config.holdout_max)
+        perm = torch.randperm(n, generator=gen)
+        hold, train = perm[:n_hold], perm[n_hold:]
+        if train.numel() == 0:
+            raise MopoKitError(f"{data.source}: {n} transitions are too few to train a dynamics model")
+        self.scaler.fit(x[train])
+        xs = self.scaler(x)
+        return _Split(xs[train].contiguous(), y[train].contiguous(), xs[hold].contiguous(), y[hold].contiguous())
+
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+        """MOPO's training loss by autograd (the reference the fused trainer is tested against).
+
+        x: (E, B, in) standardized inputs, y: (E, B, D) raw targets [Δs, r].
+        """
+        mean, logvar = self.net(x)
+        inv_var = torch.exp(-logvar)
+        per_member = ((mean - y).square() * inv_var).mean(dim=(1, 2)) + logvar.mean(dim=(1, 2))
+        bounds = self.config.logvar_loss_coef * (self.net.max_logvar.sum() - self.net.min_logvar.sum())
+        decay = sum(wd * 0.5 * w.square().sum() for wd, w in zip(self.config.weight_decays, self.net.weights))
+        return per_member.sum() + bounds + decay
+
+    @torch.no_grad()
+    def _holdout_mse(self, split: _Split) -> Tensor:
+        if split.x_hold.shape[0] == 0:
+            return torch.zeros(self.config.members)
+        mean, _ = self.net(split.x_hold)
+        return (mean - split.y_hold).square().mean(dim=(1, 2))
+
+    def fit(self, data: TransitionDataset, *, callback: EpochCallback | None = None) -> FitReport:
+        """Train on ``data`` until early stopping (or ``max_epochs`` / ``max_seconds``)."""
+        cfg = self.config
+        if data.obs_dim != self.obs_dim or data.act_dim != self.act_dim:
+            raise MopoKitError(
+                f"{data.source}: obs/act dims ({data.obs_dim}, {data.act_dim}) do not match the model ({self.obs_dim}, {self.act_dim})"
+            )
+        gen = torch.Generator().manual_seed(cfg.seed)
+        split = self._split(data, gen)
+        n_train = split.x_train.shape[0]
+        bootstrap = torch.randint(n_train, (cfg.members, n_train), generator=gen)
+        trainer = FusedTrainer(self.net, cfg.weight_decays, cfg.lr, cfg.logvar_loss_coef)
+        x_batch = torch.empty(cfg.members * cfg.batch_size, split.x_train.shape[1])
+        y_batch = torch.empty(cfg.members * cfg.batch_size, split.y_train.shape[1])
+
+        best = self._holdout_mse(split).tolist()
+        snapshots = [self._member_state(k) for k in range(cfg.members)]
+        history: list[EpochStats] = []
+        since_update, epoch, stop_reason = 0, 0, "early stopping"
+        batches = math.ceil(n_train / cfg.batch_size)
+        start = time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            order = torch.argsort(torch.rand(cfg.members, n_train, generator=gen), dim=1)
+            shuffled = torch.gather(bootstrap, 1, order)
+            total = torch.zeros(())
+            for b in range(batches):
+                idx = shuffled[:, b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                rows = idx.shape[1]
+                xb = torch.index_select(split.x_train, 0, idx.reshape(-1), out=x_batch[: cfg.members * rows])
+                yb = torch.index_select(split.y_train, 0, idx.reshape(-1), out=y_batch[: cfg.members * rows])
+                total += trainer.step(xb.view(cfg.members, rows, -1), yb.view(cfg.members, rows, -1))
+            train_loss = float(total) / batches + float(trainer.decay_loss())
+            if not math.isfinite(train_loss):
+                stop_reason = f"diverged at epoch {epoch + 1} (training loss {train_loss})"
+                break
+            mse = self._holdout_mse(split).tolist()
+            updated = False
+            for k in range(cfg.members):
+                if best[k] > 0 and (best[k] - mse[k]) / best[k] > cfg.improvement:
+                    best[k] = mse[k]
+                    snapshots[k] = self._member_state(k)
+                    updated = True
+            since_update = 0 if updated else since_update + 1
+            epoch += 1
+            stats = EpochStats(epoch, train_loss, mse, time.perf_counter() - t0)
+            history.append(stats)
+            if callback is not None:
+                callback(stats)
+            if since_update > cfg.patience:
+                break
+            if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
+                stop_reason = f"max_epochs={cfg.max_epochs}"
+                break
+            if cfg.max_seconds is not None and time.perf_counter() - start >= cfg.max_seconds:
+                stop_reason = f"max_seconds={cfg.max_seconds}"
+                break
+        for k in range(cfg.members):
+            self._load_member_state(k, snapshots[k])
+        final = self._holdout_mse(split)
+        self.elites = torch.argsort(final)[: cfg.elites].sort().values
+        self.holdout_mse = final.tolist()
+        self.fitted = True
+        self.net.eval()
+        report = FitReport(
+            epochs=epoch,
+            stop_reason=stop_reason,
+            holdout_mse=self.holdout_mse,
+            elites=self.elites.tolist(),
+            history=history,
+            seconds=time.perf_counter() - start,
+        )
+        if stop_reason.startswith("diverged"):
+            # every member is back at its last snapshot with a finite holdout error
+            raise TrainingDivergedError(f"dynamics training {stop_reason}; members restored to their last good snapshot", report)
+        return report
+
+    def _member_state(self, k: int) -> list[Tensor]:
+        return [p[k].detach().clone() for p in (*self.net.weights, *self.net.biases)]
+
+    @torch.no_grad()
+    def _load_member_state(self, k: int, state: list[Tensor]) -> None:
+        for p, value in zip((*self.net.weights, *self.net.biases), state):
+            p[k].copy_(value)
+
+    # ---------------------------------------------------------------------------- prediction
+    @torch.inference_mode()
+    def predict(self, obs: Tensor, act: Tensor) -> EnsemblePrediction:
+        """Every member's Gaussian over [s', r] (raw units, s' = s + Δs) and the elite indices."""
+        obs = torch.as_tensor(obs, dtype=torch.float32)
+        act = torch.as_tensor(act, dtype=torch.float32)
+        x = self.scaler(torch.cat([obs, act], dim=-1))
+        mean, logvar = predict_chunked(self.net, x, self.config.predict_chunk)
+        mean[..., : self.obs_dim] += obs
+        return EnsemblePrediction(mean=mean, var=logvar.exp_(), elites=self.elites.clone())
+
+    # ----------------------------------------------------------------------------- save/load
+    def save(self, directory: str | Path) -> None:
+        """Weights (``dynamics.pt``, tensors only) + config (``dynamics.json``), each written atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {
+            **{f"net.{k}": v for k, v in self.net.state_dict().items()},
+            **{f"scaler.{k}": v for k, v in self.scaler.state_dict().items()},
+            "elites": self.elites,
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(directory / WEIGHTS_FILE, buffer.getvalue())
+        meta = {
+            "type": "gaussian_ensemble",
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "config": asdict(self.config),
+            "holdout_mse": self.holdout_mse,
+            "elites": self.elites.tolist(),
+        }
+        atomic_write_bytes(directory / CONFIG_FILE, json.dumps(meta, indent=2).encode())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "GaussianEnsemble":
+        """Load a model written by :meth:`save` (``torch.load(weights_only=True)``: no code runs)."""
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        for path in (config_path, weights_path):
+            if not path.exists():
+                raise MopoKitError(f"{directory}: not a dynamics model directory ({path.name} missing)")
+        try:
+            meta = json.loads(config_path.read_text())
+            config = EnsembleConfig(**meta["config"])
+            model = cls(meta["obs_dim"], meta["act_dim"], config)
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, EOFError) as exc:
+            raise MopoKitError(f"{directory}: unreadable dynamics model ({type(exc).__name__}: {exc})") from None
+        model.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+        model.scaler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("scaler.")})
+        model.elites = state["elites"]
+        model.holdout_mse = list(meta.get("holdout_mse", []))
+        model.fitted = True
+        model.net.eval()
+        return model
+
+    def copy(self) -> "GaussianEnsemble":
+        return copy.deepcopy(self)
+
+
+__all__ = ["EnsembleConfig", "GaussianEnsemble", "TrainingDivergedError"]

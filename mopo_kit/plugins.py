@@ -48,6 +48,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mopo_kit.envs.tasks",
     "mopo_kit.data.named",
     "mopo_kit.uncertainty.builtin",
+    "mopo_kit.dynamics.gaussian_ensemble",
 )
 
 

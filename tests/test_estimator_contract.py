@@ -13,7 +13,7 @@ from mopo_kit.uncertainty.base import ClosedFormEstimator
 from mopo_kit.uncertainty.builtin import MaxAleatoric
 
 
-@pytest.mark.parametrize("name", ["max_aleatoric", "zero", "elite_max_std"])
+@pytest.mark.parametrize("name", get_registry().names("uncertainty"))
 def test_registered_estimators_meet_the_contract(name):
     check_uncertainty_estimator(get_registry().create("uncertainty", name))
 

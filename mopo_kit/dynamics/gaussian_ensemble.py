@@ -35,6 +35,7 @@ from mopo_kit.dynamics.ensemble_net import EnsembleNet
 from mopo_kit.dynamics.fused import FusedTrainer, predict_chunked
 from mopo_kit.dynamics.scaler import StandardScaler
 from mopo_kit.errors import MopoKitError
+from mopo_kit.hookspecs import hookimpl
 from mopo_kit.types import EnsemblePrediction
 
 CONFIG_FILE = "dynamics.json"
@@ -286,3 +287,8 @@ class GaussianEnsemble:
 
 
 __all__ = ["EnsembleConfig", "GaussianEnsemble", "TrainingDivergedError"]
+
+
+@hookimpl
+def register_dynamics_models(register) -> None:
+    register("gaussian_ensemble", GaussianEnsemble, description="MOPO's probabilistic ensemble: 7 members, 5 elites, 4×200 swish")

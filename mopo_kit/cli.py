@@ -143,6 +143,115 @@ def cmd_train_behavior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def cmd_train_dynamics(args: argparse.Namespace) -> int:
+    from mopo_kit.data.load import load_dataset
+    from mopo_kit.dynamics.gaussian_ensemble import CONFIG_FILE, TrainingDivergedError
+    from mopo_kit.plugins import get_registry
+    from mopo_kit.progress import progress_bar, progress_enabled
+    import torch
+
+    out = Path(args.output)
+    if (out / CONFIG_FILE).exists() and not args.force:
+        raise MopoKitError(f"{out}: already holds a dynamics model (use --force to overwrite it)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_dataset(args.dataset)
+    params: dict[str, Any] = {"seed": args.seed}
+    if args.max_epochs is not None:
+        params["max_epochs"] = args.max_epochs
+    if args.max_seconds is not None:
+        params["max_seconds"] = args.max_seconds
+    model = get_registry().create("dynamics", args.model, obs_dim=data.obs_dim, act_dim=data.act_dim, **params)
+    console = _stderr_console()
+    log_lines = not progress_enabled() and not args.quiet
+
+    with progress_bar(f"train {args.model}", total=args.max_epochs) as bar:
+
+        def on_epoch(stats) -> None:
+            mse = sorted(stats.holdout_mse)
+            line = (
+                f"epoch {stats.epoch}: train loss {stats.train_loss:.4g}, holdout MSE best {mse[0]:.4g} "
+                f"median {mse[len(mse) // 2]:.4g} ({stats.seconds:.1f} s)"
+            )
+            bar.update(description=f"epoch {stats.epoch} holdout MSE {mse[0]:.4g}")
+            bar.advance(1)
+            if log_lines:
+                console.print(line, highlight=False)
+
+        try:
+            report = model.fit(data, callback=on_epoch)
+        except TrainingDivergedError as exc:
+            model.save(out)
+            _write_fit_report(out, exc.report, data)
+            raise MopoKitError(f"{exc}; the last good model is saved in {out}") from None
+    model.save(out)
+    _write_fit_report(out, report, data)
+    print(
+        f"{out}: {report.epochs} epochs ({report.stop_reason}), {report.seconds:.0f} s; "
+        f"holdout MSE {', '.join(f'{v:.4g}' for v in report.holdout_mse)}; elites {report.elites}"
+    )
+    return 0
+
+
+def _write_fit_report(out: Path, report, data) -> None:
+    from dataclasses import asdict
+
+    from mopo_kit.data.actor import atomic_write_bytes
+
+    payload = {"dataset": data.source, "transitions": len(data), **asdict(report)}
+    atomic_write_bytes(out / "fit_report.json", json.dumps(payload, indent=2).encode())
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from mopo_kit.calibration import calibrate, write_report
+    from mopo_kit.data.load import load_dataset
+    from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+    from mopo_kit.plugins import get_registry
+
+    model = GaussianEnsemble.load(args.dynamics)
+    data, ood = load_dataset(args.data), load_dataset(args.ood)
+    for name, d in (("--data", data), ("--ood", ood)):
+        if (d.obs_dim, d.act_dim) != (model.obs_dim, model.act_dim):
+            raise MopoKitError(
+                f"{name} {d.source}: obs/act dims ({d.obs_dim}, {d.act_dim}) differ from the model's ({model.obs_dim}, {model.act_dim})"
+            )
+    registry = get_registry()
+    names = args.estimators.split(",") if args.estimators else registry.names("uncertainty")
+    estimators = {name: registry.create("uncertainty", name) for name in names}
+    report, raw = calibrate(model, estimators, data, ood, max_points=args.max_points, seed=args.seed, dynamics_name=str(args.dynamics))
+    out = Path(args.output or Path(args.dynamics) / "calibration")
+    written = write_report(report, raw, out)
+    for name, why in report.skipped.items():
+        sys.stderr.write(f"mopo-kit: warning: estimator '{name}' failed and is left out: {why}\n")
+    if args.json:
+        _print_json(report.to_json())
+        return 0
+    rows = [
+        (
+            r.name,
+            r.ipm,
+            f"{r.spearman_id:.2f}",
+            f"{r.spearman_ood:.2f}",
+            f"{r.c95_all:.3g}",
+            f"{r.ood_ratio:.2f}",
+        )
+        for r in report.estimators
+    ]
+    title = (
+        f"calibration: error OOD/ID = {report.error_ood_ratio:.2f} "
+        f"({report.points_id} ID / {report.points_ood} OOD points)"
+    )
+    _console().print(_table(title, ("estimator", "ipm", "ρ ID", "ρ OOD", "c95", "u OOD/ID"), rows))
+    print(f"wrote {written[0]} and {len(written) - 1} plots")
+    return 0
+
+
 # -------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mopo-kit", description="Model-based offline RL (MOPO) with pluggable components.")
@@ -182,6 +291,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR")
     p.add_argument("--resume", action="store_true", help="continue the run in DIR from its last checkpoint")
     p.set_defaults(func=cmd_train_behavior)
+
+    p = sub.add_parser("train-dynamics", help="fit a dynamics model (MOPO's ensemble by default) on a dataset")
+    p.add_argument("dataset", metavar="DATASET", help="registered name, D4RL-layout .hdf5 path, or minari:<id>")
+    p.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the model and its fit report")
+    p.add_argument("--model", default="gaussian_ensemble", help="registered dynamics model (see `mopo-kit list dynamics`)")
+    p.add_argument("--max-epochs", type=int, default=None, help="cap on epochs (default: MOPO's early stopping only)")
+    p.add_argument("--max-seconds", type=float, default=None, help="cap on training time")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--force", action="store_true", help="overwrite a model already in DIR")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.set_defaults(func=cmd_train_dynamics)
+
+    p = sub.add_parser("calibrate", help="check u(s,a) against the true one-step error, in and out of distribution")
+    p.add_argument("dynamics", metavar="DYNAMICS_DIR")
+    p.add_argument("--data", required=True, metavar="DATASET", help="in-distribution data (held out from training)")
+    p.add_argument("--ood", required=True, metavar="DATASET", help="out-of-distribution data")
+    p.add_argument("--estimators", help="comma-separated names (default: every installed estimator)")
+    p.add_argument("--max-points", type=int, default=20_000, help="points per dataset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", metavar="DIR", help="report directory (default: DYNAMICS_DIR/calibration)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_calibrate)
     return parser
 
 

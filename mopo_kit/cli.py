@@ -115,15 +115,42 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     task = _get_task(args.task)
     spec = NamedDataset(task, args.kind, args.steps, args.seed)
-    data = spec.generate()
     out = Path(args.output or f"{spec.name}.hdf5")
-    checksum = write_d4rl_hdf5(data, out, metadata=spec.metadata())
+    if out.exists() and not args.force:
+        raise MopoKitError(f"{out}: file exists (use --force to overwrite it)")
+    if args.policy:
+        from mopo_kit.data.actor import load_actor
+        from mopo_kit.data.collect import actor_policy, collect_transitions
+
+        actor, actor_meta = _load_policy_file(Path(args.policy), task)
+        data = collect_transitions(task, actor_policy(actor, args.seed), args.steps, args.seed, description=spec.name)
+        metadata = {**spec.metadata(), "policy": str(args.policy), "policy_meta": actor_meta}
+    else:
+        data = spec.generate()
+        metadata = spec.metadata()
+    checksum = write_d4rl_hdf5(data, out, metadata=metadata)
     summary = data.summary()
     print(
         f"wrote {out}: {summary.transitions:,} transitions, {summary.episodes} episodes, "
         f"return mean {summary.return_mean:.1f} max {summary.return_max:.1f}, sha256 {checksum[:12]}"
     )
     return 0
+
+
+def _load_policy_file(path: Path, task):
+    from mopo_kit.data.actor import load_actor
+
+    if not path.exists():
+        raise MopoKitError(f"{path}: policy file not found")
+    try:
+        actor, meta = load_actor(path)
+    except Exception as exc:  # not a policy file: say which and why, in one line
+        raise MopoKitError(f"{path}: not a mopo_kit policy file ({type(exc).__name__}: {exc})") from None
+    if (actor.obs_dim, actor.act_dim) != (task.obs_dim, task.act_dim):
+        raise MopoKitError(
+            f"{path}: policy dims ({actor.obs_dim}, {actor.act_dim}) do not match task '{task.name}' ({task.obs_dim}, {task.act_dim})"
+        )
+    return actor, meta
 
 
 def cmd_train_behavior(args: argparse.Namespace) -> int:
@@ -280,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=200_000, help="transitions to collect (D4RL: 1,000,000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", metavar="FILE", help="output .hdf5 (default: TASK-KIND.hdf5)")
+    p.add_argument("--policy", metavar="FILE", help="behavior actor file (.pt) to roll out, actions sampled")
+    p.add_argument("--force", action="store_true", help="overwrite FILE")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("train-behavior", help="train a SAC behavior policy in the real environment (resumable)")

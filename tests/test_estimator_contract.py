@@ -13,9 +13,22 @@ from mopo_kit.uncertainty.base import ClosedFormEstimator
 from mopo_kit.uncertainty.builtin import MaxAleatoric
 
 
+@pytest.fixture(scope="module")
+def toy_fit():
+    """A tiny fitted model and its data, for estimators that fit (closed-form ones ignore it)."""
+    from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
+
+    data = linear_system_dataset(n=800, obs_dim=5, act_dim=2, seed=0)
+    model = tiny_ensemble(obs_dim=5, act_dim=2, max_epochs=5)
+    model.fit(data)
+    return data, model
+
+
 @pytest.mark.parametrize("name", get_registry().names("uncertainty"))
-def test_registered_estimators_meet_the_contract(name):
-    check_uncertainty_estimator(get_registry().create("uncertainty", name))
+def test_registered_estimators_meet_the_contract(name, toy_fit):
+    estimator = get_registry().create("uncertainty", name)
+    estimator.fit(*toy_fit)
+    check_uncertainty_estimator(estimator)
 
 
 class _Negative(ClosedFormEstimator):

@@ -29,6 +29,18 @@ def uniform_random_policy(act_dim: int) -> BatchPolicy:
     return policy
 
 
+def actor_policy(actor, seed: int, deterministic: bool = False) -> BatchPolicy:
+    """A behavior actor (see :mod:`mopo_kit.data.actor`) as a batched policy; D4RL samples actions."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def policy(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return actor.act_numpy(obs, deterministic=deterministic, generator=generator)
+
+    return policy
+
+
 class _EpisodeBuffer:
     """Rows of one env's current episode, preallocated to the time limit."""
 

@@ -25,7 +25,8 @@ from mopo_kit.hookspecs import hookimpl
 
 #: D4RL's sizes are 1M (2M for medium-expert); CPU defaults are scaled down and say so.
 DEFAULT_STEPS = {"random": 200_000}
-D4RL_STEPS = {"random": 1_000_000}
+#: D4RL's sizes per kind; "mixed" (medium-replay) is a replay buffer whose size varies by task.
+D4RL_STEPS: dict[str, int | None] = {"random": 1_000_000, "medium": 1_000_000, "mixed": None, "medium-expert": 2_000_000}
 
 
 class CacheWarning(UserWarning):
@@ -57,8 +58,8 @@ class NamedDataset:
             "policy": "uniform random actions" if self.kind == "random" else self.kind,
             "seed": self.seed,
             "steps": self.steps,
-            "d4rl_steps": D4RL_STEPS[self.kind],
-            "scaled_down": self.steps < D4RL_STEPS[self.kind],
+            "d4rl_steps": D4RL_STEPS.get(self.kind),
+            "scaled_down": D4RL_STEPS.get(self.kind) is not None and self.steps < D4RL_STEPS[self.kind],
             "env_id": self.task.env_id,
             "env_kwargs": dict(self.task.env_kwargs),
             "gymnasium_version": gymnasium.__version__,

@@ -1,0 +1,73 @@
+"""Shared helpers for benchmarks: timing, machine and commit description, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def median_time(fn: Callable[[], Any], repeats: int = 5, inner: int = 1, warmup: int = 2) -> float:
+    """Median over ``repeats`` of the mean time of ``inner`` calls (seconds)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def matmul_gflops(repeats: int = 7) -> float:
+    """The reference rate of the targets: torch.matmul on 2048×2048 float32."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    return 2 * 2048**3 / median_time(lambda: torch.matmul(a, b), repeats=repeats, inner=3) / 1e9
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_result(name: str, payload: dict[str, Any], command: str, save: bool) -> None:
+    payload = {"command": command, "commit": commit(), "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
+    text = json.dumps(payload, indent=2)
+    if save:
+        out = ROOT / "benchmarks" / "results" / f"{name}.json"
+        out.write_text(text + "\n")
+    print(text)

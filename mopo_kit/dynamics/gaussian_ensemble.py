@@ -232,9 +232,9 @@ class GaussianEnsemble:
         obs = torch.as_tensor(obs, dtype=torch.float32)
         act = torch.as_tensor(act, dtype=torch.float32)
         x = self.scaler(torch.cat([obs, act], dim=-1))
-        mean, logvar = predict_chunked(self.net, x, self.config.predict_chunk)
+        mean, var = predict_chunked(self.net, x, self.config.predict_chunk)
         mean[..., : self.obs_dim] += obs
-        return EnsemblePrediction(mean=mean, var=logvar.exp_(), elites=self.elites.clone())
+        return EnsemblePrediction(mean=mean, var=var, elites=self.elites.clone())
 
     # ----------------------------------------------------------------------------- save/load
     def save(self, directory: str | Path) -> None:

@@ -73,7 +73,9 @@ class EnsembleStd(ClosedFormEstimator):
     ipm = "l2"
 
     def __call__(self, obs: Tensor, act: Tensor, pred: EnsemblePrediction) -> Tensor:
-        return pred.mean[..., :-1].var(dim=0, unbiased=False).mean(dim=-1).sqrt()
+        states = pred.mean[..., :-1]
+        # (x − mean)² by hand: torch.var over the leading member dim of a strided view is ~10× slower
+        return (states - states.mean(dim=0)).square().mean(dim=(0, 2)).sqrt()
 
 
 class Wasserstein(ClosedFormEstimator):

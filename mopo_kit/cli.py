@@ -279,6 +279,86 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from mopo_kit.config import MOPOConfig
+    from mopo_kit.mopo import MOPO
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.resume:
+        result = MOPO.resume(args.resume)
+        _print_result(Path(args.resume), result)
+        return 0
+    if not args.dataset:
+        raise MopoKitError("DATASET is required unless --resume RUN_DIR is given")
+    config = MOPOConfig.from_file(args.config) if args.config else MOPOConfig()
+    config.dataset = args.dataset
+    for key in ("task", "lam", "horizon", "seed", "eval_episodes"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(config, key, value)
+    if args.uncertainty:
+        config.uncertainty = type(config.uncertainty)(args.uncertainty)
+    if args.dynamics:
+        config.dynamics_dir = args.dynamics
+    if args.steps is not None:
+        config.epochs = max(1, -(-args.steps // config.steps_per_epoch))
+    config.__post_init__()
+    from mopo_kit.plugins import get_registry
+
+    get_registry().get("uncertainty", config.uncertainty.type)  # fail fast on a typo
+    run_dir = Path(args.output or f"runs/{Path(config.dataset).stem}-{config.uncertainty.type}-s{config.seed}")
+    result = MOPO(config).fit(run_dir)
+    _print_result(run_dir, result)
+    return 0
+
+
+def _print_result(run_dir: Path, result) -> None:
+    last, best, bound = result.last, result.best, result.bound
+    print(
+        f"{run_dir}: {result.gradient_steps} gradient steps; last return {last.get('return_mean', float('nan')):.1f} "
+        f"(normalized {last.get('normalized_mean') or float('nan'):.1f}), best {best.get('return_mean', float('nan')):.1f}; "
+        f"η̂ {bound['eta_hat']:.2f}, ε {bound['epsilon']:.3f}, η̂ − λε {bound['bound']:.2f}"
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mopo_kit.run_evaluation import evaluate_run
+
+    report = evaluate_run(Path(args.run_dir), episodes=args.episodes, seed=args.seed)
+    if args.json:
+        _print_json(report)
+        return 0
+    real, bound = report["real"], report["bound"]
+    rows = [
+        ("return (mean ± std)", f"{real['return_mean']:.1f} ± {real['return_std']:.1f} over {real['episodes']} episodes"),
+        ("D4RL-normalized", f"{real['normalized_mean']:.1f}" if real["normalized_mean"] is not None else "-"),
+        ("η̂(π) in the model", f"{bound['eta_hat']:.2f}"),
+        ("ε(π) = E[Σγᵗu]", f"{bound['epsilon']:.3f}"),
+        ("η̂ − λ·ε", f"{bound['bound']:.2f} (λ = {bound['lam']})"),
+    ]
+    _console().print(_table(f"evaluation of {args.run_dir}", ("", "value"), rows))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mopo_kit.demo import run_demo
+
+    out = Path(args.output)
+    results = run_demo(out)
+    rows = [
+        ("data: batch mean", f"{results['return_mean']:.1f}", ""),
+        ("data: batch max", f"{results['return_max']:.1f}", ""),
+    ]
+    for label, m in results["methods"].items():
+        rows.append((label, f"{m['return']:.1f} ± {m['return_std']:.1f}", f"{m['normalized']:.1f}"))
+    _console().print(_table(f"mopo-kit demo ({results['seconds']:.0f} s): halfcheetah, random data", ("", "return", "normalized"), rows))
+    print(f"wrote {out / 'results.json'} and {out / 'results.png'}")
+    return 0
+
+
 # -------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mopo-kit", description="Model-based offline RL (MOPO) with pluggable components.")
@@ -343,6 +423,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", help="report directory (default: DYNAMICS_DIR/calibration)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("train", help="run MOPO: fit (or reuse) the dynamics model, then SAC in the penalized model")
+    p.add_argument("dataset", metavar="DATASET", nargs="?", help="registered name, D4RL-layout .hdf5 path, or minari:<id>")
+    p.add_argument("--uncertainty", metavar="NAME", help="uncertainty estimator (default: max_aleatoric)")
+    p.add_argument("--lam", type=float, help="penalty coefficient λ (default: MOPO's per-task value)")
+    p.add_argument("--horizon", type=int, help="rollout horizon h (default: MOPO's per-task value)")
+    p.add_argument("--task", help="task, when the dataset does not say")
+    p.add_argument("--dynamics", metavar="DIR", help="reuse a model from `mopo-kit train-dynamics`")
+    p.add_argument("--config", metavar="FILE", help="JSON or TOML config (see docs/cli.md)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int, help="total gradient steps (default: 1,000 epochs × 1,000)")
+    p.add_argument("--eval-episodes", type=int)
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("-o", "--output", metavar="RUN_DIR")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run's policy in the real environment, and the model bound")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="the main job: small dataset, model, several penalties, SAC, real-env evaluation")
+    p.add_argument("-o", "--output", metavar="DIR", default="mopo-demo")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

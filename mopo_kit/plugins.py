@@ -49,6 +49,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mopo_kit.data.named",
     "mopo_kit.uncertainty.builtin",
     "mopo_kit.dynamics.gaussian_ensemble",
+    "mopo_kit.policy.sac",
 )
 
 

@@ -78,6 +78,25 @@ def check_uncertainty_estimator(
             assert torch.equal(u, again), f"{where}: not deterministic under torch.manual_seed({seed})"
 
 
+def make_toy_penalized_env(seed: int = 0, horizon: int = 5, lam: float = 1.0):
+    """A small :class:`~mopo_kit.envs.model_env.PenalizedModelEnv` on a tiny fitted model.
+
+    The model is a 5-member, 2×32 ensemble fitted for a few epochs on a 3-dim linear system with
+    2-dim actions (a second or two), penalized with ``max_aleatoric``; episodes never terminate
+    and are truncated at ``horizon``.
+    """
+    from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv
+    from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
+    from mopo_kit.uncertainty.builtin import MaxAleatoric
+
+    data = linear_system_dataset(n=600, seed=seed)
+    model = tiny_ensemble(max_epochs=3, seed=seed)
+    model.fit(data)
+    never = lambda obs, act, next_obs: torch.zeros(obs.shape[0], dtype=torch.bool)  # noqa: E731
+    step = ModelStep(model, MaxAleatoric(), lam, never, torch.Generator().manual_seed(seed))
+    return PenalizedModelEnv(step, data, horizon)
+
+
 try:  # the fixture exists only where pytest does
     import pytest
 

@@ -20,6 +20,7 @@ def _snippets(path: Path) -> list[str]:
 @pytest.mark.parametrize("doc", ["README.md", "docs/plugins.md"])
 def test_python_snippets_run(doc, tmp_path, monkeypatch):
     monkeypatch.setenv("MOPO_KIT_DATA", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # snippets write run directories relative to the cwd
     snippets = _snippets(ROOT / doc)
     assert snippets, f"{doc} has no python snippet"
     namespace: dict[str, object] = {"__name__": "docs_snippet"}

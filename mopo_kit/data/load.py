@@ -17,8 +17,12 @@ from mopo_kit.registry import Registry
 HDF5_SUFFIXES = (".hdf5", ".h5", ".hdf")
 
 
-def load_dataset(spec: str, registry: Registry | None = None) -> TransitionDataset:
-    """Load a dataset by registered name, file path or ``minari:<id>``."""
+def load_dataset(spec: str, registry: Registry | None = None, **params: object) -> TransitionDataset:
+    """Load a dataset by registered name, file path or ``minari:<id>``.
+
+    ``params`` go to a registered dataset's factory (e.g. ``steps=20_000`` for a smaller
+    generated dataset).
+    """
     if spec.startswith(MINARI_PREFIX):
         return read_minari(spec)
     path = Path(spec)
@@ -29,7 +33,7 @@ def load_dataset(spec: str, registry: Registry | None = None) -> TransitionDatas
 
         registry = get_registry()
     if ("dataset", spec) in registry:
-        return registry.create("dataset", spec)
+        return registry.create("dataset", spec, **params)
     try:
         registry.get("dataset", spec)
     except UnknownComponentError as exc:

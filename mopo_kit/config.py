@@ -1,0 +1,113 @@
+"""Run configuration: dataclasses, with ``{"type": name, "params": {...}}`` for each swappable part.
+
+A config round-trips through JSON (``to_dict`` / ``from_dict``) and is written into every run
+directory, so a run can be reproduced (or resumed) from its directory alone.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from mopo_kit.errors import MopoKitError
+
+
+@dataclass
+class ComponentConfig:
+    """A component by registered name and the params its factory receives."""
+
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: Any, key: str) -> "ComponentConfig":
+        if isinstance(value, ComponentConfig):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, Mapping) and "type" in value and set(value) <= {"type", "params"}:
+            return cls(str(value["type"]), dict(value.get("params") or {}))
+        raise MopoKitError(f"config key '{key}': expected a name or {{\"type\": name, \"params\": {{...}}}}, got {value!r}")
+
+
+#: Original MOPO (D4RL v0) rollout horizon h and penalty λ per task and dataset kind
+#: (``examples/config/d4rl/<env>_<quality>.py``; reference sheet §2).
+MOPO_HYPERPARAMETERS: dict[tuple[str, str], tuple[int, float]] = {
+    ("halfcheetah", "random"): (5, 0.5),
+    ("halfcheetah", "medium"): (1, 1.0),
+    ("halfcheetah", "mixed"): (5, 1.0),
+    ("halfcheetah", "medium-expert"): (5, 5.0),
+    ("hopper", "random"): (5, 1.0),
+    ("hopper", "medium"): (5, 5.0),
+    ("hopper", "mixed"): (5, 1.0),
+    ("hopper", "medium-expert"): (5, 1.0),
+    ("walker2d", "random"): (1, 1.0),
+    ("walker2d", "medium"): (5, 5.0),
+    ("walker2d", "mixed"): (1, 1.0),
+    ("walker2d", "medium-expert"): (1, 2.0),
+}
+#: Used when a (task, kind) pair has no published setting: polixir/OfflineRL's defaults.
+FALLBACK_HYPERPARAMETERS: tuple[int, float] = (5, 1.0)
+
+
+def default_horizon_and_lambda(task: str, kind: str | None) -> tuple[int, float]:
+    """MOPO's (h, λ) for a task and dataset kind, or the fallback (5, 1.0)."""
+    return MOPO_HYPERPARAMETERS.get((task, kind or ""), FALLBACK_HYPERPARAMETERS)
+
+
+@dataclass
+class MOPOConfig:
+    """Everything a MOPO run needs; the defaults reproduce the original code's schedule."""
+
+    dataset: str = "halfcheetah-random"
+    task: str | None = None
+    dynamics: ComponentConfig = field(default_factory=lambda: ComponentConfig("gaussian_ensemble"))
+    uncertainty: ComponentConfig = field(default_factory=lambda: ComponentConfig("max_aleatoric"))
+    policy: ComponentConfig = field(default_factory=lambda: ComponentConfig("sb3_sac"))
+    lam: float | None = None
+    horizon: int | None = None
+    epochs: int = 1000
+    steps_per_epoch: int = 1000
+    eval_every: int = 1
+    eval_episodes: int = 10
+    checkpoint_every: int = 5
+    bound_rollouts: int = 1000
+    bound_horizon: int | None = None  # None: the rollout horizon h (MOPO's branched rollouts)
+    dynamics_dir: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("dynamics", "uncertainty", "policy"):  # accept names and plain dicts too
+            setattr(self, key, ComponentConfig.parse(getattr(self, key), key))
+        for key in ("epochs", "steps_per_epoch", "eval_every", "eval_episodes", "checkpoint_every"):
+            if int(getattr(self, key)) < 1:
+                raise MopoKitError(f"config key '{key}' must be >= 1, got {getattr(self, key)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MOPOConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MopoKitError(f"unknown config key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**dict(data))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "MOPOConfig":
+        """Read a JSON or TOML config file."""
+        path = Path(path)
+        if not path.exists():
+            raise MopoKitError(f"{path}: config file not found")
+        try:
+            text = path.read_text()
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MopoKitError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'} ({exc})") from None
+        if not isinstance(data, dict):
+            raise MopoKitError(f"{path}: expected a mapping at the top level")
+        return cls.from_dict(data)

@@ -1,0 +1,183 @@
+"""The penalized model MDP M̃ of the talk: s' ~ T̂(s, a), r̃ = r − λ·u(s, a), termination fn.
+
+:class:`ModelStep` is the batched core, all torch: one call advances any number of rows — a
+random *elite* per row, one Gaussian sample of [s', r] from it (the reward is sampled, as in
+``mopo/models/fake_env.py``), the penalty from all members, the task's termination function.
+MOPO's rollouts (:mod:`mopo_kit.policy`) call it directly on 50,000 rows at a time.
+
+:class:`PenalizedModelEnv` (a gymnasium ``Env``, one rollout) and :class:`PenalizedModelVecEnv`
+(an SB3 ``VecEnv``, many rollouts) wrap the same core for users who want to run any Gymnasium or
+SB3 algorithm in the model: start states come from the dataset, episodes are truncated at the
+horizon h, and ``info`` carries ``raw_reward`` and ``penalty``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+from torch import Tensor
+
+from mopo_kit.data.dataset import TransitionDataset
+from mopo_kit.envs.termination import TerminationFn
+
+
+@dataclass
+class StepResult:
+    """One batched model step; every field has the batch as its first dimension."""
+
+    next_obs: Tensor
+    reward: Tensor  # penalized: r − λ·u
+    raw_reward: Tensor
+    penalty: Tensor  # u(s, a), before λ
+    terminated: Tensor  # bool
+
+
+class ModelStep:
+    """Advance a batch of (s, a) through the learned model with MOPO's penalized reward."""
+
+    def __init__(self, dynamics: Any, estimator: Any, lam: float, termination_fn: TerminationFn, generator: torch.Generator | None = None) -> None:
+        self.dynamics, self.estimator, self.lam = dynamics, estimator, float(lam)
+        self.termination_fn = termination_fn
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    @torch.inference_mode()
+    def __call__(self, obs: Tensor, act: Tensor) -> StepResult:
+        pred = self.dynamics.predict(obs, act)
+        rows = obs.shape[0]
+        elites = pred.elites
+        pick = elites[torch.randint(len(elites), (rows,), generator=self.generator)]
+        index = torch.arange(rows)
+        mean, var = pred.mean[pick, index], pred.var[pick, index]
+        sample = mean + var.sqrt() * torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype)
+        next_obs, raw_reward = sample[:, :-1], sample[:, -1]
+        penalty = self.estimator(obs, act, pred) if self.lam != 0.0 else raw_reward.new_zeros(rows)
+        terminated = self.termination_fn(obs, act, next_obs)
+        return StepResult(next_obs, raw_reward - self.lam * penalty, raw_reward, penalty, terminated)
+
+
+class StartStates:
+    """Uniform samples of start states from a dataset's observations (MOPO samples the real pool)."""
+
+    def __init__(self, data: TransitionDataset, generator: torch.Generator | None = None) -> None:
+        self.observations = torch.from_numpy(data.observations)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    def sample(self, n: int) -> Tensor:
+        return self.observations[torch.randint(self.observations.shape[0], (n,), generator=self.generator)]
+
+
+def _boxes(data: TransitionDataset, action_space: gym.spaces.Box | None) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+    obs_space = gym.spaces.Box(-np.inf, np.inf, shape=(data.obs_dim,), dtype=np.float32)
+    if action_space is None:
+        action_space = gym.spaces.Box(-1.0, 1.0, shape=(data.act_dim,), dtype=np.float32)
+    return obs_space, action_space
+
+
+class PenalizedModelEnv(gym.Env):
+    """One rollout in the penalized model MDP (gymnasium API), truncated at ``horizon``."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, step: ModelStep, data: TransitionDataset, horizon: int, action_space: gym.spaces.Box | None = None) -> None:
+        super().__init__()
+        self.model_step, self.horizon = step, int(horizon)
+        self.observation_space, self.action_space = _boxes(data, action_space)
+        self._starts = StartStates(data)
+        self._obs: Tensor | None = None
+        self._t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self._starts.generator.manual_seed(seed)
+            self.model_step.generator.manual_seed(seed + 1)
+        self._obs = self._starts.sample(1)
+        self._t = 0
+        return self._obs[0].numpy().copy(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._obs is None:
+            raise RuntimeError("PenalizedModelEnv: call reset() before step()")
+        act = torch.as_tensor(np.asarray(action, dtype=np.float32).reshape(1, -1))
+        result = self.model_step(self._obs, act)
+        self._obs = result.next_obs
+        self._t += 1
+        terminated = bool(result.terminated[0])
+        truncated = self._t >= self.horizon and not terminated
+        info = {"raw_reward": float(result.raw_reward[0]), "penalty": float(result.penalty[0])}
+        return result.next_obs[0].numpy().astype(np.float32), float(result.reward[0]), terminated, truncated, info
+
+
+class PenalizedModelVecEnv(VecEnv):
+    """``num_envs`` rollouts in the penalized model MDP, stepped as one batch (SB3 ``VecEnv``).
+
+    Rows that terminate or reach ``horizon`` restart from fresh dataset start states; their last
+    observation is in ``info["terminal_observation"]`` and a horizon cut sets
+    ``info["TimeLimit.truncated"]``, SB3's conventions.
+    """
+
+    def __init__(self, step: ModelStep, data: TransitionDataset, horizon: int, num_envs: int, action_space: gym.spaces.Box | None = None) -> None:
+        obs_space, act_space = _boxes(data, action_space)
+        super().__init__(num_envs, obs_space, act_space)
+        self.model_step, self.horizon = step, int(horizon)
+        self._starts = StartStates(data)
+        self._obs = self._starts.sample(num_envs)
+        self._t = torch.zeros(num_envs, dtype=torch.long)
+        self._actions: Tensor | None = None
+
+    def reset(self) -> np.ndarray:
+        seed = self._seeds[0]
+        if seed is not None:  # set by VecEnv.seed(); used once, as SB3's own VecEnvs do
+            self._starts.generator.manual_seed(int(seed))
+            self.model_step.generator.manual_seed(int(seed) + 1)
+            self._reset_seeds()
+        self._obs = self._starts.sample(self.num_envs)
+        self._t.zero_()
+        return self._obs.numpy().copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = torch.as_tensor(np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1))
+
+    def step_wait(self):
+        result = self.model_step(self._obs, self._actions)
+        self._t += 1
+        truncated = (self._t >= self.horizon) & ~result.terminated
+        done = result.terminated | truncated
+        next_obs = result.next_obs.clone()
+        infos: list[dict[str, Any]] = [
+            {"raw_reward": r, "penalty": p} for r, p in zip(result.raw_reward.tolist(), result.penalty.tolist())
+        ]
+        if done.any():
+            rows = torch.nonzero(done).flatten()
+            for i in rows.tolist():  # only finished rows: at most num_envs / horizon per step
+                infos[i]["terminal_observation"] = result.next_obs[i].numpy().copy()
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i])
+            next_obs[rows] = self._starts.sample(rows.numel())
+            self._t[rows] = 0
+        self._obs = next_obs
+        return next_obs.numpy().copy(), result.reward.numpy().copy(), done.numpy().copy(), infos
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self, attr_name) for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices=None) -> list[bool]:
+        return [False for _ in self._indices(indices)]
+
+    def _indices(self, indices) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        return [indices] if isinstance(indices, int) else indices

@@ -1,0 +1,112 @@
+"""Evaluation: the policy in the real environment, and the talk's bound in the model.
+
+* Real environment: deterministic episodes (MOPO: 10 per epoch, 1,000-step cap), raw return and
+  D4RL-normalized score.
+* The bound of the talk, η_M(π) ≥ η_M̂(π) − λ·ε(π): η̂(π) is the policy's discounted return in the
+  learned model and ε(π) = E[Σ_t γ^t u(s_t, a_t)] along the same model rollouts (the paper's
+  ε_u(π) times 1/(1−γ), so that the bound is a plain difference). Rollouts start from dataset
+  states, follow the deterministic policy and stop at the task's termination or ``horizon`` —
+  by default the training horizon h: MOPO optimizes the policy on exactly these h-step branched
+  rollouts, and longer open-loop model rollouts drift far outside the data (the estimate then
+  says more about the model's divergence than about the policy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mopo_kit.data.episodes import episode_returns
+from mopo_kit.envs.model_env import ModelStep, StartStates
+from mopo_kit.envs.tasks import Task
+
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class RealEvaluation:
+    episodes: int
+    return_mean: float
+    return_std: float
+    normalized_mean: float | None
+    normalized_std: float | None
+
+    def to_json(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+@dataclass
+class ModelBound:
+    """η̂(π), ε(π) and η̂ − λ·ε from ``rollouts`` model rollouts of up to ``horizon`` steps."""
+
+    eta_hat: float
+    epsilon: float
+    lam: float
+    bound: float
+    rollouts: int
+    horizon: int
+    gamma: float
+
+    def to_json(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def evaluate_in_env(task: Task, policy: Policy, episodes: int = 10, seed: int = 0) -> RealEvaluation:
+    """Deterministic episodes in the real environment (``policy`` returns env-unit actions)."""
+    space = task.make_env().action_space
+    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+
+    def normalized_policy(obs: np.ndarray) -> np.ndarray:  # episode_returns expects [-1, 1]
+        return 2.0 * (policy(obs) - low) / (high - low) - 1.0
+
+    returns = episode_returns(task, normalized_policy, episodes, seed)
+    normalized = None if task.ref_min_score is None else np.array([task.normalized_score(r) for r in returns])
+    return RealEvaluation(
+        episodes=episodes,
+        return_mean=float(returns.mean()),
+        return_std=float(returns.std()),
+        normalized_mean=None if normalized is None else float(normalized.mean()),
+        normalized_std=None if normalized is None else float(normalized.std()),
+    )
+
+
+@torch.inference_mode()
+def model_bound(
+    policy: Policy,
+    model_step: ModelStep,
+    starts: StartStates,
+    *,
+    rollouts: int = 1000,
+    horizon: int = 100,
+    gamma: float = 0.99,
+) -> ModelBound:
+    """η̂(π) and ε(π) along model rollouts of the deterministic policy, batched over rollouts."""
+    obs = starts.sample(rollouts)
+    alive = torch.ones(rollouts, dtype=torch.bool)
+    eta = torch.zeros(rollouts, dtype=torch.float64)
+    eps = torch.zeros(rollouts, dtype=torch.float64)
+    discount = 1.0
+    for _ in range(horizon):
+        idx = torch.nonzero(alive).flatten()
+        if idx.numel() == 0:
+            break
+        act = torch.as_tensor(policy(obs[idx].numpy()))
+        result = model_step(obs[idx], act)
+        eta[idx] += discount * result.raw_reward.double()
+        eps[idx] += discount * result.penalty.double()
+        obs[idx] = result.next_obs
+        alive[idx] = ~result.terminated
+        discount *= gamma
+    lam = model_step.lam
+    return ModelBound(
+        eta_hat=float(eta.mean()),
+        epsilon=float(eps.mean()),
+        lam=lam,
+        bound=float(eta.mean() - lam * eps.mean()),
+        rollouts=rollouts,
+        horizon=horizon,
+        gamma=gamma,
+    )

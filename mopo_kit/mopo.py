@@ -1,0 +1,283 @@
+"""The MOPO algorithm: compose the components, train, evaluate, checkpoint, resume.
+
+    dataset ─fit─▶ dynamics T̂ ─▶ estimator u(s, a) ─▶ penalized MDP (r − λ·u, termination, starts)
+                                                 └─▶ policy optimizer (SB3 SAC on real + model data)
+    every epoch: ``steps_per_epoch`` gradient steps (rollouts on the optimizer's schedule), then
+    deterministic episodes in the real environment; at the end the talk's bound η̂ − λ·ε.
+
+Components are given by name (``{"type": name, "params": {...}}`` in :class:`MOPOConfig`) or as
+objects (``MOPO(config, uncertainty=MyEstimator())``); either way they meet only here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from mopo_kit.config import MOPOConfig, default_horizon_and_lambda
+from mopo_kit.data.actor import atomic_write_bytes, save_actor
+from mopo_kit.data.dataset import TransitionDataset
+from mopo_kit.data.load import load_dataset
+from mopo_kit.dynamics.gaussian_ensemble import CONFIG_FILE as DYNAMICS_CONFIG, GaussianEnsemble
+from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
+from mopo_kit.envs.tasks import Task
+from mopo_kit.errors import MopoKitError
+from mopo_kit.evaluation import ModelBound, RealEvaluation, evaluate_in_env, model_bound
+from mopo_kit.plugins import get_plugins, get_registry
+from mopo_kit.progress import progress_bar
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class MOPOResult:
+    """What a finished run reports (also written to ``results.json``)."""
+
+    last: dict[str, Any]
+    best: dict[str, Any]
+    bound: dict[str, Any]
+    epochs: int
+    gradient_steps: int
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "history"}
+
+
+def infer_task_and_kind(data: TransitionDataset, spec: str, task_name: str | None) -> tuple[str, str | None]:
+    """The task from the config, the dataset's metadata, or a ``<task>-<kind>`` name."""
+    registry = get_registry()
+    kind = data.metadata.get("kind")
+    if task_name:
+        return task_name, kind
+    if data.metadata.get("task"):
+        return str(data.metadata["task"]), kind
+    stem = Path(spec).stem if spec.endswith((".hdf5", ".h5")) else spec
+    head, _, tail = stem.partition("-")
+    if ("task", head) in registry:
+        return head, kind or (tail or None)
+    raise MopoKitError(f"dataset '{spec}': cannot tell its task; set it with --task or the config key 'task'")
+
+
+class MOPO:
+    """A MOPO run: ``MOPO(config).fit(run_dir)``; components by name or object."""
+
+    def __init__(
+        self,
+        config: MOPOConfig | None = None,
+        *,
+        dataset: TransitionDataset | None = None,
+        task: Task | None = None,
+        dynamics: Any | None = None,
+        uncertainty: Any | None = None,
+        policy: Any | None = None,
+    ) -> None:
+        self.config = config or MOPOConfig()
+        self._objects = {"dataset": dataset, "task": task, "dynamics": dynamics, "uncertainty": uncertainty, "policy": policy}
+
+    # ------------------------------------------------------------------------------ building
+    def _build(self, run_dir: Path | None, resume: bool) -> None:
+        cfg = self.config
+        registry = get_registry()
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self.data = self._objects["dataset"] or load_dataset(cfg.dataset)
+        task_obj = self._objects["task"]
+        if task_obj is None:
+            task_name, kind = infer_task_and_kind(self.data, cfg.dataset, cfg.task)
+            task_obj = registry.create("task", task_name)
+        else:
+            kind = self.data.metadata.get("kind")
+        self.task = task_obj
+        if (self.data.obs_dim, self.data.act_dim) != (self.task.obs_dim, self.task.act_dim):
+            raise MopoKitError(
+                f"dataset '{cfg.dataset}' has obs/act dims ({self.data.obs_dim}, {self.data.act_dim}); task '{self.task.name}' expects ({self.task.obs_dim}, {self.task.act_dim})"
+            )
+        h, lam = default_horizon_and_lambda(self.task.name, kind)
+        self.horizon = cfg.horizon if cfg.horizon is not None else h
+        self.lam = cfg.lam if cfg.lam is not None else lam
+
+        self.dynamics = self._objects["dynamics"] or self._dynamics(run_dir, resume)
+        self.estimator = self._objects["uncertainty"] or registry.create("uncertainty", cfg.uncertainty.type, **cfg.uncertainty.params)
+        self.estimator.fit(self.data, self.dynamics)
+        self.model_step = ModelStep(self.dynamics, self.estimator, self.lam, self.task.termination_fn, torch.Generator().manual_seed(cfg.seed + 1))
+        self.starts = StartStates(self.data, torch.Generator().manual_seed(cfg.seed + 2))
+        env = PenalizedModelEnv(self.model_step, self.data, self.horizon, action_space=self.task.make_env().action_space)
+        params = dict(cfg.policy.params)
+        params.setdefault("seed", cfg.seed)
+        self.policy = self._objects["policy"] or registry.create("policy", cfg.policy.type, **params)
+        self.policy.setup(env, self.model_step, self.starts, self.data, self.horizon)
+
+    def _dynamics(self, run_dir: Path | None, resume: bool) -> Any:
+        cfg = self.config
+        registry = get_registry()
+        source = Path(cfg.dynamics_dir) if cfg.dynamics_dir else (run_dir / "dynamics" if run_dir else None)
+        if source is not None and (source / DYNAMICS_CONFIG).exists():
+            return GaussianEnsemble.load(source)
+        if cfg.dynamics_dir:
+            raise MopoKitError(f"{cfg.dynamics_dir}: not a dynamics model directory ({DYNAMICS_CONFIG} missing)")
+        model = registry.create("dynamics", cfg.dynamics.type, obs_dim=self.data.obs_dim, act_dim=self.data.act_dim, **{"seed": cfg.seed, **cfg.dynamics.params})
+        with progress_bar("fit dynamics", total=cfg.dynamics.params.get("max_epochs")) as bar:
+            report = model.fit(self.data, callback=lambda s: (bar.update(description=f"dynamics epoch {s.epoch}, holdout MSE {min(s.holdout_mse):.4g}"), bar.advance(1)))
+        if run_dir is not None:
+            model.save(run_dir / "dynamics")
+            atomic_write_bytes(run_dir / "dynamics" / "fit_report.json", json.dumps({"epochs": report.epochs, "stop_reason": report.stop_reason, "holdout_mse": report.holdout_mse, "elites": report.elites, "seconds": report.seconds}, indent=2).encode())
+        return model
+
+    # ------------------------------------------------------------------------------ running
+    def fit(self, run_dir: str | Path | None = None, *, resume: bool = False, callback: EpochCallback | None = None) -> MOPOResult:
+        """Train for ``config.epochs`` epochs; with ``run_dir`` write config, metrics, checkpoints."""
+        cfg = self.config
+        run = Path(run_dir) if run_dir is not None else None
+        if run is not None:
+            run.mkdir(parents=True, exist_ok=True)
+            if not resume and (run / "checkpoint").exists():
+                raise MopoKitError(f"{run}: already holds a run (use --resume to continue it, or another -o)")
+        self._build(run, resume)
+        start_epoch, history = 0, []
+        if run is not None:
+            if resume and (run / "checkpoint" / "progress.json").exists():
+                progress = json.loads((run / "checkpoint" / "progress.json").read_text())
+                self.policy.load(run / "checkpoint")
+                start_epoch = int(progress["epoch"])
+                history = [row for row in _read_jsonl(run / "metrics.jsonl") if row["epoch"] <= start_epoch]
+            self._write_run_files(run)
+            _write_metrics(run, history)
+        best: dict[str, Any] | None = max((r for r in history if "return_mean" in r), key=lambda r: r["return_mean"], default=None)
+        start = time.perf_counter()
+        with progress_bar(f"MOPO {self.task.name} ({cfg.uncertainty.type}, λ={self.lam})", total=cfg.epochs) as bar:
+            bar.advance(start_epoch)
+            for epoch in range(start_epoch + 1, cfg.epochs + 1):
+                t0 = time.perf_counter()
+                row: dict[str, Any] = {"epoch": epoch, **self.policy.learn(cfg.steps_per_epoch)}
+                row["gradient_steps"] = self.policy.num_steps
+                if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                    evaluation = evaluate_in_env(self.task, self.policy.predict, cfg.eval_episodes, seed=cfg.seed * 1000 + epoch)
+                    row.update(evaluation.to_json())
+                    if best is None or row["return_mean"] > best["return_mean"]:
+                        best = dict(row)
+                row["epoch_seconds"] = round(time.perf_counter() - t0, 3)
+                history.append(row)
+                if run is not None:
+                    _append_metrics(run, row)
+                    if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+                        self._checkpoint(run, epoch)
+                if callback is not None:
+                    callback(row)
+                bar.update(description=f"epoch {epoch} return {row.get('return_mean', float('nan')):.0f}")
+                bar.advance(1)
+        bound = model_bound(self.policy.predict, self.model_step, self.starts, rollouts=cfg.bound_rollouts, horizon=cfg.bound_horizon or self.horizon)
+        last_eval = next((r for r in reversed(history) if "return_mean" in r), {})
+        result = MOPOResult(
+            last=_eval_fields(last_eval),
+            best=_eval_fields(best or {}),
+            bound=bound.to_json(),
+            epochs=cfg.epochs,
+            gradient_steps=self.policy.num_steps,
+            seconds=round(time.perf_counter() - start, 2),
+            history=history,
+        )
+        if run is not None:
+            atomic_write_bytes(run / "results.json", json.dumps(result.to_json(), indent=2).encode())
+        return result
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, callback: EpochCallback | None = None) -> MOPOResult:
+        """Continue a killed run from its last checkpoint (same config, same total steps)."""
+        run = Path(run_dir)
+        config_path = run / "config.json"
+        if not config_path.exists():
+            raise MopoKitError(f"{run}: not a run directory (config.json missing)")
+        config = MOPOConfig.from_dict(json.loads(config_path.read_text())["config"])
+        return cls(config).fit(run, resume=True, callback=callback)
+
+    # ------------------------------------------------------------------------------- files
+    def _write_run_files(self, run: Path) -> None:
+        payload = {
+            "config": self.config.to_dict(),
+            "resolved": {"task": self.task.name, "horizon": self.horizon, "lam": self.lam, "transitions": len(self.data)},
+            "components": {
+                kind: _component_owner(kind, getattr(self.config, kind).type, self._objects[kind])
+                for kind in ("dynamics", "uncertainty", "policy")
+            },
+            "plugins": [{"name": p.name, "version": p.version} for p in get_plugins().plugins],
+        }
+        atomic_write_bytes(run / "config.json", json.dumps(payload, indent=2).encode())
+
+    def _checkpoint(self, run: Path, epoch: int) -> None:
+        checkpoint = run / "checkpoint"
+        staging = run / "checkpoint.tmp"
+        if staging.exists():
+            _rmtree(staging)
+        self.policy.save(staging)
+        atomic_write_bytes(staging / "progress.json", json.dumps({"epoch": epoch, "gradient_steps": self.policy.num_steps}).encode())
+        if hasattr(self.policy, "actor_state_dict"):
+            save_actor(self.policy.actor_state_dict(), run / "policy.pt", {"task": self.task.name, "epoch": epoch})
+        old = run / "checkpoint.old"
+        if checkpoint.exists():
+            checkpoint.rename(old)
+        staging.rename(checkpoint)
+        if old.exists():
+            _rmtree(old)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)
+
+
+def _component_owner(kind: str, name: str, obj: Any = None) -> dict[str, str]:
+    """Which plugin (and version) provided a component; objects passed in are named by class."""
+    if obj is not None:
+        cls = type(obj)
+        return {"name": f"{cls.__module__}.{cls.__qualname__}", "plugin": "(object)", "version": ""}
+    registry = get_registry()
+    if (kind, name) not in registry:
+        return {"name": name, "plugin": "(object)", "version": ""}
+    comp = registry.get(kind, name)
+    return {"name": name, "plugin": comp.plugin, "version": comp.version}
+
+
+def _eval_fields(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("epoch", "return_mean", "return_std", "normalized_mean", "normalized_std", "gradient_steps")
+    return {k: row[k] for k in keys if k in row}
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_metrics(run: Path, rows: list[dict[str, Any]]) -> None:
+    atomic_write_bytes(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    _write_csv(run, rows)
+
+
+def _append_metrics(run: Path, row: dict[str, Any]) -> None:
+    with (run / "metrics.jsonl").open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    _write_csv(run, _read_jsonl(run / "metrics.jsonl"))
+
+
+def _write_csv(run: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    atomic_write_bytes(run / "metrics.csv", buffer.getvalue().encode())

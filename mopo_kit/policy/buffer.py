@@ -1,0 +1,121 @@
+"""The replay mix of MOPO: real transitions (5 %) and model rollouts (95 %) in one SB3 buffer.
+
+Injected into SB3's SAC through ``replay_buffer_class``; SB3's ``train()`` calls :meth:`sample`
+as with any buffer. Storage is torch tensors: rollouts write 50,000 rows per model step in one
+slice assignment and sampling is one ``randint`` + gather, with no NumPy round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from torch import Tensor
+
+from mopo_kit.data.dataset import TransitionDataset
+
+
+def _scale_actions(actions: np.ndarray, space: spaces.Box) -> np.ndarray:
+    """Env units -> [-1, 1], the space SB3's SAC trains in (``policy.scale_action``)."""
+    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+    return 2.0 * (actions - low) / (high - low) - 1.0
+
+
+class MixedReplayBuffer(ReplayBuffer):
+    """Batches of ``real_ratio`` dataset transitions and the rest from a FIFO pool of model rollouts.
+
+    ``real_ratio`` 0.05 with batch 256 gives MOPO's 12 real + 244 model rows
+    (``int(256·0.05)``). Until the pool holds anything, batches are all real.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: torch.device | str = "cpu",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        *,
+        real_data: TransitionDataset,
+        real_ratio: float = 0.05,
+        model_capacity: int = 1_250_000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(1, observation_space, action_space, device="cpu", n_envs=1)  # SB3's own arrays unused
+        if not 0.0 <= real_ratio <= 1.0:
+            raise ValueError("real_ratio must be in [0, 1]")
+        self.real_ratio = float(real_ratio)
+        self.generator = torch.Generator().manual_seed(seed)
+        assert isinstance(action_space, spaces.Box)
+        self.real = {
+            "obs": torch.from_numpy(real_data.observations),
+            "act": torch.from_numpy(_scale_actions(real_data.actions, action_space)),
+            "rew": torch.from_numpy(real_data.rewards).unsqueeze(1),
+            "next": torch.from_numpy(real_data.next_observations),
+            "done": torch.from_numpy(real_data.terminals.astype(np.float32)).unsqueeze(1),
+        }
+        obs_dim, act_dim = real_data.obs_dim, real_data.act_dim
+        self.capacity = int(model_capacity)
+        self.model = {
+            "obs": torch.empty(self.capacity, obs_dim),
+            "act": torch.empty(self.capacity, act_dim),
+            "rew": torch.empty(self.capacity, 1),
+            "next": torch.empty(self.capacity, obs_dim),
+            "done": torch.empty(self.capacity, 1),
+        }
+        self.model_size = 0
+        self.model_ptr = 0
+
+    # ---------------------------------------------------------------------------- writing
+    def add_model(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, done: Tensor) -> None:
+        """Append a batch of model transitions (FIFO: the oldest rows are overwritten)."""
+        n = obs.shape[0]
+        if n > self.capacity:  # keep the newest rows only
+            obs, act, rew, next_obs, done = (t[-self.capacity :] for t in (obs, act, rew, next_obs, done))
+            n = self.capacity
+        values = {"obs": obs, "act": act, "rew": rew.reshape(n, 1), "next": next_obs, "done": done.reshape(n, 1).float()}
+        first = min(n, self.capacity - self.model_ptr)
+        for key, value in values.items():
+            self.model[key][self.model_ptr : self.model_ptr + first] = value[:first]
+            if first < n:
+                self.model[key][: n - first] = value[first:]
+        self.model_ptr = (self.model_ptr + n) % self.capacity
+        self.model_size = min(self.model_size + n, self.capacity)
+
+    def add(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - SB3 collection is not used
+        raise NotImplementedError("MixedReplayBuffer is filled by model rollouts (add_model), not env steps")
+
+    def size(self) -> int:
+        return self.model_size + self.real["obs"].shape[0]
+
+    # ---------------------------------------------------------------------------- reading
+    def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
+        n_real = batch_size if self.model_size == 0 else int(batch_size * self.real_ratio)
+        n_model = batch_size - n_real
+        real_idx = torch.randint(self.real["obs"].shape[0], (n_real,), generator=self.generator)
+        if n_model == 0:
+            parts = [{k: v[real_idx] for k, v in self.real.items()}]
+        else:
+            model_idx = torch.randint(self.model_size, (n_model,), generator=self.generator)
+            parts = [{k: v[real_idx] for k, v in self.real.items()}, {k: v[model_idx] for k, v in self.model.items()}]
+        batch = {k: torch.cat([p[k] for p in parts]) if len(parts) > 1 else parts[0][k] for k in self.real}
+        return ReplayBufferSamples(batch["obs"], batch["act"], batch["next"], batch["done"], batch["rew"])
+
+    # ------------------------------------------------------------------------ checkpointing
+    def pool_state(self) -> dict[str, Tensor]:
+        """The filled part of the model pool, oldest first (for checkpoints)."""
+        if self.model_size < self.capacity:
+            return {k: v[: self.model_size].clone() for k, v in self.model.items()}
+        order = torch.cat([torch.arange(self.model_ptr, self.capacity), torch.arange(self.model_ptr)])
+        return {k: v[order] for k, v in self.model.items()}
+
+    def load_pool_state(self, state: dict[str, Tensor]) -> None:
+        self.model_size, self.model_ptr = 0, 0
+        if state["obs"].shape[0]:
+            self.add_model(state["obs"], state["act"], state["rew"], state["next"], state["done"])

@@ -1,0 +1,229 @@
+"""``sb3_sac``: Stable-Baselines3 SAC on MOPO's replay mix and rollout schedule.
+
+Defaults are the original MOPO's (reference sheet §3): 256×256 ReLU actor and twin critics,
+lr 3e-4 (actor, critics, α), batch 256, γ 0.99, τ 0.005, learned α from 1.0, target entropy −3
+for every task; real_ratio 0.05; every 1,000 gradient steps a rollout of h steps from 50,000
+dataset start states with the current *stochastic* policy; the model pool keeps the last 5
+rollouts (5 · h · 50,000 rows, FIFO).
+
+The rollout is batched end to end: one actor forward, one model step and one buffer slice write
+per horizon step for all 50,000 rows; terminated rows drop out.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.logger import configure
+
+from mopo_kit.data.actor import atomic_write_bytes
+from mopo_kit.data.dataset import TransitionDataset
+from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
+from mopo_kit.hookspecs import hookimpl
+from mopo_kit.policy.buffer import MixedReplayBuffer
+from mopo_kit.policy.lean_sac import LeanSAC
+
+
+@dataclass
+class SACConfig:
+    """SB3 SAC + MOPO schedule settings (defaults: the original MOPO code)."""
+
+    learning_rate: float = 3e-4
+    batch_size: int = 256
+    gamma: float = 0.99
+    tau: float = 0.005
+    target_entropy: float = -3.0
+    ent_coef: str | float = "auto"  # learned α from 1.0, as MOPO; "auto_0.1" starts it at 0.1
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    real_ratio: float = 0.05
+    rollout_batch_size: int = 50_000
+    rollout_freq: int = 1000
+    retain_rollouts: int = 5
+    lean_train: bool = True
+    fused_adam: bool = True
+    seed: int = 0
+
+
+@dataclass
+class RolloutStats:
+    """What one model rollout produced."""
+
+    transitions: int
+    mean_reward: float
+    mean_raw_reward: float
+    mean_penalty: float
+    mean_length: float
+
+
+class SB3SAC:
+    """SB3's SAC (lean ``train()``, same math) trained on real + model transitions (see module doc)."""
+
+    def __init__(self, **params: Any) -> None:
+        self.config = SACConfig(**params)
+        self.sac: LeanSAC | None = None
+        self._steps = 0
+        self.last_rollout: RolloutStats | None = None
+
+    # ------------------------------------------------------------------------------- set-up
+    def setup(self, env: PenalizedModelEnv, model_step: ModelStep, starts: StartStates, real_data: TransitionDataset, horizon: int) -> None:
+        cfg = self.config
+        self.model_step, self.starts, self.horizon = model_step, starts, int(horizon)
+        policy_kwargs: dict[str, Any] = {"net_arch": list(cfg.net_arch)}
+        if cfg.fused_adam:
+            policy_kwargs["optimizer_kwargs"] = {"fused": True}
+        capacity = cfg.retain_rollouts * self.horizon * cfg.rollout_batch_size
+        cls = LeanSAC if cfg.lean_train else SAC
+        self.sac = cls(
+            "MlpPolicy",
+            env,
+            learning_rate=cfg.learning_rate,
+            buffer_size=1,
+            learning_starts=0,
+            batch_size=cfg.batch_size,
+            tau=cfg.tau,
+            gamma=cfg.gamma,
+            target_entropy=cfg.target_entropy,
+            ent_coef=cfg.ent_coef,
+            replay_buffer_class=MixedReplayBuffer,
+            replay_buffer_kwargs={"real_data": real_data, "real_ratio": cfg.real_ratio, "model_capacity": capacity, "seed": cfg.seed},
+            policy_kwargs=policy_kwargs,
+            seed=cfg.seed,
+            device="cpu",
+        )
+        self.sac.set_logger(configure(None, []))
+        space = env.action_space
+        self._act_low = torch.as_tensor(space.low, dtype=torch.float32)
+        self._act_high = torch.as_tensor(space.high, dtype=torch.float32)
+
+    @property
+    def buffer(self) -> MixedReplayBuffer:
+        assert self.sac is not None
+        return self.sac.replay_buffer  # type: ignore[return-value]
+
+    @property
+    def num_steps(self) -> int:
+        return self._steps
+
+    # ----------------------------------------------------------------------------- rollouts
+    @torch.inference_mode()
+    def rollout(self) -> RolloutStats:
+        """h model steps from ``rollout_batch_size`` dataset start states, all rows at once."""
+        assert self.sac is not None
+        actor = self.sac.actor
+        actor.set_training_mode(False)
+        obs = self.starts.sample(self.config.rollout_batch_size)
+        total, reward_sum, raw_sum, penalty_sum = 0, 0.0, 0.0, 0.0
+        alive_steps = torch.zeros(())
+        for _ in range(self.horizon):
+            act = actor(obs, deterministic=False)  # in [-1, 1], SAC's own action space
+            env_act = self._act_low + (act + 1.0) * 0.5 * (self._act_high - self._act_low)
+            result = self.model_step(obs, env_act)
+            self.buffer.add_model(obs, act, result.reward, result.next_obs, result.terminated)
+            n = obs.shape[0]
+            total += n
+            reward_sum += float(result.reward.sum())
+            raw_sum += float(result.raw_reward.sum())
+            penalty_sum += float(result.penalty.sum())
+            alive_steps += n
+            keep = ~result.terminated
+            if not bool(keep.any()):
+                break
+            obs = result.next_obs[keep]
+        self.last_rollout = RolloutStats(
+            transitions=total,
+            mean_reward=reward_sum / total,
+            mean_raw_reward=raw_sum / total,
+            mean_penalty=penalty_sum / total,
+            mean_length=total / self.config.rollout_batch_size,
+        )
+        return self.last_rollout
+
+    # ----------------------------------------------------------------------------- learning
+    def learn(self, steps: int) -> dict[str, float]:
+        """``steps`` gradient steps, rolling out in the model every ``rollout_freq`` steps."""
+        assert self.sac is not None
+        cfg = self.config
+        done = 0
+        while done < steps:
+            if self._steps % cfg.rollout_freq == 0:
+                self.rollout()
+            chunk = min(steps - done, cfg.rollout_freq - self._steps % cfg.rollout_freq)
+            self.sac.train(gradient_steps=chunk, batch_size=cfg.batch_size)
+            self._steps += chunk
+            done += chunk
+        values = self.sac.logger.name_to_value
+        metrics = {k.split("/", 1)[1]: float(v) for k, v in values.items() if k.startswith("train/")}
+        if self.last_rollout is not None:
+            metrics.update({f"rollout_{k}": float(v) for k, v in asdict(self.last_rollout).items()})
+        return metrics
+
+    # ---------------------------------------------------------------------------- inference
+    @torch.inference_mode()
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions in env units for a batch of observations."""
+        assert self.sac is not None
+        self.sac.actor.set_training_mode(False)
+        act = self.sac.actor(torch.as_tensor(np.asarray(obs, dtype=np.float32)), deterministic=deterministic)
+        return (self._act_low + (act + 1.0) * 0.5 * (self._act_high - self._act_low)).numpy()
+
+    def actor_state_dict(self) -> dict[str, torch.Tensor]:
+        assert self.sac is not None
+        return self.sac.actor.state_dict()
+
+    # ------------------------------------------------------------------------ checkpointing
+    def save(self, path: Path) -> None:
+        """Everything to continue training: SB3 model (+ optimizers), model pool, RNG and step count."""
+        assert self.sac is not None
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / "sac.tmp.zip"
+        self.sac.save(tmp)
+        tmp.replace(path / "sac.zip")
+        extra = {
+            "steps": torch.tensor(self._steps),
+            "buffer_rng": self.buffer.generator.get_state(),
+            "step_rng": self.model_step.generator.get_state(),
+            "start_rng": self.starts.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            **{f"pool.{k}": v for k, v in self.buffer.pool_state().items()},
+        }
+        buffer = io.BytesIO()
+        torch.save(extra, buffer)
+        atomic_write_bytes(path / "state.pt", buffer.getvalue())
+
+    def load(self, path: Path) -> None:
+        """Restore what :meth:`save` wrote into an optimizer already ``setup()``."""
+        assert self.sac is not None
+        path = Path(path)
+        loaded = type(self.sac).load(path / "sac.zip", env=self.sac.get_env(), device="cpu", custom_objects={
+            "replay_buffer_class": MixedReplayBuffer,
+            "replay_buffer_kwargs": self.sac.replay_buffer_kwargs,
+        })
+        self.sac.policy.load_state_dict(loaded.policy.state_dict())
+        self.sac.actor.optimizer.load_state_dict(loaded.actor.optimizer.state_dict())
+        self.sac.critic.optimizer.load_state_dict(loaded.critic.optimizer.state_dict())
+        with torch.no_grad():
+            self.sac.log_ent_coef.copy_(loaded.log_ent_coef)
+        self.sac.ent_coef_optimizer.load_state_dict(loaded.ent_coef_optimizer.state_dict())
+        self.sac._n_updates = loaded._n_updates
+        extra = torch.load(path / "state.pt", weights_only=True)
+        self._steps = int(extra["steps"])
+        self.buffer.generator.set_state(extra["buffer_rng"])
+        self.model_step.generator.set_state(extra["step_rng"])
+        self.starts.generator.set_state(extra["start_rng"])
+        torch.set_rng_state(extra["torch_rng"])
+        self.buffer.load_pool_state({k[5:]: v for k, v in extra.items() if k.startswith("pool.")})
+
+    def state(self) -> dict[str, Any]:
+        return {"steps": self._steps, "config": asdict(self.config)}
+
+
+@hookimpl
+def register_policy_optimizers(register) -> None:
+    register("sb3_sac", SB3SAC, description="Stable-Baselines3 SAC on MOPO's real/model replay mix and rollout schedule")

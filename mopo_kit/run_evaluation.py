@@ -1,0 +1,51 @@
+"""Evaluate a finished (or running) run directory: real-env episodes and the model bound."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mopo_kit.config import MOPOConfig
+from mopo_kit.data.actor import load_actor
+from mopo_kit.data.load import load_dataset
+from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+from mopo_kit.envs.model_env import ModelStep, StartStates
+from mopo_kit.errors import MopoKitError
+from mopo_kit.evaluation import evaluate_in_env, model_bound
+from mopo_kit.plugins import get_registry
+
+
+def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 12345) -> dict[str, Any]:
+    """Load the run's policy (``policy.pt``), task, model and estimator; evaluate both ways."""
+    config_path, policy_path = run_dir / "config.json", run_dir / "policy.pt"
+    for path in (config_path, policy_path):
+        if not path.exists():
+            raise MopoKitError(f"{run_dir}: not a finished run directory ({path.name} missing)")
+    saved = json.loads(config_path.read_text())
+    config = MOPOConfig.from_dict(saved["config"])
+    resolved = saved["resolved"]
+    registry = get_registry()
+    task = registry.create("task", resolved["task"])
+    actor, _ = load_actor(policy_path)
+    low = torch.as_tensor(task.make_env().action_space.low)
+    high = torch.as_tensor(task.make_env().action_space.high)
+
+    def policy(obs):
+        act = actor.act(torch.as_tensor(obs, dtype=torch.float32), deterministic=True)
+        return (low + (act + 1.0) * 0.5 * (high - low)).numpy()
+
+    real = evaluate_in_env(task, policy, episodes, seed)
+    dynamics_dir = Path(config.dynamics_dir) if config.dynamics_dir else run_dir / "dynamics"
+    report: dict[str, Any] = {"run_dir": str(run_dir), "task": task.name, "real": real.to_json()}
+    if (dynamics_dir / "dynamics.json").exists():
+        data = load_dataset(config.dataset)
+        dynamics = GaussianEnsemble.load(dynamics_dir)
+        estimator = registry.create("uncertainty", config.uncertainty.type, **config.uncertainty.params)
+        estimator.fit(data, dynamics)
+        step = ModelStep(dynamics, estimator, resolved["lam"], task.termination_fn, torch.Generator().manual_seed(seed))
+        starts = StartStates(data, torch.Generator().manual_seed(seed + 1))
+        report["bound"] = model_bound(policy, step, starts, rollouts=config.bound_rollouts, horizon=config.bound_horizon or resolved["horizon"]).to_json()
+    return report

@@ -1,0 +1,115 @@
+"""The MOPO loop: composition in Python, run files, a killed run resumed, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mopo_kit.config import MOPOConfig
+from mopo_kit.data.collect import collect_transitions, uniform_random_policy
+from mopo_kit.data.d4rl_io import write_d4rl_hdf5
+from mopo_kit.envs.tasks import HOPPER
+from mopo_kit.mopo import MOPO
+
+TINY = {
+    "task": "hopper",
+    "dynamics": {"type": "gaussian_ensemble", "params": {"members": 3, "elites": 2, "hidden": 32, "layers": 2,
+                                                          "weight_decays": [2.5e-5, 5e-5, 1e-4], "max_epochs": 2}},
+    "policy": {"type": "sb3_sac", "params": {"net_arch": [32, 32], "rollout_batch_size": 200, "rollout_freq": 50, "batch_size": 64}},
+    "epochs": 4,
+    "steps_per_epoch": 50,
+    "eval_episodes": 2,
+    "checkpoint_every": 1,
+    "bound_rollouts": 50,
+    "horizon": 3,
+    "lam": 1.0,
+}
+
+
+@pytest.fixture(scope="module")
+def hopper_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "hopper-random-small.hdf5"
+    data = collect_transitions(HOPPER, uniform_random_policy(3), 1500, seed=0, num_envs=4)
+    write_d4rl_hdf5(data, path, metadata={"task": "hopper", "kind": "random"})
+    return path
+
+
+def test_python_composition_writes_a_complete_run(hopper_file, tmp_path):
+    config = MOPOConfig(dataset=str(hopper_file), uncertainty={"type": "ensemble_disagreement", "params": {}}, **TINY)
+    result = MOPO(config).fit(tmp_path / "run")
+    run = tmp_path / "run"
+    assert result.gradient_steps == 4 * 50
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["return_mean"]) for r in rows)
+    assert rows[-1]["rollout_mean_penalty"] > 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["components"]["uncertainty"]["plugin"] == "mopo_kit.uncertainty.builtin"
+    assert {"mopo_kit.envs.tasks", "example"} <= {p["name"] for p in saved["plugins"]}
+    assert saved["resolved"] == {"task": "hopper", "horizon": 3, "lam": 1.0, "transitions": 1500}
+    results = json.loads((run / "results.json").read_text())
+    assert results["last"]["epoch"] == 4 and "normalized_mean" in results["last"]
+    bound = results["bound"]
+    assert bound["bound"] == pytest.approx(bound["eta_hat"] - bound["lam"] * bound["epsilon"])
+    assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
+
+
+def test_components_can_be_objects(hopper_file, tmp_path):
+    from mopo_kit.uncertainty.builtin import Wasserstein
+
+    config = MOPOConfig(dataset=str(hopper_file), **{**TINY, "epochs": 1})
+    result = MOPO(config, uncertainty=Wasserstein()).fit(tmp_path / "run")
+    assert result.gradient_steps == 50
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["components"]["uncertainty"] == {"name": "mopo_kit.uncertainty.builtin.Wasserstein", "plugin": "(object)", "version": ""}
+
+
+def test_killed_run_resumes_to_the_same_total(hopper_file, tmp_path):
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({**TINY, "epochs": 6, "steps_per_epoch": 100}))
+    run = tmp_path / "run"
+    env = {**os.environ, "MOPO_KIT_QUIET": "1"}
+    cmd = [sys.executable, "-m", "mopo_kit", "train", str(hopper_file), "--config", str(config_file), "-o", str(run)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    progress = run / "checkpoint" / "progress.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if progress.exists() and json.loads(progress.read_text())["epoch"] >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed: " + proc.stderr.read().decode()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(progress.read_text())["epoch"]
+    assert 2 <= killed_at < 6
+    resumed = subprocess.run([sys.executable, "-m", "mopo_kit", "train", "--resume", str(run)], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[-1]["gradient_steps"] == 600
+    assert json.loads((run / "results.json").read_text())["gradient_steps"] == 600
+
+
+def test_cli_train_evaluate_and_bad_input(hopper_file, tmp_path, run_cli):
+    config_file = tmp_path / "tiny.json"
+    config_file.write_text(json.dumps({**TINY, "epochs": 1}))
+    proc = run_cli("train", str(hopper_file), "--config", str(config_file), "--uncertainty", "mmd", "--lam", "0.5", "--horizon", "2", "-o", "run", check_rc=0)
+    assert "50 gradient steps" in proc.stdout
+    report = json.loads(run_cli("evaluate", "run", "--episodes", "2", "--json", check_rc=0).stdout)
+    assert report["real"]["episodes"] == 2 and np.isfinite(report["real"]["return_mean"])
+    assert report["bound"]["lam"] == 0.5
+    again = run_cli("train", str(hopper_file), "--config", str(config_file), "-o", "run")
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    typo = run_cli("train", str(hopper_file), "--uncertainty", "wassersten", "-o", "run2")
+    assert typo.returncode == 2 and "did you mean 'wasserstein'" in typo.stderr
+    bad_key = tmp_path / "bad.json"
+    bad_key.write_text(json.dumps({"epochz": 3}))
+    proc = run_cli("train", str(hopper_file), "--config", str(bad_key), "-o", "run3")
+    assert proc.returncode == 2 and "unknown config key(s): epochz" in proc.stderr

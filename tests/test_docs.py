@@ -44,3 +44,15 @@ def test_python_snippets_run(doc, tmp_path, monkeypatch):
                         cm.__exit__(None, None, None)
             else:
                 func()
+
+
+def test_toml_config_examples_are_valid_configs():
+    import tomllib
+
+    from mopo_kit.config import MOPOConfig
+
+    blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "docs" / "cli.md").read_text(), re.S)
+    assert blocks
+    for block in blocks:
+        config = MOPOConfig.from_dict(tomllib.loads(block))
+        assert config.uncertainty.type == "mmd" and config.uncertainty.params == {"lengthscale": 0.5}

@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	MUJOCO_GL=egl $(BIN)/mopo-kit plugins
+	$(BIN)/mopo-kit demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

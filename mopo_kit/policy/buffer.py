@@ -53,22 +53,25 @@ class MixedReplayBuffer(ReplayBuffer):
         self.real_ratio = float(real_ratio)
         self.generator = torch.Generator().manual_seed(seed)
         assert isinstance(action_space, spaces.Box)
-        self.real = {
+        obs_dim, act_dim = real_data.obs_dim, real_data.act_dim
+        # one packed row per transition, columns [obs | act | rew | next_obs | done]: a batch is
+        # one gather, and real rows (first) and model rows (after them) share the same storage
+        self._columns = {"obs": (0, obs_dim), "act": (obs_dim, obs_dim + act_dim), "rew": (obs_dim + act_dim, obs_dim + act_dim + 1)}
+        self._columns["next"] = (obs_dim + act_dim + 1, 2 * obs_dim + act_dim + 1)
+        self._columns["done"] = (2 * obs_dim + act_dim + 1, 2 * obs_dim + act_dim + 2)
+        width = 2 * obs_dim + act_dim + 2
+        self.n_real = len(real_data)
+        self.capacity = int(model_capacity)
+        self.rows = torch.empty(self.n_real + self.capacity, width)
+        real = {
             "obs": torch.from_numpy(real_data.observations),
             "act": torch.from_numpy(_scale_actions(real_data.actions, action_space)),
             "rew": torch.from_numpy(real_data.rewards).unsqueeze(1),
             "next": torch.from_numpy(real_data.next_observations),
             "done": torch.from_numpy(real_data.terminals.astype(np.float32)).unsqueeze(1),
         }
-        obs_dim, act_dim = real_data.obs_dim, real_data.act_dim
-        self.capacity = int(model_capacity)
-        self.model = {
-            "obs": torch.empty(self.capacity, obs_dim),
-            "act": torch.empty(self.capacity, act_dim),
-            "rew": torch.empty(self.capacity, 1),
-            "next": torch.empty(self.capacity, obs_dim),
-            "done": torch.empty(self.capacity, 1),
-        }
+        for key, (lo, hi) in self._columns.items():
+            self.rows[: self.n_real, lo:hi] = real[key]
         self.model_size = 0
         self.model_ptr = 0
 
@@ -81,10 +84,11 @@ class MixedReplayBuffer(ReplayBuffer):
             n = self.capacity
         values = {"obs": obs, "act": act, "rew": rew.reshape(n, 1), "next": next_obs, "done": done.reshape(n, 1).float()}
         first = min(n, self.capacity - self.model_ptr)
-        for key, value in values.items():
-            self.model[key][self.model_ptr : self.model_ptr + first] = value[:first]
+        base = self.n_real + self.model_ptr
+        for key, (lo, hi) in self._columns.items():
+            self.rows[base : base + first, lo:hi] = values[key][:first]
             if first < n:
-                self.model[key][: n - first] = value[first:]
+                self.rows[self.n_real : self.n_real + n - first, lo:hi] = values[key][first:]
         self.model_ptr = (self.model_ptr + n) % self.capacity
         self.model_size = min(self.model_size + n, self.capacity)
 
@@ -92,28 +96,37 @@ class MixedReplayBuffer(ReplayBuffer):
         raise NotImplementedError("MixedReplayBuffer is filled by model rollouts (add_model), not env steps")
 
     def size(self) -> int:
-        return self.model_size + self.real["obs"].shape[0]
+        return self.model_size + self.n_real
 
     # ---------------------------------------------------------------------------- reading
+    def _split(self, rows: Tensor) -> ReplayBufferSamples:
+        c = self._columns
+        return ReplayBufferSamples(
+            rows[:, c["obs"][0] : c["obs"][1]],
+            rows[:, c["act"][0] : c["act"][1]],
+            rows[:, c["next"][0] : c["next"][1]],
+            rows[:, c["done"][0] : c["done"][1]],
+            rows[:, c["rew"][0] : c["rew"][1]],
+        )
+
     def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
         n_real = batch_size if self.model_size == 0 else int(batch_size * self.real_ratio)
         n_model = batch_size - n_real
-        real_idx = torch.randint(self.real["obs"].shape[0], (n_real,), generator=self.generator)
-        if n_model == 0:
-            parts = [{k: v[real_idx] for k, v in self.real.items()}]
-        else:
-            model_idx = torch.randint(self.model_size, (n_model,), generator=self.generator)
-            parts = [{k: v[real_idx] for k, v in self.real.items()}, {k: v[model_idx] for k, v in self.model.items()}]
-        batch = {k: torch.cat([p[k] for p in parts]) if len(parts) > 1 else parts[0][k] for k in self.real}
-        return ReplayBufferSamples(batch["obs"], batch["act"], batch["next"], batch["done"], batch["rew"])
+        real_idx = torch.randint(self.n_real, (n_real,), generator=self.generator)
+        if n_model:
+            model_idx = torch.randint(self.model_size, (n_model,), generator=self.generator).add_(self.n_real)
+            real_idx = torch.cat([real_idx, model_idx])
+        return self._split(self.rows[real_idx])
 
     # ------------------------------------------------------------------------ checkpointing
     def pool_state(self) -> dict[str, Tensor]:
         """The filled part of the model pool, oldest first (for checkpoints)."""
         if self.model_size < self.capacity:
-            return {k: v[: self.model_size].clone() for k, v in self.model.items()}
-        order = torch.cat([torch.arange(self.model_ptr, self.capacity), torch.arange(self.model_ptr)])
-        return {k: v[order] for k, v in self.model.items()}
+            order = torch.arange(self.model_size)
+        else:
+            order = torch.cat([torch.arange(self.model_ptr, self.capacity), torch.arange(self.model_ptr)])
+        pool = self.rows[self.n_real + order]
+        return {key: pool[:, lo:hi].contiguous() for key, (lo, hi) in self._columns.items()}
 
     def load_pool_state(self, state: dict[str, Tensor]) -> None:
         self.model_size, self.model_ptr = 0, 0

@@ -130,6 +130,11 @@ class LeanSAC(SAC):
         if not hasattr(self, "_stacked"):
             self._stacked = StackedCritics(list(critic.q_networks))
             self._stacked_target = StackedCritics(list(self.critic_target.q_networks))
+            if self.ent_coef_optimizer is not None and not self.ent_coef_optimizer.defaults.get("fused"):
+                # SB3 builds α's Adam without the policy's optimizer_kwargs; same update, fused
+                state = self.ent_coef_optimizer.state_dict()
+                self.ent_coef_optimizer = type(self.ent_coef_optimizer)([self.log_ent_coef], **{**self.ent_coef_optimizer.defaults, "fused": True, "foreach": None})
+                self.ent_coef_optimizer.load_state_dict(state)
         stacked, stacked_target = self._stacked, self._stacked_target
         features, target_features = critic.features_extractor, self.critic_target.features_extractor
         logs: dict[str, list[Tensor]] = {"ent_coef": [], "actor_loss": [], "critic_loss": [], "ent_coef_loss": []}

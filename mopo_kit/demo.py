@@ -51,9 +51,21 @@ class DemoSettings:
     )
 
 
+def _say(message: str) -> None:
+    """A stage line on stderr when there are no live progress bars (logs, CI), unless quiet."""
+    import os
+    import sys
+
+    from mopo_kit.progress import QUIET_ENV, progress_enabled
+
+    if not progress_enabled() and not os.environ.get(QUIET_ENV):
+        print(f"[demo] {message}", file=sys.stderr, flush=True)
+
+
 def run_demo(out_dir: Path, settings: DemoSettings | None = None) -> dict[str, Any]:
     """Run the demo into ``out_dir``; returns what ``results.json`` holds."""
     s = settings or DemoSettings()
+    _say(f"collecting {s.transitions:,} random halfcheetah transitions")
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     torch.manual_seed(s.seed)
@@ -66,6 +78,7 @@ def run_demo(out_dir: Path, settings: DemoSettings | None = None) -> dict[str, A
     dynamics = GaussianEnsemble(HALFCHEETAH.obs_dim, HALFCHEETAH.act_dim, EnsembleConfig(max_epochs=s.dynamics_epochs, seed=s.seed))
     from mopo_kit.progress import progress_bar
 
+    _say(f"fitting MOPO's 7-member ensemble ({s.dynamics_epochs} epochs)")
     with progress_bar("fit dynamics ensemble", total=s.dynamics_epochs) as bar:
         fit = dynamics.fit(data, callback=lambda st: (bar.update(description=f"dynamics epoch {st.epoch}, holdout MSE {min(st.holdout_mse):.3f}"), bar.advance(1)))
     dynamics.save(out_dir / "dynamics")
@@ -87,7 +100,10 @@ def run_demo(out_dir: Path, settings: DemoSettings | None = None) -> dict[str, A
             policy={"type": "sb3_sac", "params": {"rollout_batch_size": s.rollout_batch_size, "ent_coef": s.ent_coef}},
         )
         run_dir = out_dir / "runs" / estimator
-        result = MOPO(config, dataset=data, dynamics=dynamics).fit(run_dir)
+        _say(f"{label}: {s.epochs} epochs × {s.steps_per_epoch} SAC steps, then {s.eval_episodes} real episodes")
+        result = MOPO(config, dataset=data, dynamics=dynamics).fit(
+            run_dir, callback=lambda row, label=label: _say(f"{label}: epoch {row['epoch']}/{s.epochs}")
+        )
         methods[label] = {
             "uncertainty": estimator,
             "lam": config.lam,

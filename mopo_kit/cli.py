@@ -305,6 +305,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.dynamics_dir = args.dynamics
     if args.steps is not None:
         config.epochs = max(1, -(-args.steps // config.steps_per_epoch))
+    for name in (args.logger or []) + (["wandb"] if args.wandb else []):
+        if name not in [c.type for c in config.loggers]:
+            config.loggers.append(name)
     config.__post_init__()
     from mopo_kit.plugins import get_registry
 
@@ -436,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="total gradient steps (default: 1,000 epochs × 1,000)")
     p.add_argument("--eval-episodes", type=int)
     p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--logger", action="append", metavar="NAME", help="extra logger (console, jsonl, tensorboard, wandb); repeatable")
+    p.add_argument("--wandb", action="store_true", help="log to W&B (offline when there is no API key)")
     p.add_argument("-o", "--output", metavar="RUN_DIR")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     p.set_defaults(func=cmd_train)

@@ -77,11 +77,16 @@ class MOPOConfig:
     bound_rollouts: int = 1000
     bound_horizon: int | None = None  # None: the rollout horizon h (MOPO's branched rollouts)
     dynamics_dir: str | None = None
+    loggers: list[ComponentConfig] = field(default_factory=list)
+    run_name: str | None = None
+    group: str | None = None
+    job_type: str | None = None  # default: the uncertainty estimator's name (W&B groups by it)
     seed: int = 0
 
     def __post_init__(self) -> None:
         for key in ("dynamics", "uncertainty", "policy"):  # accept names and plain dicts too
             setattr(self, key, ComponentConfig.parse(getattr(self, key), key))
+        self.loggers = [ComponentConfig.parse(value, "loggers") for value in self.loggers]
         for key in ("epochs", "steps_per_epoch", "eval_every", "eval_episodes", "checkpoint_every"):
             if int(getattr(self, key)) < 1:
                 raise MopoKitError(f"config key '{key}' must be >= 1, got {getattr(self, key)}")

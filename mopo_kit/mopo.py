@@ -86,6 +86,15 @@ class MOPO:
         self._objects = {"dataset": dataset, "task": task, "dynamics": dynamics, "uncertainty": uncertainty, "policy": policy}
 
     # ------------------------------------------------------------------------------ building
+    def _check_names(self) -> None:
+        """Fail on a misspelled component before minutes of model fitting, not after."""
+        registry = get_registry()
+        for kind in ("dynamics", "uncertainty", "policy"):
+            if self._objects[kind] is None:
+                registry.get(kind, getattr(self.config, kind).type)
+        for logger in self.config.loggers:
+            registry.get("logger", logger.type)
+
     def _build(self, run_dir: Path | None, resume: bool) -> None:
         cfg = self.config
         registry = get_registry()
@@ -138,6 +147,7 @@ class MOPO:
     def fit(self, run_dir: str | Path | None = None, *, resume: bool = False, callback: EpochCallback | None = None) -> MOPOResult:
         """Train for ``config.epochs`` epochs; with ``run_dir`` write config, metrics, checkpoints."""
         cfg = self.config
+        self._check_names()
         run = Path(run_dir) if run_dir is not None else None
         if run is not None:
             run.mkdir(parents=True, exist_ok=True)
@@ -153,6 +163,7 @@ class MOPO:
                 history = [row for row in _read_jsonl(run / "metrics.jsonl") if row["epoch"] <= start_epoch]
             self._write_run_files(run)
             _write_metrics(run, history)
+        loggers = self._start_loggers(run)
         best: dict[str, Any] | None = max((r for r in history if "return_mean" in r), key=lambda r: r["return_mean"], default=None)
         start = time.perf_counter()
         with progress_bar(f"MOPO {self.task.name} ({cfg.uncertainty.type}, λ={self.lam})", total=cfg.epochs) as bar:
@@ -168,6 +179,8 @@ class MOPO:
                         best = dict(row)
                 row["epoch_seconds"] = round(time.perf_counter() - t0, 3)
                 history.append(row)
+                for logger in loggers:
+                    logger.log(row["gradient_steps"], row)
                 if run is not None:
                     _append_metrics(run, row)
                     if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
@@ -189,6 +202,9 @@ class MOPO:
         )
         if run is not None:
             atomic_write_bytes(run / "results.json", json.dumps(result.to_json(), indent=2).encode())
+        summary = {**{f"last_{k}": v for k, v in result.last.items()}, **{f"best_{k}": v for k, v in result.best.items()}, **result.bound}
+        for logger in loggers:
+            logger.finish(summary)
         return result
 
     @classmethod
@@ -202,8 +218,17 @@ class MOPO:
         return cls(config).fit(run, resume=True, callback=callback)
 
     # ------------------------------------------------------------------------------- files
-    def _write_run_files(self, run: Path) -> None:
-        payload = {
+    def _start_loggers(self, run: Path | None) -> list[Any]:
+        cfg = self.config
+        registry = get_registry()
+        loggers = [registry.create("logger", c.type, **c.params) for c in cfg.loggers]
+        name = cfg.run_name or (run.name if run is not None else f"{self.task.name}-{cfg.uncertainty.type}-s{cfg.seed}")
+        for logger in loggers:
+            logger.start(run, self._run_payload(), name, group=cfg.group, job_type=cfg.job_type or cfg.uncertainty.type)
+        return loggers
+
+    def _run_payload(self) -> dict[str, Any]:
+        return {
             "config": self.config.to_dict(),
             "resolved": {"task": self.task.name, "horizon": self.horizon, "lam": self.lam, "transitions": len(self.data)},
             "components": {
@@ -212,7 +237,9 @@ class MOPO:
             },
             "plugins": [{"name": p.name, "version": p.version} for p in get_plugins().plugins],
         }
-        atomic_write_bytes(run / "config.json", json.dumps(payload, indent=2).encode())
+
+    def _write_run_files(self, run: Path) -> None:
+        atomic_write_bytes(run / "config.json", json.dumps(self._run_payload(), indent=2).encode())
 
     def _checkpoint(self, run: Path, epoch: int) -> None:
         checkpoint = run / "checkpoint"

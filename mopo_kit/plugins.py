@@ -50,6 +50,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mopo_kit.uncertainty.builtin",
     "mopo_kit.dynamics.gaussian_ensemble",
     "mopo_kit.policy.sac",
+    "mopo_kit.loggers",
 )
 
 

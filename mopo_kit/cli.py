@@ -291,6 +291,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = MOPO.resume(args.resume)
         _print_result(Path(args.resume), result)
         return 0
+    args.dataset = args.dataset or args.dataset_option
     if not args.dataset:
         raise MopoKitError("DATASET is required unless --resume RUN_DIR is given")
     config = MOPOConfig.from_file(args.config) if args.config else MOPOConfig()
@@ -362,6 +363,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mopo_kit.sweep import SweepSpec, run_sweep
+
+    spec = SweepSpec.from_file(args.file)
+    out = Path(args.output or f"sweeps/{spec.name}")
+    console = _stderr_console()
+    summaries = run_sweep(spec, out, workers=args.workers, wandb=args.wandb, say=lambda m: console.print(f"[sweep] {m}", highlight=False))
+    print(f"{out}: {len(summaries)} trial(s) run; `mopo-kit report {out}` for the table and plots")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mopo_kit.report import write_report
+
+    report = write_report(Path(args.sweep_dir))
+    if args.json:
+        _print_json(report)
+        return 0
+    rows = [
+        (
+            Path(str(r["dataset"])).stem, r["uncertainty"], r["lam"], r["horizon"], r["seeds"],
+            f"{r['last_normalized_mean']:.1f} ± {r['last_normalized_std']:.1f}",
+            f"{r['best_normalized_mean']:.1f} ± {r['best_normalized_std']:.1f}",
+        )
+        for r in report["rows"]
+    ]
+    _console().print(_table(f"sweep {args.sweep_dir}: {report['trials']} trials", ("dataset", "estimator", "λ", "h", "seeds", "last (norm.)", "best (norm.)"), rows))
+    print(f"wrote report.json, learning_curves.png, final_scores.png, penalty_vs_return.png, wandb_sweep.yaml in {args.sweep_dir}")
+    return 0
+
+
 # -------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mopo-kit", description="Model-based offline RL (MOPO) with pluggable components.")
@@ -429,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="run MOPO: fit (or reuse) the dynamics model, then SAC in the penalized model")
     p.add_argument("dataset", metavar="DATASET", nargs="?", help="registered name, D4RL-layout .hdf5 path, or minari:<id>")
+    p.add_argument("--dataset", dest="dataset_option", metavar="DATASET", help=argparse.SUPPRESS)  # for `wandb agent`'s --key=value
     p.add_argument("--uncertainty", metavar="NAME", help="uncertainty estimator (default: max_aleatoric)")
     p.add_argument("--lam", type=float, help="penalty coefficient λ (default: MOPO's per-task value)")
     p.add_argument("--horizon", type=int, help="rollout horizon h (default: MOPO's per-task value)")
@@ -451,6 +484,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sweep", help="run a grid of MOPO trials (estimators × λ × h × seeds × datasets) from a TOML/YAML file")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="SWEEP_DIR")
+    p.add_argument("--workers", type=int, help="parallel trials (default: one per core)")
+    p.add_argument("--wandb", action="store_true", help="log every trial to W&B (offline without an API key), grouped by sweep")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="mean ± std over seeds per estimator × λ × dataset, plots, W&B sweep YAML")
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="the main job: small dataset, model, several penalties, SAC, real-env evaluation")
     p.add_argument("-o", "--output", metavar="DIR", default="mopo-demo")

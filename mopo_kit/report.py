@@ -1,0 +1,136 @@
+"""``mopo-kit report SWEEP_DIR``: mean ± std over seeds per estimator × λ × h × dataset, plots, W&B YAML."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from mopo_kit.data.actor import atomic_write_bytes
+from mopo_kit.errors import MopoKitError
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), (statistics.pstdev(values) if len(values) > 1 else 0.0)
+
+
+def load_trials(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every finished trial: its resolved settings, results and per-epoch metrics."""
+    trials_dir = sweep_dir / "trials"
+    if not trials_dir.is_dir():
+        raise MopoKitError(f"{sweep_dir}: not a sweep directory (no trials/)")
+    trials = []
+    for run in sorted(p for p in trials_dir.iterdir() if p.is_dir()):
+        if not (run / "results.json").exists():
+            continue
+        saved = json.loads((run / "config.json").read_text())
+        metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        trials.append({
+            "name": run.name,
+            "dataset": saved["config"]["dataset"],
+            "uncertainty": saved["config"]["uncertainty"]["type"],
+            "lam": saved["resolved"]["lam"],
+            "horizon": saved["resolved"]["horizon"],
+            "seed": saved["config"]["seed"],
+            "results": json.loads((run / "results.json").read_text()),
+            "metrics": metrics,
+        })
+    if not trials:
+        raise MopoKitError(f"{sweep_dir}: no finished trial yet")
+    return trials
+
+
+def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per dataset × estimator × λ × h: mean ± std over seeds of last and best scores."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for trial in trials:
+        groups[(trial["dataset"], trial["uncertainty"], trial["lam"], trial["horizon"])].append(trial)
+    rows = []
+    for (dataset, uncertainty, lam, horizon), members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        last = [m["results"]["last"].get("normalized_mean") for m in members]
+        best = [m["results"]["best"].get("normalized_mean") for m in members]
+        last_return = [m["results"]["last"].get("return_mean") for m in members]
+        penalty = [m["metrics"][-1].get("rollout_mean_penalty") for m in members if m["metrics"]]
+        rows.append({
+            "dataset": dataset, "uncertainty": uncertainty, "lam": lam, "horizon": horizon, "seeds": len(members),
+            "last_normalized_mean": _mean_std(last)[0], "last_normalized_std": _mean_std(last)[1],
+            "best_normalized_mean": _mean_std(best)[0], "best_normalized_std": _mean_std(best)[1],
+            "last_return_mean": _mean_std(last_return)[0], "last_return_std": _mean_std(last_return)[1],
+            "rollout_penalty_mean": _mean_std(penalty)[0],
+        })
+    return rows
+
+
+def wandb_sweep_yaml(spec: dict[str, Any]) -> str:
+    """The same grid as a W&B sweep for users who prefer ``wandb agent`` (needs the W&B server)."""
+    lines = [f"name: {spec.get('name', 'mopo-kit-sweep')}", "program: mopo-kit", "method: grid", "command:", "  - ${program}", "  - train", "  - ${args}", "parameters:"]
+    for key, values in spec["grid"].items():
+        lines.append(f"  {key}:")
+        lines.append(f"    values: {json.dumps(values)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(sweep_dir: Path) -> dict[str, Any]:
+    """report.json, three plots and wandb_sweep.yaml into ``sweep_dir``; returns the report."""
+    trials = load_trials(sweep_dir)
+    rows = summarize(trials)
+    report = {"sweep_dir": str(sweep_dir), "trials": len(trials), "rows": rows}
+    atomic_write_bytes(sweep_dir / "report.json", json.dumps(report, indent=2).encode())
+    spec_path = sweep_dir / "sweep.json"
+    if spec_path.exists():
+        atomic_write_bytes(sweep_dir / "wandb_sweep.yaml", wandb_sweep_yaml(json.loads(spec_path.read_text())).encode())
+    _plots(trials, rows, sweep_dir)
+    return report
+
+
+def _plots(trials: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # learning curves: normalized score vs gradient steps, mean over seeds, one line per estimator
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for trial in trials:
+        for m in trial["metrics"]:
+            if m.get("normalized_mean") is not None:
+                curves[f"{trial['uncertainty']} λ={trial['lam']}"][m["gradient_steps"]].append(m["normalized_mean"])
+    for label, points in sorted(curves.items()):
+        steps = sorted(points)
+        ax.plot(steps, [statistics.fmean(points[s]) for s in steps], marker="o", ms=3, label=label)
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel("normalized score (mean over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "learning_curves.png")
+    plt.close(fig)
+
+    # final score per estimator with error bars
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    labels = [f"{r['uncertainty']}\nλ={r['lam']} {Path(str(r['dataset'])).stem}" for r in rows]
+    ax.bar(range(len(rows)), [r["last_normalized_mean"] for r in rows], yerr=[r["last_normalized_std"] for r in rows], capsize=3)
+    ax.set_xticks(range(len(rows)), labels, fontsize=6)
+    ax.set_ylabel("last normalized score (± std over seeds)")
+    fig.tight_layout()
+    fig.savefig(out / "final_scores.png")
+    plt.close(fig)
+
+    # penalty against return, one point per trial
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    for trial in trials:
+        if trial["metrics"]:
+            ax.scatter(trial["metrics"][-1].get("rollout_mean_penalty", 0.0), trial["results"]["last"].get("return_mean", 0.0), label=trial["uncertainty"], s=15)
+    handles, names = ax.get_legend_handles_labels()
+    unique = dict(zip(names, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=7)
+    ax.set_xlabel("mean penalty u(s, a) in the last rollout")
+    ax.set_ylabel("last return (real env)")
+    fig.tight_layout()
+    fig.savefig(out / "penalty_vs_return.png")
+    plt.close(fig)

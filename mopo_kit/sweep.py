@@ -1,0 +1,187 @@
+"""Penalty ablations: a grid of MOPO trials from one file, run in a local process pool.
+
+A sweep file (TOML or YAML) declares the grid and the budget::
+
+    name = "penalty-ablation"
+    [grid]                      # every combination is one trial
+    dataset = ["halfcheetah-random"]
+    uncertainty = ["max_aleatoric", "wasserstein", "zero"]
+    lam = [0.5]
+    horizon = [5]
+    seed = [0, 1]
+    [base]                      # MOPOConfig fields shared by all trials
+    epochs = 20
+    [dynamics]                  # params of the one model fitted per dataset × seed
+    max_epochs = 30
+
+One dynamics model is fitted per dataset × seed (``SWEEP_DIR/dynamics/...``) and reused by every
+trial on it, so estimators are compared on the same model. Trials run in a process pool sized to
+the cores (each with cores / workers torch threads). A finished trial (``results.json``) is
+skipped and a killed one resumes from its checkpoint, so rerunning the command continues a sweep.
+With W&B, trials share the sweep's name as *group* and the estimator as *job type*.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tomllib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from mopo_kit.errors import MopoKitError
+
+GRID_KEYS = ("dataset", "uncertainty", "lam", "horizon", "seed")
+
+
+@dataclass
+class SweepSpec:
+    """A parsed sweep file."""
+
+    name: str
+    grid: dict[str, list[Any]]
+    base: dict[str, Any] = field(default_factory=dict)
+    dynamics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SweepSpec":
+        path = Path(path)
+        if not path.exists():
+            raise MopoKitError(f"{path}: sweep file not found")
+        text = path.read_text()
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text)
+            else:
+                data = tomllib.loads(text)
+        except Exception as exc:  # both parsers raise their own error types
+            raise MopoKitError(f"{path}: not a valid sweep file ({type(exc).__name__}: {exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("grid"), dict):
+            raise MopoKitError(f"{path}: a sweep file needs a [grid] table")
+        unknown = sorted(set(data) - {"name", "grid", "base", "dynamics"})
+        if unknown:
+            raise MopoKitError(f"{path}: unknown top-level key(s) {', '.join(unknown)} (known: name, grid, base, dynamics)")
+        grid = {k: v if isinstance(v, list) else [v] for k, v in data["grid"].items()}
+        bad = sorted(set(grid) - set(GRID_KEYS))
+        if bad:
+            raise MopoKitError(f"{path}: grid key(s) {', '.join(bad)} not supported (grid over: {', '.join(GRID_KEYS)})")
+        if "dataset" not in grid or "uncertainty" not in grid:
+            raise MopoKitError(f"{path}: the grid needs at least 'dataset' and 'uncertainty'")
+        return cls(name=str(data.get("name", path.stem)), grid=grid, base=dict(data.get("base", {})), dynamics=dict(data.get("dynamics", {})))
+
+    def trials(self) -> list[dict[str, Any]]:
+        """Every grid point as {key: value} (seed defaults to 0)."""
+        keys = [k for k in GRID_KEYS if k in self.grid]
+        points = [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+        for point in points:
+            point.setdefault("seed", self.base.get("seed", 0))
+        return points
+
+
+def trial_id(point: Mapping[str, Any]) -> str:
+    """A readable, file-system-safe id: dataset__uncertainty__lam__h__seed."""
+    dataset = Path(str(point["dataset"])).stem.replace(":", "_").replace("/", "_")
+    parts = [dataset, str(point["uncertainty"])]
+    if "lam" in point:
+        parts.append(f"lam{point['lam']}")
+    if "horizon" in point:
+        parts.append(f"h{point['horizon']}")
+    parts.append(f"s{point['seed']}")
+    return "__".join(parts)
+
+
+def _dynamics_dir(sweep_dir: Path, point: Mapping[str, Any]) -> Path:
+    dataset = Path(str(point["dataset"])).stem.replace(":", "_").replace("/", "_")
+    return sweep_dir / "dynamics" / f"{dataset}-s{point['seed']}"
+
+
+def fit_shared_dynamics(spec: SweepSpec, sweep_dir: Path, say: Callable[[str], None]) -> None:
+    """Fit (or find) the one model per dataset × seed that all its trials share."""
+    from mopo_kit.data.load import load_dataset
+    from mopo_kit.dynamics.gaussian_ensemble import CONFIG_FILE, GaussianEnsemble
+
+    for point in spec.trials():
+        target = _dynamics_dir(sweep_dir, point)
+        if (target / CONFIG_FILE).exists():
+            continue
+        say(f"fitting the shared dynamics model {target.name}")
+        data = load_dataset(str(point["dataset"]))
+        model = GaussianEnsemble(data.obs_dim, data.act_dim, seed=int(point["seed"]), **spec.dynamics)
+        model.fit(data)
+        model.save(target)
+
+
+def _trial_config(spec: SweepSpec, sweep_dir: Path, point: Mapping[str, Any], wandb: bool) -> dict[str, Any]:
+    config = {**spec.base, **{k: v for k, v in point.items()}}
+    config["dynamics_dir"] = str(_dynamics_dir(sweep_dir, point))
+    config["group"] = spec.name
+    config["run_name"] = trial_id(point)
+    loggers = list(config.get("loggers", []))
+    if wandb and "wandb" not in [l if isinstance(l, str) else l.get("type") for l in loggers]:
+        loggers.append("wandb")
+    config["loggers"] = loggers
+    return config
+
+
+def _run_trial(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:
+    """One trial in a worker process: a fresh MOPO run, or the resumption of a killed one."""
+    import torch
+
+    from mopo_kit.config import MOPOConfig
+    from mopo_kit.mopo import MOPO
+
+    torch.set_num_threads(threads)
+    os.environ.setdefault("MOPO_KIT_QUIET", "1")
+    run = Path(run_dir)
+    if (run / "checkpoint" / "progress.json").exists():
+        result = MOPO.resume(run)
+    else:
+        result = MOPO(MOPOConfig.from_dict(config)).fit(run)
+    return {"run_dir": run_dir, "last": result.last, "best": result.best}
+
+
+def run_sweep(
+    spec: SweepSpec,
+    sweep_dir: Path,
+    *,
+    workers: int | None = None,
+    wandb: bool = False,
+    say: Callable[[str], None] = lambda message: None,
+) -> list[dict[str, Any]]:
+    """Run every unfinished trial of ``spec`` into ``sweep_dir/trials``; returns their summaries."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "sweep.json").write_text(json.dumps({"name": spec.name, "grid": spec.grid, "base": spec.base, "dynamics": spec.dynamics}, indent=2))
+    if wandb:
+        os.environ.setdefault("WANDB_DIR", str(sweep_dir))
+    fit_shared_dynamics(spec, sweep_dir, say)
+    cores = os.cpu_count() or 1
+    workers = max(1, min(workers or cores, cores))
+    threads = max(1, cores // workers)
+    pending = []
+    for point in spec.trials():
+        run_dir = sweep_dir / "trials" / trial_id(point)
+        if (run_dir / "results.json").exists():
+            say(f"skip {run_dir.name} (finished)")
+            continue
+        pending.append((_trial_config(spec, sweep_dir, point, wandb), str(run_dir)))
+    say(f"{len(pending)} trial(s) to run on {workers} worker(s) × {threads} thread(s)")
+    summaries = []
+    if workers == 1:
+        for config, run_dir in pending:
+            summaries.append(_run_trial(config, run_dir, threads))
+            say(f"done {Path(run_dir).name}")
+        return summaries
+    import multiprocessing
+
+    # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_trial, config, run_dir, threads): run_dir for config, run_dir in pending}
+        for future in as_completed(futures):
+            summaries.append(future.result())
+            say(f"done {Path(futures[future]).name}")
+    return summaries

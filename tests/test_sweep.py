@@ -1,0 +1,84 @@
+"""Sweeps: local process pool, one shared model per dataset × seed, W&B offline, resume, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mopo_kit.errors import MopoKitError
+from mopo_kit.sweep import SweepSpec, run_sweep, trial_id
+from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
+
+
+def _spec(path, data_file) -> SweepSpec:
+    base = {k: v for k, v in TINY.items() if k not in ("dynamics", "lam", "horizon")}
+    base.update(epochs=2, loggers=["jsonl"])
+    spec_text = {
+        "name": "toy-ablation",
+        "grid": {"dataset": [str(data_file)], "uncertainty": ["max_aleatoric", "ensemble_disagreement"], "lam": [1.0], "horizon": [2], "seed": [0]},
+        "base": base,
+        "dynamics": TINY["dynamics"]["params"],
+    }
+    path.write_text(json.dumps(spec_text))
+    import yaml
+
+    yaml_path = path.with_suffix(".yaml")
+    yaml_path.write_text(yaml.safe_dump(spec_text))
+    return SweepSpec.from_file(yaml_path)
+
+
+def test_local_sweep_with_wandb_offline_resume_and_report(hopper_file, tmp_path, monkeypatch, run_cli):  # noqa: F811
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    spec = _spec(tmp_path / "sweep.json", hopper_file)
+    sweep_dir = tmp_path / "sweep"
+    summaries = run_sweep(spec, sweep_dir, workers=2, wandb=True)
+    assert len(summaries) == 2
+    models = list((sweep_dir / "dynamics").iterdir())
+    assert len(models) == 1, "one model per dataset × seed, shared by the trials"
+    for point in spec.trials():
+        run = sweep_dir / "trials" / trial_id(point)
+        saved = json.loads((run / "config.json").read_text())
+        assert saved["config"]["dynamics_dir"] == str(models[0])
+        start = json.loads((run / "log.jsonl").read_text().splitlines()[0])
+        assert start["group"] == "toy-ablation" and start["job_type"] == point["uncertainty"]
+        assert start["config"]["components"]["uncertainty"]["name"] == point["uncertainty"]
+        assert len(list((run / "wandb").glob("offline-run-*"))) == 1
+
+    # a second call skips finished trials; a trial without results resumes
+    first = sweep_dir / "trials" / trial_id(spec.trials()[0])
+    second = sweep_dir / "trials" / trial_id(spec.trials()[1])
+    mtime = (first / "results.json").stat().st_mtime_ns
+    (second / "results.json").unlink()
+    again = run_sweep(spec, sweep_dir, workers=1)
+    assert [s["run_dir"] for s in again] == [str(second)]
+    assert (first / "results.json").stat().st_mtime_ns == mtime
+
+    report = json.loads(run_cli("report", str(sweep_dir), "--json", check_rc=0).stdout)
+    assert report["trials"] == 2
+    by_estimator = {r["uncertainty"]: r for r in report["rows"]}
+    for point in spec.trials():
+        results = json.loads((sweep_dir / "trials" / trial_id(point) / "results.json").read_text())
+        row = by_estimator[point["uncertainty"]]
+        assert row["last_normalized_mean"] == pytest.approx(results["last"]["normalized_mean"])
+        assert row["seeds"] == 1 and row["last_normalized_std"] == 0.0
+    for name in ("learning_curves.png", "final_scores.png", "penalty_vs_return.png"):
+        assert (sweep_dir / name).read_bytes()[:4] == b"\x89PNG"
+    assert "method: grid" in (sweep_dir / "wandb_sweep.yaml").read_text()
+
+
+def test_bad_sweep_files(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[grid]\ndataset = ["a"]\nuncertainty = ["zero"]\nbatch = [1]\n')
+    with pytest.raises(MopoKitError, match="grid key\\(s\\) batch not supported"):
+        SweepSpec.from_file(bad)
+    bad.write_text("[grid\n")
+    with pytest.raises(MopoKitError, match="not a valid sweep file"):
+        SweepSpec.from_file(bad)
+
+
+def test_example_smoke_sweep_parses():
+    from pathlib import Path
+
+    spec = SweepSpec.from_file(Path(__file__).resolve().parents[1] / "examples" / "sweep_smoke.toml")
+    assert len(spec.trials()) == 2 and {t["uncertainty"] for t in spec.trials()} == {"max_aleatoric", "wasserstein"}

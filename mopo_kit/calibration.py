@@ -168,7 +168,7 @@ def write_report(report: CalibrationReport, raw: Mapping[str, Mapping[str, np.nd
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mopo_kit.data.actor import atomic_write_bytes
+    from mopo_kit.fileio import atomic_write_bytes
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "calibration.json"]

@@ -119,7 +119,6 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise MopoKitError(f"{out}: file exists (use --force to overwrite it)")
     if args.policy:
-        from mopo_kit.data.actor import load_actor
         from mopo_kit.data.collect import actor_policy, collect_transitions
 
         actor, actor_meta = _load_policy_file(Path(args.policy), task)
@@ -177,11 +176,12 @@ def _stderr_console():
 
 
 def cmd_train_dynamics(args: argparse.Namespace) -> int:
+    import torch
+
     from mopo_kit.data.load import load_dataset
     from mopo_kit.dynamics.gaussian_ensemble import CONFIG_FILE, TrainingDivergedError
     from mopo_kit.plugins import get_registry
     from mopo_kit.progress import progress_bar, progress_enabled
-    import torch
 
     out = Path(args.output)
     if (out / CONFIG_FILE).exists() and not args.force:
@@ -229,7 +229,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
 def _write_fit_report(out: Path, report, data) -> None:
     from dataclasses import asdict
 
-    from mopo_kit.data.actor import atomic_write_bytes
+    from mopo_kit.fileio import atomic_write_bytes
 
     payload = {"dataset": data.source, "transitions": len(data), **asdict(report)}
     atomic_write_bytes(out / "fit_report.json", json.dumps(payload, indent=2).encode())

@@ -7,10 +7,11 @@ directory, so a run can be reproduced (or resumed) from its directory alone.
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+
+import tomllib
 
 from mopo_kit.errors import MopoKitError
 

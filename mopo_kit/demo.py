@@ -22,11 +22,11 @@ from typing import Any
 import torch
 
 from mopo_kit.config import MOPOConfig
-from mopo_kit.data.actor import atomic_write_bytes
 from mopo_kit.data.collect import collect_transitions, uniform_random_policy
 from mopo_kit.data.d4rl_io import write_d4rl_hdf5
 from mopo_kit.dynamics.gaussian_ensemble import EnsembleConfig, GaussianEnsemble
 from mopo_kit.envs.tasks import HALFCHEETAH
+from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.mopo import MOPO
 
 

@@ -24,14 +24,16 @@ import numpy as np
 import torch
 
 from mopo_kit.config import MOPOConfig, default_horizon_and_lambda
-from mopo_kit.data.actor import atomic_write_bytes, save_actor
+from mopo_kit.data.actor import save_actor
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.data.load import load_dataset
-from mopo_kit.dynamics.gaussian_ensemble import CONFIG_FILE as DYNAMICS_CONFIG, GaussianEnsemble
+from mopo_kit.dynamics.gaussian_ensemble import CONFIG_FILE as DYNAMICS_CONFIG
+from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
 from mopo_kit.envs.tasks import Task
 from mopo_kit.errors import MopoKitError
-from mopo_kit.evaluation import ModelBound, RealEvaluation, evaluate_in_env, model_bound
+from mopo_kit.evaluation import evaluate_in_env, model_bound
+from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.plugins import get_plugins, get_registry
 from mopo_kit.progress import progress_bar
 

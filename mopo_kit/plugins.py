@@ -33,10 +33,9 @@ from typing import Any, Callable
 
 import pluggy
 
-from mopo_kit import __version__
+from mopo_kit import __version__, hookspecs
 from mopo_kit.errors import PluginError
 from mopo_kit.hookspecs import PROJECT_NAME
-from mopo_kit import hookspecs
 from mopo_kit.registry import KIND_HOOKS, Component, Registry, first_doc_line
 
 ENTRY_POINT_GROUP = "mopo_kit"

@@ -8,8 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from mopo_kit.data.actor import atomic_write_bytes
 from mopo_kit.errors import MopoKitError
+from mopo_kit.fileio import atomic_write_bytes
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -26,11 +26,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import tomllib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+import tomllib
 
 from mopo_kit.errors import MopoKitError
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from mopo_kit.data.collect import collect_transitions, uniform_random_policy
-from mopo_kit.data.named import CacheWarning
 from mopo_kit.data.load import load_dataset
+from mopo_kit.data.named import CacheWarning
 from mopo_kit.envs.tasks import HOPPER
 
 

@@ -11,7 +11,6 @@ from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.errors import DatasetError
 from tests.conftest import two_episode_arrays, with_next_observations, write_h5
 
-
 _with_next = with_next_observations
 
 

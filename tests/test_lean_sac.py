@@ -7,11 +7,11 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 
+from mopo_kit.data.collect import collect_transitions, uniform_random_policy
 from mopo_kit.envs.tasks import HOPPER
 from mopo_kit.policy.buffer import MixedReplayBuffer
 from mopo_kit.policy.lean_sac import LeanSAC, action_log_prob
 from mopo_kit.testing_models import linear_system_dataset
-from mopo_kit.data.collect import collect_transitions, uniform_random_policy
 
 
 def _sac(cls, data, env):

@@ -9,14 +9,14 @@ can never execute code.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from mopo_kit.fileio import atomic_write_bytes
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SB3 SAC's clamp
 
@@ -58,21 +58,6 @@ class TanhGaussianActor(nn.Module):
         """:meth:`act` on a NumPy batch (float32 in, float32 out)."""
         tensor = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         return self.act(tensor, deterministic, generator).numpy()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file + rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_actor(actor_state: dict[str, torch.Tensor], path: Path, meta: dict[str, Any]) -> None:

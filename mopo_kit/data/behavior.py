@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from mopo_kit.data.actor import TanhGaussianActor, atomic_write_bytes, save_actor
+from mopo_kit.data.actor import TanhGaussianActor, save_actor
 from mopo_kit.data.episodes import episode_returns
 from mopo_kit.envs.tasks import Task
+from mopo_kit.fileio import atomic_write_bytes
 
 
 @dataclass

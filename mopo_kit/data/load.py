@@ -10,7 +10,8 @@ from pathlib import Path
 
 from mopo_kit.data.d4rl_io import read_d4rl_hdf5
 from mopo_kit.data.dataset import TransitionDataset
-from mopo_kit.data.minari_io import PREFIX as MINARI_PREFIX, read_minari
+from mopo_kit.data.minari_io import PREFIX as MINARI_PREFIX
+from mopo_kit.data.minari_io import read_minari
 from mopo_kit.errors import UnknownComponentError
 from mopo_kit.registry import Registry
 

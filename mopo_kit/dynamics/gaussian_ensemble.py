@@ -28,13 +28,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mopo_kit.data.actor import atomic_write_bytes
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.dynamics.base import EpochCallback, EpochStats, FitReport
 from mopo_kit.dynamics.ensemble_net import EnsembleNet
 from mopo_kit.dynamics.fused import FusedTrainer, predict_chunked
 from mopo_kit.dynamics.scaler import StandardScaler
 from mopo_kit.errors import MopoKitError
+from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.hookspecs import hookimpl
 from mopo_kit.types import EnsemblePrediction
 

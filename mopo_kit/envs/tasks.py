@@ -7,10 +7,9 @@ with published D4RL (gym v2) numbers — see docs/datasets.md.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-
-import logging
 
 import gymnasium as gym
 import mujoco

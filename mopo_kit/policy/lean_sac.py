@@ -23,7 +23,6 @@ import torch
 from stable_baselines3 import SAC
 from torch import Tensor, nn
 
-
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 

@@ -22,9 +22,9 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 
-from mopo_kit.data.actor import atomic_write_bytes
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
+from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.hookspecs import hookimpl
 from mopo_kit.policy.buffer import MixedReplayBuffer
 from mopo_kit.policy.lean_sac import LeanSAC

@@ -1,11 +1,11 @@
 """The example plugin meets the estimator contract and is found through its entry point."""
 
 import torch
+from mopo_kit_example import EliteMaxStd
 
 from mopo_kit.plugins import get_registry
 from mopo_kit.testing import check_uncertainty_estimator
 from mopo_kit.types import EnsemblePrediction
-from mopo_kit_example import EliteMaxStd
 
 
 def test_meets_the_estimator_contract():

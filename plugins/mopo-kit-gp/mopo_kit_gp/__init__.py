@@ -17,7 +17,6 @@ rollout step.
 
 from __future__ import annotations
 
-
 import gpytorch
 import numpy as np
 import torch

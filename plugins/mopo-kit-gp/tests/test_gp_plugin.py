@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mopo_kit_gp import GPError
 
 from mopo_kit.plugins import get_registry
 from mopo_kit.testing import check_uncertainty_estimator
 from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
-from mopo_kit_gp import GPError
 
 
 @pytest.fixture(scope="module")

@@ -369,7 +369,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = SweepSpec.from_file(args.file)
     out = Path(args.output or f"sweeps/{spec.name}")
     console = _stderr_console()
-    summaries = run_sweep(spec, out, workers=args.workers, wandb=args.wandb, say=lambda m: console.print(f"[sweep] {m}", highlight=False))
+    summaries = run_sweep(
+        spec, out, workers=args.workers, wandb=args.wandb, backend=args.backend, address=args.address,
+        say=lambda m: console.print(f"[sweep] {m}", highlight=False),
+    )
     print(f"{out}: {len(summaries)} trial(s) run; `mopo-kit report {out}` for the table and plots")
     return 0
 
@@ -488,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run a grid of MOPO trials (estimators × λ × h × seeds × datasets) from a TOML/YAML file")
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--output", metavar="SWEEP_DIR")
+    p.add_argument("--backend", choices=["local", "ray"], default="local", help="local process pool, or Ray Tune (pip install 'mopo-kit[ray]')")
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
     p.add_argument("--workers", type=int, help="parallel trials (default: one per core)")
     p.add_argument("--wandb", action="store_true", help="log every trial to W&B (offline without an API key), grouped by sweep")
     p.set_defaults(func=cmd_sweep)

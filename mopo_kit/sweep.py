@@ -152,9 +152,19 @@ def run_sweep(
     *,
     workers: int | None = None,
     wandb: bool = False,
+    backend: str = "local",
+    address: str | None = None,
     say: Callable[[str], None] = lambda message: None,
 ) -> list[dict[str, Any]]:
-    """Run every unfinished trial of ``spec`` into ``sweep_dir/trials``; returns their summaries."""
+    """Run every unfinished trial of ``spec`` into ``sweep_dir/trials``; returns their summaries.
+
+    ``backend="local"``: a process pool on this machine. ``backend="ray"``: the same trials as Ray
+    Tune trials, on a local Ray instance or the cluster at ``address`` (``pip install
+    'mopo-kit[ray]'``; the sweep directory must then be on storage every node can reach).
+    """
+    if backend not in ("local", "ray"):
+        raise MopoKitError(f"unknown sweep backend '{backend}' (choose local or ray)")
+    sweep_dir = sweep_dir.resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "sweep.json").write_text(json.dumps({"name": spec.name, "grid": spec.grid, "base": spec.base, "dynamics": spec.dynamics}, indent=2))
     if wandb:
@@ -170,7 +180,9 @@ def run_sweep(
             say(f"skip {run_dir.name} (finished)")
             continue
         pending.append((_trial_config(spec, sweep_dir, point, wandb), str(run_dir)))
-    say(f"{len(pending)} trial(s) to run on {workers} worker(s) × {threads} thread(s)")
+    say(f"{len(pending)} trial(s) to run on {workers} worker(s) × {threads} thread(s) ({backend})")
+    if backend == "ray":
+        return _run_on_ray(spec, sweep_dir, pending, threads, address, say)
     summaries = []
     if workers == 1:
         for config, run_dir in pending:
@@ -185,4 +197,41 @@ def run_sweep(
         for future in as_completed(futures):
             summaries.append(future.result())
             say(f"done {Path(futures[future]).name}")
+    return summaries
+
+
+def _run_on_ray(
+    spec: SweepSpec, sweep_dir: Path, pending: list[tuple[dict[str, Any], str]], threads: int, address: str | None, say: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """The pending trials as one Ray Tune grid (one Tune trial per MOPO trial, ``threads`` CPUs each)."""
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise MopoKitError("--backend ray needs Ray Tune: pip install 'mopo-kit[ray]'") from None
+    if not pending:
+        return []
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials use absolute run directories
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+    def trainable(params: dict[str, Any]) -> dict[str, Any]:
+        trial = params["trial"]
+        summary = _run_trial(trial["config"], trial["run_dir"], threads)
+        last = summary["last"]
+        return {"run_dir": summary["run_dir"], "return_mean": last.get("return_mean"), "normalized_mean": last.get("normalized_mean")}
+
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": threads}),
+        param_space={"trial": tune.grid_search([{"config": c, "run_dir": r} for c, r in pending])},
+        run_config=tune.RunConfig(name=spec.name, storage_path=str(sweep_dir / "ray"), verbose=0),
+    )
+    results = tuner.fit()
+    errors = [str(r.error) for r in results if r.error is not None]
+    if errors:
+        raise MopoKitError(f"ray backend: {len(errors)} trial(s) failed; first: {errors[0].splitlines()[-1] if errors[0] else '?'}")
+    summaries = []
+    for result in results:
+        say(f"done {Path(result.metrics['run_dir']).name}")
+        summaries.append({"run_dir": result.metrics["run_dir"], "last": {"return_mean": result.metrics["return_mean"], "normalized_mean": result.metrics["normalized_mean"]}})
     return summaries

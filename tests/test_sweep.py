@@ -82,3 +82,18 @@ def test_example_smoke_sweep_parses():
 
     spec = SweepSpec.from_file(Path(__file__).resolve().parents[1] / "examples" / "sweep_smoke.toml")
     assert len(spec.trials()) == 2 and {t["uncertainty"] for t in spec.trials()} == {"max_aleatoric", "wasserstein"}
+
+
+def test_ray_backend_runs_the_same_trials(hopper_file, tmp_path, run_cli):  # noqa: F811
+    pytest.importorskip("ray")
+    spec_path = tmp_path / "sweep.json"
+    _spec(spec_path, hopper_file)
+    proc = run_cli("sweep", str(spec_path.with_suffix(".yaml")), "-o", "ray-sweep", "--backend", "ray", "--workers", "2", check_rc=0)
+    assert "2 trial(s) run" in proc.stdout
+    sweep_dir = tmp_path / "ray-sweep"
+    spec = SweepSpec.from_file(spec_path.with_suffix(".yaml"))
+    for point in spec.trials():
+        results = json.loads((sweep_dir / "trials" / trial_id(point) / "results.json").read_text())
+        assert results["gradient_steps"] == 100
+    report = json.loads(run_cli("report", str(sweep_dir), "--json", check_rc=0).stdout)
+    assert report["trials"] == 2

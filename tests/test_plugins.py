@@ -164,3 +164,27 @@ def test_no_warnings_with_a_healthy_install():
     with warnings.catch_warnings():
         warnings.simplefilter("error", PluginWarning)
         load_plugins()
+
+
+def test_plugin_installed_with_pip_from_outside_the_repo(tmp_path, run_cli):
+    """A real ``pip install`` of a plugin project that lives outside the repository."""
+    import subprocess
+    import sys
+
+    project = tmp_path / "outside-plugin"
+    (project / "mopo_kit_outside").mkdir(parents=True)
+    (project / "mopo_kit_outside" / "__init__.py").write_text(GOOD_PLUGIN)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "mopo-kit-outside"\nversion = "2.0.1"\n'
+        '[project.entry-points.mopo_kit]\noutside = "mopo_kit_outside"\n'
+        '[tool.setuptools]\npackages = ["mopo_kit_outside"]\n'
+    )
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(project)],
+        check=True, capture_output=True, timeout=300,
+    )
+    plugins = {p["name"]: p for p in json.loads(run_cli("plugins", "--json", env={"PYTHONPATH": str(site)}, check_rc=0).stdout)}
+    assert plugins["outside"]["version"] == "2.0.1"
+    assert plugins["outside"]["registers"] == {"uncertainty": ["constant_one"]}

@@ -1,6 +1,7 @@
 """Copy the resumable state of background behavior training into this folder (to be committed).
 
-    python behavior/persist.py runs/behavior            # from the repository root
+    python behavior/persist.py runs/behavior                        # from the repository root
+    python behavior/persist.py runs/behavior_fine --suffix -early --all   # every snapshot
 
 For every task directory under the given run root: config.json, evals.json, resume/sac.zip
 (no replay buffer) and a few actor snapshots stored as float16 (the first ones up to 50k
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import torch
@@ -23,9 +23,9 @@ def keep(step: int, best_step: int) -> bool:
     return step <= 50_000 or step % 50_000 == 0 or step == best_step
 
 
-def persist(run_root: Path) -> None:
+def persist(run_root: Path, suffix: str = "", keep_all: bool = False) -> None:
     for task_dir in sorted(p for p in run_root.iterdir() if (p / "evals.json").exists()):
-        out = HERE / task_dir.name
+        out = HERE / f"{task_dir.name}{suffix}"
         (out / "resume").mkdir(parents=True, exist_ok=True)
         (out / "snapshots").mkdir(exist_ok=True)
         evals = json.loads((task_dir / "evals.json").read_text())
@@ -35,7 +35,7 @@ def persist(run_root: Path) -> None:
         if (task_dir / "resume" / "sac.zip").exists():
             shutil.copy2(task_dir / "resume" / "sac.zip", out / "resume" / "sac.zip")
         for e in evals:
-            if keep(e["step"], best):
+            if keep_all or keep(e["step"], best):
                 blob = torch.load(task_dir / "snapshots" / e["snapshot"], weights_only=True)
                 blob["state_dict"] = {k: v.half() for k, v in blob["state_dict"].items()}
                 torch.save(blob, out / "snapshots" / e["snapshot"])
@@ -43,4 +43,11 @@ def persist(run_root: Path) -> None:
 
 
 if __name__ == "__main__":
-    persist(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/behavior"))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_root", nargs="?", default="runs/behavior")
+    parser.add_argument("--suffix", default="", help="appended to each task's folder name here")
+    parser.add_argument("--all", action="store_true", help="keep every snapshot, not a selection")
+    args = parser.parse_args()
+    persist(Path(args.run_root), args.suffix, args.all)

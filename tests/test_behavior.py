@@ -15,11 +15,13 @@ def test_train_behavior_snapshots_resume_and_collect(tmp_path, run_cli):
     evals = json.loads((tmp_path / "beh" / "evals.json").read_text())
     assert [e["step"] for e in evals] == [300, 600]
     assert all(np.isfinite(e["det_return_mean"]) and np.isfinite(e["stoch_return_mean"]) for e in evals)
+    assert (tmp_path / "beh" / "resume" / "sac.zip").exists(), "the end of a run is a checkpoint"
     refused = run_cli("train-behavior", "hopper", "--steps", "900", "-o", "beh")
     assert refused.returncode == 2 and "--resume" in refused.stderr
     run_cli("train-behavior", "hopper", "--steps", "900", "--eval-every", "300", "-o", "beh", "--resume", check_rc=0)
-    evals = json.loads((tmp_path / "beh" / "evals.json").read_text())
-    assert [e["step"] for e in evals] == [300, 600, 900]
+    resumed = json.loads((tmp_path / "beh" / "evals.json").read_text())
+    assert [e["step"] for e in resumed] == [300, 600, 900]
+    assert resumed[:2] == evals, "a resumed run continues after step 600 instead of starting over"
     actor, meta = load_actor(tmp_path / "beh" / "snapshots" / "step_00000900.pt")
     assert (actor.obs_dim, actor.act_dim, meta["step"]) == (11, 3, 900)
 

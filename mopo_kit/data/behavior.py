@@ -118,17 +118,22 @@ def train_behavior(task: Task, out_dir: Path, config: BehaviorConfig, resume: bo
                 atomic_write_bytes(evals_path, json.dumps(evals, indent=1).encode())
                 print(f"[{task.name}] step {step}: det {det.mean():.1f} stoch {sto.mean():.1f}", flush=True)
             if step % config.checkpoint_every == 0:
-                tmp = resume_dir / "sac.tmp.zip"
-                self.model.save(tmp)
-                tmp.replace(zip_path)
-                tmp_buf = resume_dir / "replay_buffer.tmp.pkl"
-                self.model.save_replay_buffer(tmp_buf)
-                tmp_buf.replace(buffer_path)
+                save_checkpoint(self.model)
             return True
+
+    def save_checkpoint(model: Any) -> None:
+        tmp = resume_dir / "sac.tmp.zip"
+        model.save(tmp)
+        tmp.replace(zip_path)
+        tmp_buf = resume_dir / "replay_buffer.tmp.pkl"
+        model.save_replay_buffer(tmp_buf)
+        tmp_buf.replace(buffer_path)
 
     remaining = config.steps - start
     if remaining > 0:
         model.learn(remaining, callback=Snapshots(), reset_num_timesteps=False)
+        if model.num_timesteps % config.checkpoint_every != 0:
+            save_checkpoint(model)  # the end of a run is a checkpoint too, so it can be extended
     return evals
 
 

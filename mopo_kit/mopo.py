@@ -97,7 +97,7 @@ class MOPO:
         for logger in self.config.loggers:
             registry.get("logger", logger.type)
 
-    def _build(self, run_dir: Path | None, resume: bool) -> None:
+    def _build(self, run_dir: Path | None) -> None:
         cfg = self.config
         registry = get_registry()
         torch.manual_seed(cfg.seed)
@@ -118,7 +118,7 @@ class MOPO:
         self.horizon = cfg.horizon if cfg.horizon is not None else h
         self.lam = cfg.lam if cfg.lam is not None else lam
 
-        self.dynamics = self._objects["dynamics"] or self._dynamics(run_dir, resume)
+        self.dynamics = self._objects["dynamics"] or self._dynamics(run_dir)
         self.estimator = self._objects["uncertainty"] or registry.create("uncertainty", cfg.uncertainty.type, **cfg.uncertainty.params)
         self.estimator.fit(self.data, self.dynamics)
         self.model_step = ModelStep(self.dynamics, self.estimator, self.lam, self.task.termination_fn, torch.Generator().manual_seed(cfg.seed + 1))
@@ -129,7 +129,7 @@ class MOPO:
         self.policy = self._objects["policy"] or registry.create("policy", cfg.policy.type, **params)
         self.policy.setup(env, self.model_step, self.starts, self.data, self.horizon)
 
-    def _dynamics(self, run_dir: Path | None, resume: bool) -> Any:
+    def _dynamics(self, run_dir: Path | None) -> Any:
         cfg = self.config
         registry = get_registry()
         source = Path(cfg.dynamics_dir) if cfg.dynamics_dir else (run_dir / "dynamics" if run_dir else None)
@@ -155,7 +155,7 @@ class MOPO:
             run.mkdir(parents=True, exist_ok=True)
             if not resume and (run / "checkpoint").exists():
                 raise MopoKitError(f"{run}: already holds a run (use --resume to continue it, or another -o)")
-        self._build(run, resume)
+        self._build(run)
         start_epoch, history = 0, []
         if run is not None:
             if resume and (run / "checkpoint" / "progress.json").exists():

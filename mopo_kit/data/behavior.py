@@ -142,17 +142,4 @@ def best_snapshot(evals: list[dict[str, Any]]) -> dict[str, Any]:
     return max(evals, key=lambda e: e["det_return_mean"])
 
 
-def medium_snapshot(evals: list[dict[str, Any]], fraction: float = 1 / 3) -> dict[str, Any]:
-    """The first snapshot whose stochastic return reaches ``fraction`` of the expert's (D4RL 'medium')."""
-    expert = best_snapshot(evals)["stoch_return_mean"]
-    target = fraction * expert
-    ordered = sorted(evals, key=lambda e: e["step"])
-    return min(ordered, key=lambda e: abs(e["stoch_return_mean"] - target))
-
-
-def replay_snapshots(evals: list[dict[str, Any]], until_step: int) -> list[dict[str, Any]]:
-    """Snapshots up to ``until_step``: the policies whose data made the replay buffer ('mixed')."""
-    return [e for e in sorted(evals, key=lambda e: e["step"]) if e["step"] <= until_step]
-
-
-__all__ = ["BehaviorConfig", "train_behavior", "best_snapshot", "medium_snapshot", "replay_snapshots"]
+__all__ = ["BehaviorConfig", "train_behavior", "best_snapshot"]

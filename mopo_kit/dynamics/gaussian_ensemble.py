@@ -15,7 +15,6 @@ first. The math is the same.
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import math
@@ -91,8 +90,6 @@ class _Split:
 
 class GaussianEnsemble:
     """A batched ensemble of Gaussian MLPs over [Δs, r] (see module docstring)."""
-
-    ipm_family = "gaussian"
 
     def __init__(self, obs_dim: int, act_dim: int, config: EnsembleConfig | None = None, **params: Any) -> None:
         self.config = config or EnsembleConfig(**params)
@@ -281,9 +278,6 @@ class GaussianEnsemble:
         model.fitted = True
         model.net.eval()
         return model
-
-    def copy(self) -> "GaussianEnsemble":
-        return copy.deepcopy(self)
 
 
 __all__ = ["EnsembleConfig", "GaussianEnsemble", "TrainingDivergedError"]

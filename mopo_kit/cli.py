@@ -111,22 +111,17 @@ def _get_task(name: str):
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from mopo_kit.data.d4rl_io import write_d4rl_hdf5
-    from mopo_kit.data.named import NamedDataset
+    from mopo_kit.data.named import make_named
 
     task = _get_task(args.task)
-    spec = NamedDataset(task, args.kind, args.steps, args.seed)
+    spec = make_named(task, args.kind, args.steps, args.seed, policy_file=args.policy)
+    metadata = spec.metadata()
+    if args.policy:
+        _, metadata["policy_meta"] = _load_policy_file(Path(args.policy), task)
     out = Path(args.output or f"{spec.name}.hdf5")
     if out.exists() and not args.force:
         raise MopoKitError(f"{out}: file exists (use --force to overwrite it)")
-    if args.policy:
-        from mopo_kit.data.collect import actor_policy, collect_transitions
-
-        actor, actor_meta = _load_policy_file(Path(args.policy), task)
-        data = collect_transitions(task, actor_policy(actor, args.seed), args.steps, args.seed, description=spec.name)
-        metadata = {**spec.metadata(), "policy": str(args.policy), "policy_meta": actor_meta}
-    else:
-        data = spec.generate()
-        metadata = spec.metadata()
+    data = spec.generate(workers=args.workers)
     checksum = write_d4rl_hdf5(data, out, metadata=metadata)
     summary = data.summary()
     print(
@@ -422,8 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collect", help="collect a D4RL-style dataset in the real environment")
     p.add_argument("task", metavar="TASK")
     p.add_argument("--kind", required=True, choices=["random", "medium", "mixed", "medium-expert"])
-    p.add_argument("--steps", type=int, default=200_000, help="transitions to collect (D4RL: 1,000,000)")
+    p.add_argument(
+        "--steps", type=int, default=None,
+        help="transitions (default: 200,000; medium-expert 400,000; mixed: the replay buffer's length. D4RL: 1M/2M)",
+    )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU cores)")
     p.add_argument("-o", "--output", metavar="FILE", help="output .hdf5 (default: TASK-KIND.hdf5)")
     p.add_argument("--policy", metavar="FILE", help="behavior actor file (.pt) to roll out, actions sampled")
     p.add_argument("--force", action="store_true", help="overwrite FILE")

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mopo_kit.data.actor import TanhGaussianActor, save_actor
@@ -142,4 +143,31 @@ def best_snapshot(evals: list[dict[str, Any]]) -> dict[str, Any]:
     return max(evals, key=lambda e: e["det_return_mean"])
 
 
-__all__ = ["BehaviorConfig", "train_behavior", "best_snapshot"]
+def medium_snapshot(evals: list[dict[str, Any]], expert_return: float, fraction: float = 1 / 3) -> dict[str, Any]:
+    """D4RL's 'medium': the first snapshot whose *stochastic* return reaches ``fraction`` of the expert's.
+
+    Stochastic, because medium datasets sample their actions. The first one, because the
+    ``mixed`` dataset is the replay buffer up to this point: a later, luckier snapshot would
+    make that buffer longer than "trained up to medium".
+    """
+    target = fraction * expert_return
+    for entry in sorted(evals, key=lambda e: e["step"]):
+        if entry["stoch_return_mean"] >= target:
+            return entry
+    raise ValueError(f"no snapshot reaches {fraction:.2f} of the expert return ({target:.1f})")
+
+
+def replay_snapshots(evals: list[dict[str, Any]], until_step: int, learning_starts: int, count: int) -> list[dict[str, Any]]:
+    """At most ``count`` snapshots spread evenly over training up to ``until_step`` (exclusive).
+
+    They stand in for the policies that filled the replay buffer; the first ``learning_starts``
+    steps were uniform random actions and need no snapshot.
+    """
+    candidates = sorted((e for e in evals if learning_starts <= e["step"] < until_step), key=lambda e: e["step"])
+    if len(candidates) <= count:
+        return candidates
+    picks = np.linspace(0, len(candidates) - 1, count).round().astype(int)
+    return [candidates[i] for i in sorted(set(picks.tolist()))]
+
+
+__all__ = ["BehaviorConfig", "train_behavior", "best_snapshot", "medium_snapshot", "replay_snapshots"]

@@ -1,0 +1,115 @@
+"""Choose a task's expert, medium and replay snapshots and ship them inside the package.
+
+    python behavior/ship.py halfcheetah --run runs/behavior/halfcheetah --early-run runs/behavior_fine/halfcheetah
+    python behavior/ship.py hopper --run runs/behavior/hopper
+
+* expert = the snapshot with the best deterministic return of ``--run`` (the budget's best);
+* medium = the first snapshot whose stochastic return reaches 1/3 of the expert's stochastic
+  return, from ``--early-run`` when given (a run evaluated more often early on, for tasks whose
+  return jumps between two regular snapshots), else from ``--run``;
+* replay = at most ``--replay-snapshots`` snapshots spread over that run up to medium: they
+  regenerate the replay buffer for ``<task>-mixed``.
+
+Writes float16 actors to ``mopo_kit/behavior_policies/<task>/`` and the task's entry (files,
+steps, returns, commands, seed) to ``manifest.json`` there; other tasks' entries are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mopo_kit.data.behavior import best_snapshot, medium_snapshot, replay_snapshots  # noqa: E402
+from mopo_kit.data.shipped import MANIFEST, POLICY_DIR  # noqa: E402
+from mopo_kit.envs.tasks import BUILTIN_TASKS  # noqa: E402
+from mopo_kit.fileio import atomic_write_bytes  # noqa: E402
+
+
+def _run_info(run: Path) -> tuple[dict, list[dict]]:
+    config = json.loads((run / "config.json").read_text())
+    evals = json.loads((run / "evals.json").read_text())
+    return config, evals
+
+
+def _command(config: dict) -> str:
+    return (
+        f"mopo-kit train-behavior {config['task']} --steps {config['steps']} --seed {config['seed']} "
+        f"--eval-every {config['eval_every']} --threads {config['threads']}"
+    )
+
+
+def _ship_actor(run: Path, entry: dict, task: str) -> dict:
+    source = run / "snapshots" / entry["snapshot"]
+    target = POLICY_DIR / task / entry["snapshot"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    blob = torch.load(source, map_location="cpu", weights_only=True)
+    blob["state_dict"] = {k: v.half() for k, v in blob["state_dict"].items()}
+    torch.save(blob, target)
+    return {
+        "file": f"{task}/{entry['snapshot']}",
+        "step": entry["step"],
+        "det_return": round(entry["det_return_mean"], 1),
+        "stoch_return": round(entry["stoch_return_mean"], 1),
+    }
+
+
+def ship(task: str, run: Path, early_run: Path | None, replay_count: int) -> dict:
+    ref = {t.name: t for t in BUILTIN_TASKS}[task]
+    config, evals = _run_info(run)
+    expert = best_snapshot(evals)
+    early = early_run or run
+    early_config, early_evals = _run_info(early)
+    medium = medium_snapshot(early_evals, expert["stoch_return_mean"])
+    replay = replay_snapshots(early_evals, medium["step"], early_config["learning_starts"], replay_count)
+    if (POLICY_DIR / task).exists():
+        shutil.rmtree(POLICY_DIR / task)
+    entry = {
+        "expert": _ship_actor(run, expert, task),
+        "medium": _ship_actor(early, medium, task),
+        "replay": [_ship_actor(early, e, task) for e in replay],
+        "learning_starts": early_config["learning_starts"],
+        "provenance": {
+            "algorithm": "stable-baselines3 SAC (default hyperparameters), real environment",
+            "seed": config["seed"],
+            "expert_run": {"command": _command(config), "steps_trained": evals[-1]["step"], "evaluations": len(evals)},
+            "medium_run": {
+                "command": _command(early_config),
+                "steps_trained": early_evals[-1]["step"],
+                "evaluations": len(early_evals),
+            },
+            "returns": "mean over 5 episodes at the snapshot (deterministic = mean action; stochastic = sampled)",
+            "selection": "expert: best deterministic return; medium: first snapshot whose stochastic "
+            "return reaches 1/3 of the expert's stochastic return",
+            "d4rl_ref_max": ref.ref_max_score,
+            "expert_normalized_det": round(ref.normalized_score(expert["det_return_mean"]), 1),
+        },
+    }
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"tasks": {}}
+    manifest["tasks"][task] = entry
+    manifest["tasks"] = dict(sorted(manifest["tasks"].items()))
+    atomic_write_bytes(MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    return entry
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task")
+    parser.add_argument("--run", type=Path, required=True, help="behavior run directory (train-behavior -o)")
+    parser.add_argument("--early-run", type=Path, help="run evaluated more often early (medium + replay from it)")
+    parser.add_argument("--replay-snapshots", type=int, default=6)
+    args = parser.parse_args()
+    entry = ship(args.task, args.run, args.early_run, args.replay_snapshots)
+    print(json.dumps({k: entry[k] for k in ("expert", "medium")}, indent=1))
+    print("replay steps:", [e["step"] for e in entry["replay"]])
+
+
+if __name__ == "__main__":
+    main()

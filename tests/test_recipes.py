@@ -111,3 +111,13 @@ def test_missing_or_malformed_manifest_is_one_clear_error(tmp_path, monkeypatch)
             task_policies("hopper")
     finally:
         shipped._manifest.cache_clear()
+
+
+def test_dataset_info_generates_halfcheetah_medium_from_the_shipped_policy_alone(tmp_path, run_cli):
+    proc = run_cli("dataset", "info", "halfcheetah-medium", "--json", env={"MOPO_KIT_DATA": str(tmp_path / "cache")}, check_rc=0)
+    info = json.loads(proc.stdout)
+    assert info["transitions"] == 200_000 and info["episodes"] == 200  # 1,000-step episodes, none cut
+    medium = task_policies("halfcheetah").medium
+    # 200 sampled-action episodes of the medium policy: near the return it was chosen by (5 episodes)
+    assert 0.8 * medium.stoch_return < info["return_mean"] < 1.2 * medium.stoch_return
+    assert info["metadata"]["behavior_policies"]["medium"]["step"] == medium.step

@@ -174,12 +174,13 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
     import torch
 
     from mopo_kit.data.load import load_dataset
-    from mopo_kit.dynamics.gaussian_ensemble import CONFIG_FILE, TrainingDivergedError
+    from mopo_kit.dynamics.gaussian_ensemble import TrainingDivergedError
+    from mopo_kit.dynamics.storage import is_dynamics_dir, save_dynamics
     from mopo_kit.plugins import get_registry
     from mopo_kit.progress import progress_bar, progress_enabled
 
     out = Path(args.output)
-    if (out / CONFIG_FILE).exists() and not args.force:
+    if is_dynamics_dir(out) and not args.force:
         raise MopoKitError(f"{out}: already holds a dynamics model (use --force to overwrite it)")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -209,10 +210,10 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
         try:
             report = model.fit(data, callback=on_epoch)
         except TrainingDivergedError as exc:
-            model.save(out)
+            save_dynamics(model, out, args.model)
             _write_fit_report(out, exc.report, data)
             raise MopoKitError(f"{exc}; the last good model is saved in {out}") from None
-    model.save(out)
+    save_dynamics(model, out, args.model)
     _write_fit_report(out, report, data)
     print(
         f"{out}: {report.epochs} epochs ({report.stop_reason}), {report.seconds:.0f} s; "
@@ -233,10 +234,10 @@ def _write_fit_report(out: Path, report, data) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from mopo_kit.calibration import calibrate, write_report
     from mopo_kit.data.load import load_dataset
-    from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+    from mopo_kit.dynamics.storage import load_dynamics
     from mopo_kit.plugins import get_registry
 
-    model = GaussianEnsemble.load(args.dynamics)
+    model = load_dynamics(args.dynamics)
     data, ood = load_dataset(args.data), load_dataset(args.ood)
     for name, d in (("--data", data), ("--ood", ood)):
         if (d.obs_dim, d.act_dim) != (model.obs_dim, model.act_dim):

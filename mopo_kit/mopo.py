@@ -27,8 +27,7 @@ from mopo_kit.config import MOPOConfig, default_horizon_and_lambda
 from mopo_kit.data.actor import save_actor
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.data.load import load_dataset
-from mopo_kit.dynamics.gaussian_ensemble import CONFIG_FILE as DYNAMICS_CONFIG
-from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+from mopo_kit.dynamics.storage import COMPONENT_FILE, is_dynamics_dir, load_dynamics, save_dynamics
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
 from mopo_kit.envs.tasks import Task
 from mopo_kit.errors import MopoKitError
@@ -133,15 +132,15 @@ class MOPO:
         cfg = self.config
         registry = get_registry()
         source = Path(cfg.dynamics_dir) if cfg.dynamics_dir else (run_dir / "dynamics" if run_dir else None)
-        if source is not None and (source / DYNAMICS_CONFIG).exists():
-            return GaussianEnsemble.load(source)
+        if source is not None and is_dynamics_dir(source):
+            return load_dynamics(source)
         if cfg.dynamics_dir:
-            raise MopoKitError(f"{cfg.dynamics_dir}: not a dynamics model directory ({DYNAMICS_CONFIG} missing)")
+            raise MopoKitError(f"{cfg.dynamics_dir}: not a dynamics model directory ({COMPONENT_FILE} missing)")
         model = registry.create("dynamics", cfg.dynamics.type, obs_dim=self.data.obs_dim, act_dim=self.data.act_dim, **{"seed": cfg.seed, **cfg.dynamics.params})
         with progress_bar("fit dynamics", total=cfg.dynamics.params.get("max_epochs")) as bar:
             report = model.fit(self.data, callback=lambda s: (bar.update(description=f"dynamics epoch {s.epoch}, holdout MSE {min(s.holdout_mse):.4g}"), bar.advance(1)))
         if run_dir is not None:
-            model.save(run_dir / "dynamics")
+            save_dynamics(model, run_dir / "dynamics", cfg.dynamics.type)
             atomic_write_bytes(run_dir / "dynamics" / "fit_report.json", json.dumps({"epochs": report.epochs, "stop_reason": report.stop_reason, "holdout_mse": report.holdout_mse, "elites": report.elites, "seconds": report.seconds}, indent=2).encode())
         return model
 

@@ -11,7 +11,7 @@ import torch
 from mopo_kit.config import MOPOConfig
 from mopo_kit.data.actor import load_actor
 from mopo_kit.data.load import load_dataset
-from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+from mopo_kit.dynamics.storage import is_dynamics_dir, load_dynamics
 from mopo_kit.envs.model_env import ModelStep, StartStates
 from mopo_kit.errors import MopoKitError
 from mopo_kit.evaluation import evaluate_in_env, model_bound
@@ -40,9 +40,9 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 12345) -> dict[s
     real = evaluate_in_env(task, policy, episodes, seed)
     dynamics_dir = Path(config.dynamics_dir) if config.dynamics_dir else run_dir / "dynamics"
     report: dict[str, Any] = {"run_dir": str(run_dir), "task": task.name, "real": real.to_json()}
-    if (dynamics_dir / "dynamics.json").exists():
+    if is_dynamics_dir(dynamics_dir):
         data = load_dataset(config.dataset)
-        dynamics = GaussianEnsemble.load(dynamics_dir)
+        dynamics = load_dynamics(dynamics_dir)
         estimator = registry.create("uncertainty", config.uncertainty.type, **config.uncertainty.params)
         estimator.fit(data, dynamics)
         step = ModelStep(dynamics, estimator, resolved["lam"], task.termination_fn, torch.Generator().manual_seed(seed))

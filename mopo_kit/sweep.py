@@ -103,18 +103,24 @@ def _dynamics_dir(sweep_dir: Path, point: Mapping[str, Any]) -> Path:
 
 def fit_shared_dynamics(spec: SweepSpec, sweep_dir: Path, say: Callable[[str], None]) -> None:
     """Fit (or find) the one model per dataset × seed that all its trials share."""
+    from mopo_kit.config import ComponentConfig
     from mopo_kit.data.load import load_dataset
-    from mopo_kit.dynamics.gaussian_ensemble import CONFIG_FILE, GaussianEnsemble
+    from mopo_kit.dynamics.storage import is_dynamics_dir, save_dynamics
+    from mopo_kit.plugins import get_registry
 
+    base = ComponentConfig.parse(spec.base.get("dynamics", "gaussian_ensemble"), "dynamics")
+    params = {**base.params, **spec.dynamics}
     for point in spec.trials():
         target = _dynamics_dir(sweep_dir, point)
-        if (target / CONFIG_FILE).exists():
+        if is_dynamics_dir(target):
             continue
-        say(f"fitting the shared dynamics model {target.name}")
+        say(f"fitting the shared dynamics model {target.name} ({base.type})")
         data = load_dataset(str(point["dataset"]))
-        model = GaussianEnsemble(data.obs_dim, data.act_dim, seed=int(point["seed"]), **spec.dynamics)
+        model = get_registry().create(
+            "dynamics", base.type, obs_dim=data.obs_dim, act_dim=data.act_dim, **{"seed": int(point["seed"]), **params}
+        )
         model.fit(data)
-        model.save(target)
+        save_dynamics(model, target, base.type)
 
 
 def _trial_config(spec: SweepSpec, sweep_dir: Path, point: Mapping[str, Any], wandb: bool) -> dict[str, Any]:

@@ -113,3 +113,68 @@ def test_cli_train_evaluate_and_bad_input(hopper_file, tmp_path, run_cli):
     bad_key.write_text(json.dumps({"epochz": 3}))
     proc = run_cli("train", str(hopper_file), "--config", str(bad_key), "-o", "run3")
     assert proc.returncode == 2 and "unknown config key(s): epochz" in proc.stderr
+
+
+class WrappedEnsemble:
+    """A plugin's dynamics model that stores itself its own way (not a GaussianEnsemble subclass)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, **params):
+        from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+
+        self.inner = GaussianEnsemble(obs_dim, act_dim, **params)
+        self.loaded = False
+
+    def fit(self, data, *, callback=None):
+        return self.inner.fit(data, callback=callback)
+
+    def predict(self, obs, act):
+        return self.inner.predict(obs, act)
+
+    def save(self, directory):
+        from pathlib import Path
+
+        self.inner.save(Path(directory) / "inner")
+
+    @classmethod
+    def load(cls, directory):
+        from pathlib import Path
+
+        from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+
+        model = cls.__new__(cls)
+        model.inner, model.loaded = GaussianEnsemble.load(Path(directory) / "inner"), True
+        return model
+
+
+class UnloadableEnsemble(WrappedEnsemble):
+    load = None  # can be fitted and saved, but not reloaded
+
+
+def test_a_plugin_dynamics_model_is_saved_and_reloaded_through_the_registry(hopper_file, tmp_path, mopo_kit_plugin):
+    from mopo_kit.dynamics.storage import load_dynamics, stored_type
+    from mopo_kit.errors import MopoKitError
+    from mopo_kit.run_evaluation import evaluate_run
+
+    from mopo_kit.hookspecs import hookimpl
+
+    class Plugin:
+        @hookimpl
+        def register_dynamics_models(self, register):
+            register("wrapped_ensemble", WrappedEnsemble)
+            register("unloadable_ensemble", UnloadableEnsemble)
+
+    mopo_kit_plugin(Plugin(), name="wrapped-plugin")
+    tiny = {**TINY, "dynamics": {**TINY["dynamics"], "type": "wrapped_ensemble"}, "epochs": 1}
+    MOPO(MOPOConfig(dataset=str(hopper_file), **tiny)).fit(tmp_path / "run")
+    assert stored_type(tmp_path / "run" / "dynamics") == "wrapped_ensemble"
+    reloaded = load_dynamics(tmp_path / "run" / "dynamics")
+    assert isinstance(reloaded, WrappedEnsemble) and reloaded.loaded
+    reused = MOPO(MOPOConfig(dataset=str(hopper_file), dynamics_dir=str(tmp_path / "run" / "dynamics"), **tiny))
+    reused.fit(tmp_path / "reuse")
+    assert reused.dynamics.loaded, "dynamics_dir reloads the plugin's class, not a GaussianEnsemble"
+    assert np.isfinite(evaluate_run(tmp_path / "run", episodes=1)["bound"]["bound"])
+
+    bad = {**tiny, "dynamics": {**tiny["dynamics"], "type": "unloadable_ensemble"}}
+    MOPO(MOPOConfig(dataset=str(hopper_file), **bad)).fit(tmp_path / "bad")
+    with pytest.raises(MopoKitError, match="'unloadable_ensemble' \\(plugin 'wrapped-plugin'\\) has no load"):
+        load_dynamics(tmp_path / "bad" / "dynamics")

@@ -84,6 +84,21 @@ def test_example_smoke_sweep_parses():
     assert len(spec.trials()) == 2 and {t["uncertainty"] for t in spec.trials()} == {"max_aleatoric", "wasserstein"}
 
 
+def test_example_penalty_ablation_is_a_valid_grid_of_registered_components():
+    from pathlib import Path
+
+    from mopo_kit.config import MOPOConfig
+    from mopo_kit.plugins import get_registry
+
+    spec = SweepSpec.from_file(Path(__file__).resolve().parents[1] / "examples" / "penalty_ablation.toml")
+    trials = spec.trials()
+    assert len(trials) == 2 * 6 * 2
+    registry = get_registry()
+    for point in trials:
+        assert ("dataset", point["dataset"]) in registry and ("uncertainty", point["uncertainty"]) in registry
+        MOPOConfig.from_dict({**spec.base, **point})  # every trial is a valid run config
+
+
 def test_ray_backend_runs_the_same_trials(hopper_file, tmp_path, run_cli):  # noqa: F811
     pytest.importorskip("ray")
     spec_path = tmp_path / "sweep.json"

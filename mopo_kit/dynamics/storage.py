@@ -1,0 +1,71 @@
+"""Save and reload a fitted dynamics model of *any* registered type.
+
+A model directory holds what the model's own ``save(directory)`` writes plus ``component.json``
+naming its registered type (and the plugin and version that provided it). Reloading looks that
+type up in the registry and calls the class's ``load(directory)``, so a plugin's model can be
+reused by ``--dynamics DIR``, ``dynamics_dir``, sweeps, resumed runs and ``evaluate`` exactly like
+the built-in ensemble. Directories written before ``component.json`` existed are
+``gaussian_ensemble`` models (their ``dynamics.json`` says so).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mopo_kit.errors import MopoKitError
+from mopo_kit.fileio import atomic_write_bytes
+
+COMPONENT_FILE = "component.json"
+LEGACY_FILE = "dynamics.json"  # GaussianEnsemble's own metadata
+
+
+def is_dynamics_dir(directory: str | Path) -> bool:
+    directory = Path(directory)
+    return (directory / COMPONENT_FILE).exists() or (directory / LEGACY_FILE).exists()
+
+
+def save_dynamics(model: Any, directory: str | Path, name: str) -> None:
+    """``model.save(directory)``, then record which registered type it is."""
+    from mopo_kit.plugins import get_registry
+
+    directory = Path(directory)
+    if not callable(getattr(model, "save", None)):
+        raise MopoKitError(f"dynamics model '{name}' has no save(directory): it cannot be stored in {directory}")
+    model.save(directory)
+    component = get_registry().get("dynamics", name)
+    payload = {"type": name, "plugin": component.plugin, "version": component.version}
+    atomic_write_bytes(directory / COMPONENT_FILE, json.dumps(payload, indent=2).encode())
+
+
+def stored_type(directory: str | Path) -> str:
+    """The registered type of the model stored in ``directory``."""
+    directory = Path(directory)
+    for name in (COMPONENT_FILE, LEGACY_FILE):
+        path = directory / name
+        if path.exists():
+            try:
+                return str(json.loads(path.read_text()).get("type", "gaussian_ensemble"))
+            except (json.JSONDecodeError, AttributeError) as exc:
+                raise MopoKitError(f"{path}: unreadable ({exc})") from None
+    raise MopoKitError(f"{directory}: not a dynamics model directory ({COMPONENT_FILE} missing)")
+
+
+def load_dynamics(directory: str | Path) -> Any:
+    """Reload a model saved by :func:`save_dynamics` (or an older ``gaussian_ensemble`` directory)."""
+    from mopo_kit.plugins import get_registry
+
+    directory = Path(directory)
+    name = stored_type(directory)
+    component = get_registry().get("dynamics", name)
+    loader = getattr(component.factory, "load", None)
+    if not callable(loader):
+        raise MopoKitError(
+            f"{directory}: dynamics model '{name}' (plugin '{component.plugin}') has no load(directory) "
+            "classmethod, so a saved one cannot be reused"
+        )
+    return loader(directory)
+
+
+__all__ = ["COMPONENT_FILE", "is_dynamics_dir", "save_dynamics", "stored_type", "load_dynamics"]

@@ -99,8 +99,33 @@ def ship(task: str, run: Path, early_run: Path | None, replay_count: int) -> dic
     return entry
 
 
+def markdown_table() -> str:
+    """The behavior-policy table of docs/datasets.md, from the manifest."""
+    tasks = {t.name: t for t in BUILTIN_TASKS}
+    lines = [
+        "| task | trained | expert: step, det / stoch return | expert normalized (D4RL ref. max) | medium: step, det / stoch return | medium / expert (stoch) | replay snapshots |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in json.loads(MANIFEST.read_text())["tasks"].items():
+        ex, me, prov = entry["expert"], entry["medium"], entry["provenance"]
+        trained = f"{prov['expert_run']['steps_trained'] // 1000}k"
+        if prov["medium_run"]["command"] != prov["expert_run"]["command"]:
+            trained += f" (+ {prov['medium_run']['steps_trained'] // 1000}k early run)"
+        replay = ", ".join(f"{e['step'] // 1000}k" for e in entry["replay"])
+        lines.append(
+            f"| {name} | {trained} | {ex['step'] // 1000}k: {ex['det_return']:,.0f} / {ex['stoch_return']:,.0f} | "
+            f"{tasks[name].normalized_score(ex['det_return']):.0f} ({prov['d4rl_ref_max']:,.0f}) | "
+            f"{me['step'] // 1000}k: {me['det_return']:,.0f} / {me['stoch_return']:,.0f} | "
+            f"{me['stoch_return'] / ex['stoch_return']:.2f} | {replay} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if sys.argv[1:] == ["--table"]:
+        print(markdown_table())
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] + " (--table: print the docs table)")
     parser.add_argument("task")
     parser.add_argument("--run", type=Path, required=True, help="behavior run directory (train-behavior -o)")
     parser.add_argument("--early-run", type=Path, help="run evaluated more often early (medium + replay from it)")

@@ -121,3 +121,13 @@ def test_dataset_info_generates_halfcheetah_medium_from_the_shipped_policy_alone
     # 200 sampled-action episodes of the medium policy: near the return it was chosen by (5 episodes)
     assert 0.8 * medium.stoch_return < info["return_mean"] < 1.2 * medium.stoch_return
     assert info["metadata"]["behavior_policies"]["medium"]["step"] == medium.step
+
+
+def test_a_task_that_cannot_be_pickled_is_collected_in_process():
+    from dataclasses import replace
+
+    task = replace(HOPPER, termination_fn=lambda obs, act, next_obs: next_obs[:, 0] < 0)  # a lambda: no pickling
+    segments = [Segment(PolicySource(), 9_000)]
+    data = collect_segments(task, segments, seed=1, workers=2)
+    reference = collect_segments(HOPPER, segments, seed=1, workers=1)
+    np.testing.assert_array_equal(data.observations, reference.observations)

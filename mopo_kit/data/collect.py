@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -199,6 +200,14 @@ def _collect_shard(task: Task, source: PolicySource, steps: int, seed: int, num_
     return collect_transitions(task, source.build(task, seed), steps, seed, num_envs=num_envs, description="shard")
 
 
+def _picklable(*objects: object) -> bool:
+    try:
+        pickle.dumps(objects)
+        return True
+    except Exception:  # pickling raises many types (PicklingError, AttributeError, TypeError)
+        return False
+
+
 def _quiet_worker() -> None:
     os.environ[QUIET_ENV] = "1"  # shards draw no progress bars; the parent's bar counts them
 
@@ -233,6 +242,8 @@ def collect_segments(
         for j, steps in enumerate(shard_sizes(task, seg.steps))
     ]
     workers = max(1, min(workers or default_workers(), len(jobs)))
+    if workers > 1 and not _picklable(task, [source for source, _, _ in jobs]):
+        workers = 1  # e.g. a plugin task with a lambda termination fn: same data, one process
     total = sum(steps for _, steps, _ in jobs)
     parts: list[TransitionDataset] = []
     with progress_bar(description, total=total) as bar:

@@ -175,7 +175,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
 
     from mopo_kit.data.load import load_dataset
     from mopo_kit.dynamics.gaussian_ensemble import TrainingDivergedError
-    from mopo_kit.dynamics.storage import is_dynamics_dir, save_dynamics
+    from mopo_kit.dynamics.storage import is_dynamics_dir, save_dynamics, write_fit_report
     from mopo_kit.plugins import get_registry
     from mopo_kit.progress import progress_bar, progress_enabled
 
@@ -211,24 +211,15 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
             report = model.fit(data, callback=on_epoch)
         except TrainingDivergedError as exc:
             save_dynamics(model, out, args.model)
-            _write_fit_report(out, exc.report, data)
+            write_fit_report(out, exc.report, data)
             raise MopoKitError(f"{exc}; the last good model is saved in {out}") from None
     save_dynamics(model, out, args.model)
-    _write_fit_report(out, report, data)
+    write_fit_report(out, report, data)
     print(
         f"{out}: {report.epochs} epochs ({report.stop_reason}), {report.seconds:.0f} s; "
         f"holdout MSE {', '.join(f'{v:.4g}' for v in report.holdout_mse)}; elites {report.elites}"
     )
     return 0
-
-
-def _write_fit_report(out: Path, report, data) -> None:
-    from dataclasses import asdict
-
-    from mopo_kit.fileio import atomic_write_bytes
-
-    payload = {"dataset": data.source, "transitions": len(data), **asdict(report)}
-    atomic_write_bytes(out / "fit_report.json", json.dumps(payload, indent=2).encode())
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

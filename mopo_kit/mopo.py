@@ -27,7 +27,7 @@ from mopo_kit.config import MOPOConfig, default_horizon_and_lambda
 from mopo_kit.data.actor import save_actor
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.data.load import load_dataset
-from mopo_kit.dynamics.storage import COMPONENT_FILE, is_dynamics_dir, load_dynamics, save_dynamics
+from mopo_kit.dynamics.storage import COMPONENT_FILE, is_dynamics_dir, load_dynamics, save_dynamics, write_fit_report
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
 from mopo_kit.envs.tasks import Task
 from mopo_kit.errors import MopoKitError
@@ -141,7 +141,7 @@ class MOPO:
             report = model.fit(self.data, callback=lambda s: (bar.update(description=f"dynamics epoch {s.epoch}, holdout MSE {min(s.holdout_mse):.4g}"), bar.advance(1)))
         if run_dir is not None:
             save_dynamics(model, run_dir / "dynamics", cfg.dynamics.type)
-            atomic_write_bytes(run_dir / "dynamics" / "fit_report.json", json.dumps({"epochs": report.epochs, "stop_reason": report.stop_reason, "holdout_mse": report.holdout_mse, "elites": report.elites, "seconds": report.seconds}, indent=2).encode())
+            write_fit_report(run_dir / "dynamics", report, self.data)
         return model
 
     # ------------------------------------------------------------------------------ running

@@ -105,7 +105,7 @@ def fit_shared_dynamics(spec: SweepSpec, sweep_dir: Path, say: Callable[[str], N
     """Fit (or find) the one model per dataset × seed that all its trials share."""
     from mopo_kit.config import ComponentConfig
     from mopo_kit.data.load import load_dataset
-    from mopo_kit.dynamics.storage import is_dynamics_dir, save_dynamics
+    from mopo_kit.dynamics.storage import is_dynamics_dir, save_dynamics, write_fit_report
     from mopo_kit.plugins import get_registry
 
     base = ComponentConfig.parse(spec.base.get("dynamics", "gaussian_ensemble"), "dynamics")
@@ -119,8 +119,9 @@ def fit_shared_dynamics(spec: SweepSpec, sweep_dir: Path, say: Callable[[str], N
         model = get_registry().create(
             "dynamics", base.type, obs_dim=data.obs_dim, act_dim=data.act_dim, **{"seed": int(point["seed"]), **params}
         )
-        model.fit(data)
+        report = model.fit(data)
         save_dynamics(model, target, base.type)
+        write_fit_report(target, report, data)
 
 
 def _trial_config(spec: SweepSpec, sweep_dir: Path, point: Mapping[str, Any], wandb: bool) -> dict[str, Any]:

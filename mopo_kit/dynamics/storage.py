@@ -39,6 +39,14 @@ def save_dynamics(model: Any, directory: str | Path, name: str) -> None:
     atomic_write_bytes(directory / COMPONENT_FILE, json.dumps(payload, indent=2).encode())
 
 
+def write_fit_report(directory: str | Path, report: Any, data: Any) -> None:
+    """``fit_report.json`` beside a stored model: data, epochs, why it stopped, holdout MSE, history."""
+    from dataclasses import asdict
+
+    payload = {"dataset": data.source, "transitions": len(data), **asdict(report)}
+    atomic_write_bytes(Path(directory) / "fit_report.json", json.dumps(payload, indent=2).encode())
+
+
 def stored_type(directory: str | Path) -> str:
     """The registered type of the model stored in ``directory``."""
     directory = Path(directory)
@@ -68,4 +76,4 @@ def load_dynamics(directory: str | Path) -> Any:
     return loader(directory)
 
 
-__all__ = ["COMPONENT_FILE", "is_dynamics_dir", "save_dynamics", "stored_type", "load_dynamics"]
+__all__ = ["COMPONENT_FILE", "is_dynamics_dir", "save_dynamics", "write_fit_report", "stored_type", "load_dynamics"]

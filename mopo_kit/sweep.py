@@ -1,6 +1,6 @@
 """Penalty ablations: a grid of MOPO trials from one file, run in a local process pool.
 
-A sweep file (TOML or YAML) declares the grid and the budget::
+A sweep file (TOML, YAML or JSON) declares the grid and the budget::
 
     name = "penalty-ablation"
     [grid]                      # every combination is one trial
@@ -58,6 +58,8 @@ class SweepSpec:
                 import yaml
 
                 data = yaml.safe_load(text)
+            elif path.suffix == ".json":
+                data = json.loads(text)
             else:
                 data = tomllib.loads(text)
         except Exception as exc:  # both parsers raise their own error types
@@ -153,6 +155,25 @@ def _run_trial(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, 
     return {"run_dir": run_dir, "last": result.last, "best": result.best}
 
 
+def _die_with_parent() -> None:
+    """Linux: a trial worker gets SIGTERM when the sweep process dies (``kill PID``, not only Ctrl-C).
+
+    Otherwise orphaned workers run on and write into trial directories that the rerun sweep
+    resumes at the same time.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+
+
 def run_sweep(
     spec: SweepSpec,
     sweep_dir: Path,
@@ -199,7 +220,8 @@ def run_sweep(
     import multiprocessing
 
     # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
         futures = {pool.submit(_run_trial, config, run_dir, threads): run_dir for config, run_dir in pending}
         for future in as_completed(futures):
             summaries.append(future.result())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_example_penalty_ablation_is_a_valid_grid_of_registered_components():
 
     spec = SweepSpec.from_file(Path(__file__).resolve().parents[1] / "examples" / "penalty_ablation.toml")
     trials = spec.trials()
-    assert len(trials) == 2 * 6 * 2
+    assert len(trials) == 2 * 5 * 2
     registry = get_registry()
     for point in trials:
         assert ("dataset", point["dataset"]) in registry and ("uncertainty", point["uncertainty"]) in registry
@@ -112,3 +113,48 @@ def test_ray_backend_runs_the_same_trials(hopper_file, tmp_path, run_cli):  # no
         assert results["gradient_steps"] == 100
     report = json.loads(run_cli("report", str(sweep_dir), "--json", check_rc=0).stdout)
     assert report["trials"] == 2
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_killing_the_sweep_process_ends_its_trial_workers(hopper_file, tmp_path):  # noqa: F811
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec_path = tmp_path / "sweep.json"
+    _spec(spec_path, hopper_file)
+    spec = json.loads(spec_path.read_text())
+    spec["base"]["epochs"] = 50  # long enough to be killed mid-trial
+    spec_path.write_text(json.dumps(spec))
+    env = {**os.environ, "MOPO_KIT_QUIET": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mopo_kit", "sweep", str(spec_path), "-o", str(tmp_path / "s"), "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    workers: list[int] = []
+    while time.time() < deadline and proc.poll() is None:
+        started = list((tmp_path / "s" / "trials").glob("*/config.json")) if (tmp_path / "s" / "trials").exists() else []
+        workers = [pid for pid in _children(proc.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        if len(started) == 2 and len(workers) == 2:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None and len(workers) == 2, proc.stderr.read().decode() if proc.poll() is not None else "workers not started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in workers):
+        time.sleep(0.2)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert not alive, f"trial workers {alive} outlived the killed sweep"

@@ -94,19 +94,29 @@ def _plots(trials: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # learning curves: normalized score vs gradient steps, mean over seeds, one line per estimator
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for trial in trials:
-        for m in trial["metrics"]:
-            if m.get("normalized_mean") is not None:
-                curves[f"{trial['uncertainty']} λ={trial['lam']}"][m["gradient_steps"]].append(m["normalized_mean"])
-    for label, points in sorted(curves.items()):
-        steps = sorted(points)
-        ax.plot(steps, [statistics.fmean(points[s]) for s in steps], marker="o", ms=3, label=label)
-    ax.set_xlabel("gradient steps")
-    ax.set_ylabel("normalized score (mean over seeds)")
-    ax.legend(fontsize=7)
+    datasets = sorted({str(t["dataset"]) for t in trials})
+
+    def panels(title: str) -> tuple[Any, list[Any]]:
+        fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), dpi=100, squeeze=False)
+        for ax, dataset in zip(axes[0], datasets):
+            ax.set_title(f"{Path(dataset).stem}: {title}", fontsize=9)
+        return fig, list(axes[0])
+
+    # learning curves: normalized score vs gradient steps, mean over seeds, one line per estimator,
+    # one panel per dataset (scores of different tasks are never averaged together)
+    fig, axes = panels("learning curves")
+    for ax, dataset in zip(axes, datasets):
+        curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for trial in (t for t in trials if str(t["dataset"]) == dataset):
+            for m in trial["metrics"]:
+                if m.get("normalized_mean") is not None:
+                    curves[f"{trial['uncertainty']} λ={trial['lam']}"][m["gradient_steps"]].append(m["normalized_mean"])
+        for label, points in sorted(curves.items()):
+            steps = sorted(points)
+            ax.plot(steps, [statistics.fmean(points[s]) for s in steps], marker="o", ms=3, label=label)
+        ax.set_xlabel("gradient steps")
+        ax.set_ylabel("normalized score (mean over seeds)")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "learning_curves.png")
     plt.close(fig)
@@ -121,16 +131,17 @@ def _plots(trials: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) 
     fig.savefig(out / "final_scores.png")
     plt.close(fig)
 
-    # penalty against return, one point per trial
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    for trial in trials:
-        if trial["metrics"]:
+    # penalty against return, one point per trial, one panel per dataset
+    fig, axes = panels("penalty vs return")
+    for ax, dataset in zip(axes, datasets):
+        for trial in (t for t in trials if str(t["dataset"]) == dataset and t["metrics"]):
             ax.scatter(trial["metrics"][-1].get("rollout_mean_penalty", 0.0), trial["results"]["last"].get("return_mean", 0.0), label=trial["uncertainty"], s=15)
-    handles, names = ax.get_legend_handles_labels()
-    unique = dict(zip(names, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=7)
-    ax.set_xlabel("mean penalty u(s, a) in the last rollout")
-    ax.set_ylabel("last return (real env)")
+        handles, names = ax.get_legend_handles_labels()
+        unique = dict(zip(names, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=7)
+        ax.set_xscale("symlog", linthresh=1e-3)  # estimators differ by orders of magnitude; zero is 0
+        ax.set_xlabel("mean penalty u(s, a) in the last rollout (symlog)")
+        ax.set_ylabel("last return (real env)")
     fig.tight_layout()
     fig.savefig(out / "penalty_vs_return.png")
     plt.close(fig)

@@ -2,8 +2,8 @@
 
 Run: ``python benchmarks/dataset_table.py [NAME ...] [--save]`` (default: every registered
 dataset) and ``python benchmarks/dataset_table.py --markdown`` to print the docs table from the
-saved JSON. Datasets are generated into the cache (``MOPO_KIT_DATA``) on first use; the time to
-load or generate each is recorded too.
+saved JSON. Datasets are generated into the cache (``MOPO_KIT_DATA``) on first use (collection
+speed is measured by ``bench_collect.py``, not here).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,18 +35,16 @@ def measure(names: list[str]) -> list[dict]:
     registry = get_registry()
     rows = []
     for name in names or registry.names("dataset"):
-        t0 = time.perf_counter()
         data = registry.create("dataset", name)
-        seconds = time.perf_counter() - t0
         s = data.summary()
         rows.append({
             "name": name, "transitions": s.transitions, "episodes": s.episodes, "obs_dim": s.obs_dim, "act_dim": s.act_dim,
             "return_mean": round(s.return_mean, 1), "return_max": round(s.return_max, 1), "return_min": round(s.return_min, 1),
-            "terminals": s.terminals, "load_or_generate_s": round(seconds, 1),
+            "terminals": s.terminals, "timeouts": s.timeouts,
             "env_id": s.metadata.get("env_id"), "policy": s.metadata.get("policy"), "scaled_down": s.metadata.get("scaled_down"),
             "behavior_policy": _policy_returns(s.metadata),
         })
-        print(f"{name}: {s.transitions} transitions, {s.episodes} episodes, mean {s.return_mean:.1f}, max {s.return_max:.1f} ({seconds:.1f} s)", file=sys.stderr)
+        print(f"{name}: {s.transitions} transitions, {s.episodes} episodes, mean {s.return_mean:.1f}, max {s.return_max:.1f}", file=sys.stderr)
     return rows
 
 

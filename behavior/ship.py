@@ -2,6 +2,7 @@
 
     python behavior/ship.py halfcheetah --run runs/behavior/halfcheetah --early-run runs/behavior_fine/halfcheetah
     python behavior/ship.py hopper --run runs/behavior/hopper
+    python behavior/ship.py walker2d --run runs/behavior/walker2d --episodes 30   # noisy returns: re-evaluate
 
 * expert = the snapshot with the best deterministic return of ``--run`` (the budget's best);
 * medium = the first snapshot whose stochastic return reaches 1/3 of the expert's stochastic
@@ -61,13 +62,43 @@ def _ship_actor(run: Path, entry: dict, task: str) -> dict:
     }
 
 
-def ship(task: str, run: Path, early_run: Path | None, replay_count: int) -> dict:
+def reevaluate(task: str, run: Path, entry: dict, episodes: int) -> dict:
+    """The snapshot's det/stoch returns over ``episodes`` episodes instead of training's 5."""
+    from mopo_kit.data.actor import load_actor
+    from mopo_kit.data.episodes import episode_returns
+
+    actor, _ = load_actor(run / "snapshots" / entry["snapshot"])
+    spec = {t.name: t for t in BUILTIN_TASKS}[task]
+    gen = torch.Generator().manual_seed(777)
+    det = episode_returns(spec, lambda o: actor.act_numpy(o, deterministic=True), episodes, seed=50_000)
+    sto = episode_returns(spec, lambda o: actor.act_numpy(o, generator=gen), episodes, seed=60_000)
+    return {**entry, "det_return_mean": float(det.mean()), "stoch_return_mean": float(sto.mean())}
+
+
+def pick_medium(task: str, run: Path, evals: list[dict], expert_stoch: float, episodes: int) -> dict:
+    """First snapshot at 1/3 of the expert's stochastic return; with ``episodes`` > 5 every candidate
+    that the 5-episode evaluations put within reach (≥ half the target) is re-evaluated first."""
+    if episodes <= 5:
+        return medium_snapshot(evals, expert_stoch)
+    target = expert_stoch / 3
+    for entry in sorted(evals, key=lambda e: e["step"]):
+        if entry["stoch_return_mean"] >= 0.5 * target:
+            again = reevaluate(task, run, entry, episodes)
+            print(f"  {entry['step']}: stoch {again['stoch_return_mean']:.0f} ({episodes} episodes), target {target:.0f}")
+            if again["stoch_return_mean"] >= target:
+                return again
+    raise ValueError(f"no snapshot reaches 1/3 of the expert's return ({target:.1f}) over {episodes} episodes")
+
+
+def ship(task: str, run: Path, early_run: Path | None, replay_count: int, episodes: int = 5) -> dict:
     ref = {t.name: t for t in BUILTIN_TASKS}[task]
     config, evals = _run_info(run)
     expert = best_snapshot(evals)
+    if episodes > 5:
+        expert = reevaluate(task, run, expert, episodes)
     early = early_run or run
     early_config, early_evals = _run_info(early)
-    medium = medium_snapshot(early_evals, expert["stoch_return_mean"])
+    medium = pick_medium(task, early, early_evals, expert["stoch_return_mean"], episodes)
     replay = replay_snapshots(early_evals, medium["step"], early_config["learning_starts"], replay_count)
     if (POLICY_DIR / task).exists():
         shutil.rmtree(POLICY_DIR / task)
@@ -85,7 +116,8 @@ def ship(task: str, run: Path, early_run: Path | None, replay_count: int) -> dic
                 "steps_trained": early_evals[-1]["step"],
                 "evaluations": len(early_evals),
             },
-            "returns": "mean over 5 episodes at the snapshot (deterministic = mean action; stochastic = sampled)",
+            "returns": f"mean over {max(episodes, 5)} episodes (deterministic = mean action; stochastic = sampled); "
+            "replay snapshots: the 5 episodes of training's evaluation",
             "selection": "expert: best deterministic return; medium: first snapshot whose stochastic "
             "return reaches 1/3 of the expert's stochastic return",
             "d4rl_ref_max": ref.ref_max_score,
@@ -130,8 +162,12 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="behavior run directory (train-behavior -o)")
     parser.add_argument("--early-run", type=Path, help="run evaluated more often early (medium + replay from it)")
     parser.add_argument("--replay-snapshots", type=int, default=6)
+    parser.add_argument(
+        "--episodes", type=int, default=5,
+        help="re-evaluate expert and medium candidates over this many episodes (5: use training's evaluations)",
+    )
     args = parser.parse_args()
-    entry = ship(args.task, args.run, args.early_run, args.replay_snapshots)
+    entry = ship(args.task, args.run, args.early_run, args.replay_snapshots, args.episodes)
     print(json.dumps({k: entry[k] for k in ("expert", "medium")}, indent=1))
     print("replay steps:", [e["step"] for e in entry["replay"]])
 

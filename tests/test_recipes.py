@@ -131,3 +131,15 @@ def test_a_task_that_cannot_be_pickled_is_collected_in_process():
     data = collect_segments(task, segments, seed=1, workers=2)
     reference = collect_segments(HOPPER, segments, seed=1, workers=1)
     np.testing.assert_array_equal(data.observations, reference.observations)
+
+
+def test_cache_file_name_changes_with_the_behavior_policy(monkeypatch):
+    from dataclasses import replace
+
+    from mopo_kit.data import named
+
+    before = named.make_named(HOPPER, "medium").path
+    assert before.name.startswith("hopper-medium-s0-n200000-")
+    policies = task_policies("hopper")
+    monkeypatch.setattr(named, "task_policies", lambda task: replace(policies, medium=policies.expert))
+    assert named.make_named(HOPPER, "medium").path != before, "another policy must never hit the old cache file"

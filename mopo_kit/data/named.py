@@ -8,6 +8,7 @@ sizes, returns and how they differ from D4RL.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,18 @@ class NamedDataset:
 
     @property
     def path(self) -> Path:
-        return data_dir() / f"{self.name}-s{self.seed}-n{self.steps}.hdf5"
+        """The cache file; its name carries a digest of the recipe, so a dataset made with other
+        behavior policies (a newer mopo_kit, a re-shipped policy) is never mistaken for this one."""
+        return data_dir() / f"{self.name}-s{self.seed}-n{self.steps}-{self.recipe_digest()}.hdf5"
+
+    def recipe_digest(self) -> str:
+        """8 hex digits of SHA-256 over every segment's length, label and policy file bytes."""
+        digest = hashlib.sha256()
+        for segment in self.segments():
+            digest.update(f"{segment.steps}|{segment.policy.label}|".encode())
+            if segment.policy.actor_file:
+                digest.update(Path(segment.policy.actor_file).read_bytes())
+        return digest.hexdigest()[:8]
 
     @property
     def policies(self) -> TaskPolicies | None:

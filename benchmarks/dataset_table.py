@@ -53,6 +53,9 @@ def markdown(rows: list[dict]) -> str:
         bp = row.get("behavior_policy")
         if not bp:
             return "uniform random"
+        if row["name"].endswith("-mixed"):
+            medium = bp["medium"]
+            return f"SAC's training up to medium (replayed; medium {medium['stoch_return']:,.0f} at step {medium['step'] // 1000}k)"
         return " + ".join(f"{role} {v['stoch_return']:,.0f} (step {v['step'] // 1000}k)" for role, v in bp.items())
 
     lines = [

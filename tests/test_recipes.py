@@ -143,3 +143,16 @@ def test_cache_file_name_changes_with_the_behavior_policy(monkeypatch):
     policies = task_policies("hopper")
     monkeypatch.setattr(named, "task_policies", lambda task: replace(policies, medium=policies.expert))
     assert named.make_named(HOPPER, "medium").path != before, "another policy must never hit the old cache file"
+
+
+def test_collecting_leaves_the_callers_torch_threads_alone():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        collect_segments(HOPPER, [Segment(PolicySource(), 4_500)], seed=0, workers=1)
+        collect_segments(HOPPER, [Segment(PolicySource(), 9_000)], seed=0, workers=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -194,9 +194,6 @@ def _shard_seed(seed: int, segment: int, shard: int) -> int:
 
 
 def _collect_shard(task: Task, source: PolicySource, steps: int, seed: int, num_envs: int) -> TransitionDataset:
-    import torch
-
-    torch.set_num_threads(1)  # one core per shard; the shards are the parallelism
     return collect_transitions(task, source.build(task, seed), steps, seed, num_envs=num_envs, description="shard")
 
 
@@ -208,14 +205,20 @@ def _picklable(*objects: object) -> bool:
         return False
 
 
-def _quiet_worker() -> None:
-    os.environ[QUIET_ENV] = "1"  # shards draw no progress bars; the parent's bar counts them
+def _init_worker() -> None:
+    """A worker process: one torch thread (the shards are the parallelism; set before any torch
+    work, which keeps fork safe) and no progress bars (the parent's bar counts the shards). The
+    calling process keeps its own thread count."""
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ[QUIET_ENV] = "1"
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
     """Fork where there is one (Linux): no re-import of the user's ``__main__``, so scripts without a
-    ``if __name__ == "__main__"`` guard still work, as with PyTorch's DataLoader workers; a shard
-    sets torch to one thread before any torch work, which keeps fork safe. Spawn elsewhere."""
+    ``if __name__ == "__main__"`` guard still work, as with PyTorch's DataLoader workers. Spawn
+    elsewhere."""
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -253,7 +256,7 @@ def collect_segments(
                 bar.advance(steps)
         else:
             context = _worker_context()
-            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
                 futures = [pool.submit(_collect_shard, task, src, steps, s, num_envs) for src, steps, s in jobs]
                 for future, (_, steps, _) in zip(futures, jobs):
                     parts.append(future.result())

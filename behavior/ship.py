@@ -35,8 +35,10 @@ from mopo_kit.fileio import atomic_write_bytes  # noqa: E402
 
 
 def _run_info(run: Path) -> tuple[dict, list[dict]]:
+    """The run's config and the evaluations whose snapshot file is still there (``persist.py``
+    keeps a selection), so every choice below can be shipped."""
     config = json.loads((run / "config.json").read_text())
-    evals = json.loads((run / "evals.json").read_text())
+    evals = [e for e in json.loads((run / "evals.json").read_text()) if (run / "snapshots" / e["snapshot"]).exists()]
     return config, evals
 
 

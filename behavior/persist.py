@@ -19,6 +19,13 @@ import torch
 HERE = Path(__file__).resolve().parent
 
 
+def save_float16(source: Path, target: Path) -> None:
+    """Copy an actor snapshot with float16 weights (half the size; ``load_actor`` reads it as float32)."""
+    blob = torch.load(source, map_location="cpu", weights_only=True)
+    blob["state_dict"] = {k: v.half() for k, v in blob["state_dict"].items()}
+    torch.save(blob, target)
+
+
 def keep(step: int, best_step: int) -> bool:
     return step <= 50_000 or step % 50_000 == 0 or step == best_step
 
@@ -36,9 +43,7 @@ def persist(run_root: Path, suffix: str = "", keep_all: bool = False) -> None:
             shutil.copy2(task_dir / "resume" / "sac.zip", out / "resume" / "sac.zip")
         for e in evals:
             if keep_all or keep(e["step"], best):
-                blob = torch.load(task_dir / "snapshots" / e["snapshot"], weights_only=True)
-                blob["state_dict"] = {k: v.half() for k, v in blob["state_dict"].items()}
-                torch.save(blob, out / "snapshots" / e["snapshot"])
+                save_float16(task_dir / "snapshots" / e["snapshot"], out / "snapshots" / e["snapshot"])
         print(f"{task_dir.name}: {len(evals)} evaluations, last step {evals[-1]['step'] if evals else 0}, best at {best}")
 
 

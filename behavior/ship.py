@@ -28,6 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from persist import save_float16  # noqa: E402  (behavior/, on sys.path as the script's folder)
+
 from mopo_kit.data.behavior import best_snapshot, medium_snapshot, replay_snapshots  # noqa: E402
 from mopo_kit.data.shipped import MANIFEST, POLICY_DIR  # noqa: E402
 from mopo_kit.envs.tasks import BUILTIN_TASKS  # noqa: E402
@@ -53,9 +55,7 @@ def _ship_actor(run: Path, entry: dict, task: str) -> dict:
     source = run / "snapshots" / entry["snapshot"]
     target = POLICY_DIR / task / entry["snapshot"]
     target.parent.mkdir(parents=True, exist_ok=True)
-    blob = torch.load(source, map_location="cpu", weights_only=True)
-    blob["state_dict"] = {k: v.half() for k, v in blob["state_dict"].items()}
-    torch.save(blob, target)
+    save_float16(source, target)
     return {
         "file": f"{task}/{entry['snapshot']}",
         "step": entry["step"],

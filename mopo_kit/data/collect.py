@@ -67,8 +67,9 @@ class _EpisodeBuffer:
         self.trunc = np.zeros(cap, bool)
         self.size = 0
 
-    def take(self, limit: int) -> dict[str, np.ndarray]:
-        n = min(self.size, limit)
+    def take(self) -> dict[str, np.ndarray]:
+        """The episode so far (its last row marked a timeout when the budget cut it); then empty."""
+        n = self.size
         out = {
             "observations": self.obs[:n].copy(),
             "next_observations": self.next_obs[:n].copy(),
@@ -130,7 +131,7 @@ def collect_transitions(
                         finished.append(i)
                 taken += len(active)
                 for i in finished:
-                    episode = buffers[i].take(longest)
+                    episode = buffers[i].take()
                     stored += episode["rewards"].size
                     bar.advance(episode["rewards"].size)
                     episodes.append(episode)
@@ -141,7 +142,7 @@ def collect_transitions(
                         running.remove(i)
             for i in running:  # the budget is reached: cut what is in flight, as a timeout
                 if buffers[i].size:
-                    episodes.append(buffers[i].take(longest))
+                    episodes.append(buffers[i].take())
     finally:
         for env in envs:
             env.close()

@@ -275,7 +275,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     if args.resume:
-        result = MOPO.resume(args.resume)
+        epochs = None
+        if args.steps is not None:  # --steps with --resume extends a finished run
+            saved = json.loads((Path(args.resume) / "config.json").read_text())["config"] if (Path(args.resume) / "config.json").exists() else {}
+            epochs = max(1, -(-args.steps // int(saved.get("steps_per_epoch", 1000))))
+        result = MOPO.resume(args.resume, epochs=epochs)
         _print_result(Path(args.resume), result)
         return 0
     args.dataset = args.dataset or args.dataset_option
@@ -469,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logger", action="append", metavar="NAME", help="extra logger (console, jsonl, tensorboard, wandb); repeatable")
     p.add_argument("--wandb", action="store_true", help="log to W&B (offline when there is no API key)")
     p.add_argument("-o", "--output", metavar="RUN_DIR")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint; with --steps, extend a finished run to that budget")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run's policy in the real environment, and the model bound")

@@ -209,13 +209,21 @@ class MOPO:
         return result
 
     @classmethod
-    def resume(cls, run_dir: str | Path, callback: EpochCallback | None = None) -> MOPOResult:
-        """Continue a killed run from its last checkpoint (same config, same total steps)."""
+    def resume(cls, run_dir: str | Path, callback: EpochCallback | None = None, *, epochs: int | None = None) -> MOPOResult:
+        """Continue a killed run from its last checkpoint (same config, same total steps).
+
+        With ``epochs`` larger than the run's, a *finished* run is extended to that budget: it
+        continues from its final checkpoint, keeps its metrics and rewrites ``results.json``.
+        """
         run = Path(run_dir)
         config_path = run / "config.json"
         if not config_path.exists():
             raise MopoKitError(f"{run}: not a run directory (config.json missing)")
         config = MOPOConfig.from_dict(json.loads(config_path.read_text())["config"])
+        if epochs is not None:
+            if epochs < config.epochs:
+                raise MopoKitError(f"{run}: cannot shorten a run of {config.epochs} epochs to {epochs}")
+            config.epochs = epochs
         return cls(config).fit(run, resume=True, callback=callback)
 
     # ------------------------------------------------------------------------------- files

@@ -15,10 +15,17 @@ A sweep file (TOML, YAML or JSON) declares the grid and the budget::
     max_epochs = 30
 
 One dynamics model is fitted per dataset × seed (``SWEEP_DIR/dynamics/...``) and reused by every
-trial on it, so estimators are compared on the same model. Trials run in a process pool sized to
-the cores (each with cores / workers torch threads). A finished trial (``results.json``) is
-skipped and a killed one resumes from its checkpoint, so rerunning the command continues a sweep.
-With W&B, trials share the sweep's name as *group* and the estimator as *job type*.
+trial on it, so estimators are compared on the same model. The first trial that needs a model fits
+it inside its worker (under a file lock, so a second trial waits instead of fitting it again), and
+trials are dispatched so that concurrent workers start on *different* models: model fits run in
+parallel and results arrive from the first minutes of a long sweep, not after every model is fit.
+Trials run in a process pool sized to the cores (each with cores / workers torch threads); groups
+are ordered seed-major, so one full seed of the grid finishes before the next starts.
+
+A finished trial (``results.json``) is skipped and a killed one resumes from its checkpoint, so
+rerunning the command continues a sweep; a finished trial whose file now asks for more epochs is
+*extended* by resuming it to the new budget. With W&B, trials share the sweep's name as *group*
+and the estimator as *job type*.
 """
 
 from __future__ import annotations
@@ -103,27 +110,89 @@ def _dynamics_dir(sweep_dir: Path, point: Mapping[str, Any]) -> Path:
     return sweep_dir / "dynamics" / f"{dataset}-s{point['seed']}"
 
 
-def fit_shared_dynamics(spec: SweepSpec, sweep_dir: Path, say: Callable[[str], None]) -> None:
-    """Fit (or find) the one model per dataset × seed that all its trials share."""
+def model_job(spec: SweepSpec, sweep_dir: Path, point: Mapping[str, Any]) -> dict[str, Any]:
+    """What a worker needs to fit the shared model of ``point``'s dataset × seed (plain, picklable)."""
     from mopo_kit.config import ComponentConfig
+
+    base = ComponentConfig.parse(spec.base.get("dynamics", "gaussian_ensemble"), "dynamics")
+    return {
+        "dataset": str(point["dataset"]),
+        "seed": int(point["seed"]),
+        "type": base.type,
+        "params": {**base.params, **spec.dynamics},
+        "target": str(_dynamics_dir(sweep_dir, point)),
+    }
+
+
+def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = lambda message: None) -> None:
+    """Fit the shared model of ``job`` unless it exists; a file lock makes concurrent callers wait.
+
+    The lock is held while fitting, so a second trial on the same model blocks until the first has
+    saved it and then loads it; a fit killed midway leaves no model directory (saves are atomic)
+    and is redone by the next caller.
+    """
+    import fcntl
+
     from mopo_kit.data.load import load_dataset
     from mopo_kit.dynamics.storage import is_dynamics_dir, save_dynamics, write_fit_report
     from mopo_kit.plugins import get_registry
 
-    base = ComponentConfig.parse(spec.base.get("dynamics", "gaussian_ensemble"), "dynamics")
-    params = {**base.params, **spec.dynamics}
-    for point in spec.trials():
-        target = _dynamics_dir(sweep_dir, point)
+    target = Path(job["target"])
+    if is_dynamics_dir(target):
+        return
+    locks = target.parent.parent / ".locks"  # beside dynamics/, which holds only models
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if is_dynamics_dir(target):
-            continue
-        say(f"fitting the shared dynamics model {target.name} ({base.type})")
-        data = load_dataset(str(point["dataset"]))
-        model = get_registry().create(
-            "dynamics", base.type, obs_dim=data.obs_dim, act_dim=data.act_dim, **{"seed": int(point["seed"]), **params}
-        )
+            return
+        say(f"fitting the shared dynamics model {target.name} ({job['type']})")
+        data = load_dataset(job["dataset"])
+        model = get_registry().create("dynamics", job["type"], obs_dim=data.obs_dim, act_dim=data.act_dim, **{"seed": job["seed"], **job["params"]})
         report = model.fit(data)
-        save_dynamics(model, target, base.type)
+        save_dynamics(model, target, job["type"])
         write_fit_report(target, report, data)
+
+
+def fit_shared_dynamics(spec: SweepSpec, sweep_dir: Path, say: Callable[[str], None]) -> None:
+    """Fit (or find) every shared model of the sweep in this process, one after the other."""
+    seen: set[str] = set()
+    for point in spec.trials():
+        job = model_job(spec, sweep_dir, point)
+        if job["target"] not in seen:
+            seen.add(job["target"])
+            ensure_shared_dynamics(job, say)
+
+
+def dispatch_order(points: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    """Trials ordered so that ``workers`` concurrent workers start on different shared models.
+
+    Groups (dataset × seed) go seed-major in grid order; each run of ``workers`` groups is
+    interleaved (g0 t0, g1 t0, g0 t1, g1 t1, ...), so the first trials of a run fit their models in
+    parallel and the later ones find them fitted.
+    """
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    datasets = list(dict.fromkeys(str(p["dataset"]) for p in points))
+    for point in points:
+        groups.setdefault((int(point["seed"]), str(point["dataset"])), []).append(point)
+    ordered = [groups[key] for key in sorted(groups, key=lambda k: (k[0], datasets.index(k[1])))]
+    result: list[dict[str, Any]] = []
+    for start in range(0, len(ordered), max(1, workers)):
+        batch = ordered[start : start + max(1, workers)]
+        for column in itertools.zip_longest(*batch):
+            result += [p for p in column if p is not None]
+    return result
+
+
+def trial_status(run_dir: Path, epochs: int) -> str:
+    """``finished``, ``extend`` (finished at fewer epochs than asked), ``resume`` or ``new``."""
+    results = run_dir / "results.json"
+    if results.exists():
+        done = int(json.loads(results.read_text()).get("epochs", 0))
+        return "finished" if done >= epochs else "extend"
+    if (run_dir / "checkpoint" / "progress.json").exists():
+        return "resume"
+    return "new"
 
 
 def _trial_config(spec: SweepSpec, sweep_dir: Path, point: Mapping[str, Any], wandb: bool) -> dict[str, Any]:
@@ -138,8 +207,8 @@ def _trial_config(spec: SweepSpec, sweep_dir: Path, point: Mapping[str, Any], wa
     return config
 
 
-def _run_trial(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:
-    """One trial in a worker process: a fresh MOPO run, or the resumption of a killed one."""
+def _run_trial(config: dict[str, Any], run_dir: str, threads: int, job: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One trial in a worker process: fit its shared model if needed, then run, resume or extend."""
     import torch
 
     from mopo_kit.config import MOPOConfig
@@ -147,9 +216,11 @@ def _run_trial(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, 
 
     torch.set_num_threads(threads)
     os.environ.setdefault("MOPO_KIT_QUIET", "1")
+    if job is not None:
+        ensure_shared_dynamics(job)
     run = Path(run_dir)
     if (run / "checkpoint" / "progress.json").exists():
-        result = MOPO.resume(run)
+        result = MOPO.resume(run, epochs=int(config.get("epochs", MOPOConfig.epochs)))
     else:
         result = MOPO(MOPOConfig.from_dict(config)).fit(run)
     return {"run_dir": run_dir, "last": result.last, "best": result.best}
@@ -183,8 +254,12 @@ def run_sweep(
     backend: str = "local",
     address: str | None = None,
     say: Callable[[str], None] = lambda message: None,
+    on_trial_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every unfinished trial of ``spec`` into ``sweep_dir/trials``; returns their summaries.
+
+    ``on_trial_done(summary)`` is called in this process as each trial finishes (e.g. to publish
+    its result at once, so a campaign killed hours later loses nothing that had finished).
 
     ``backend="local"``: a process pool on this machine. ``backend="ray"``: the same trials as Ray
     Tune trials, on a local Ray instance or the cluster at ``address`` (``pip install
@@ -197,35 +272,45 @@ def run_sweep(
     (sweep_dir / "sweep.json").write_text(json.dumps({"name": spec.name, "grid": spec.grid, "base": spec.base, "dynamics": spec.dynamics}, indent=2))
     if wandb:
         os.environ.setdefault("WANDB_DIR", str(sweep_dir))
-    fit_shared_dynamics(spec, sweep_dir, say)
     cores = os.cpu_count() or 1
     workers = max(1, min(workers or cores, cores))
     threads = max(1, cores // workers)
-    pending = []
-    for point in spec.trials():
+    epochs = int(spec.base.get("epochs", 1000))
+    pending: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
+    for point in dispatch_order(spec.trials(), workers):
         run_dir = sweep_dir / "trials" / trial_id(point)
-        if (run_dir / "results.json").exists():
+        status = trial_status(run_dir, epochs)
+        if status == "finished":
             say(f"skip {run_dir.name} (finished)")
             continue
-        pending.append((_trial_config(spec, sweep_dir, point, wandb), str(run_dir)))
+        if status == "extend":
+            say(f"extend {run_dir.name} to {epochs} epochs")
+        pending.append((_trial_config(spec, sweep_dir, point, wandb), str(run_dir), model_job(spec, sweep_dir, point)))
     say(f"{len(pending)} trial(s) to run on {workers} worker(s) × {threads} thread(s) ({backend})")
     if backend == "ray":
-        return _run_on_ray(spec, sweep_dir, pending, threads, address, say)
+        fit_shared_dynamics(spec, sweep_dir, say)
+        return _run_on_ray(spec, sweep_dir, [(c, r) for c, r, _ in pending], threads, address, say)
     summaries = []
+
+    def finished(summary: dict[str, Any]) -> None:
+        summaries.append(summary)
+        say(f"done {Path(summary['run_dir']).name}")
+        if on_trial_done is not None:
+            on_trial_done(summary)
+
     if workers == 1:
-        for config, run_dir in pending:
-            summaries.append(_run_trial(config, run_dir, threads))
-            say(f"done {Path(run_dir).name}")
+        for config, run_dir, job in pending:
+            ensure_shared_dynamics(job, say)
+            finished(_run_trial(config, run_dir, threads))
         return summaries
     import multiprocessing
 
     # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
-        futures = {pool.submit(_run_trial, config, run_dir, threads): run_dir for config, run_dir in pending}
+        futures = [pool.submit(_run_trial, config, run_dir, threads, job) for config, run_dir, job in pending]
         for future in as_completed(futures):
-            summaries.append(future.result())
-            say(f"done {Path(futures[future]).name}")
+            finished(future.result())
     return summaries
 
 

@@ -120,15 +120,21 @@ class MixedReplayBuffer(ReplayBuffer):
 
     # ------------------------------------------------------------------------ checkpointing
     def pool_state(self) -> dict[str, Tensor]:
-        """The filled part of the model pool, oldest first (for checkpoints)."""
-        if self.model_size < self.capacity:
-            order = torch.arange(self.model_size)
-        else:
-            order = torch.cat([torch.arange(self.model_ptr, self.capacity), torch.arange(self.model_ptr)])
-        pool = self.rows[self.n_real + order]
-        return {key: pool[:, lo:hi].contiguous() for key, (lo, hi) in self._columns.items()}
+        """The filled part of the model pool *as laid out in memory*, and the write pointer.
+
+        The sampler draws physical row indices, so a resumed run continues the uninterrupted
+        run's trajectory only if the rows come back in the same places: reordering a wrapped
+        pool "oldest first" (as checkpoints before format 2 did) sends every later draw to
+        other transitions.
+        """
+        pool = self.rows[self.n_real : self.n_real + self.model_size]
+        state = {key: pool[:, lo:hi].contiguous() for key, (lo, hi) in self._columns.items()}
+        state["ptr"] = torch.tensor(self.model_ptr)
+        return state
 
     def load_pool_state(self, state: dict[str, Tensor]) -> None:
         self.model_size, self.model_ptr = 0, 0
         if state["obs"].shape[0]:
             self.add_model(state["obs"], state["act"], state["rew"], state["next"], state["done"])
+        if "ptr" in state:  # format 2: physical layout; older checkpoints were saved oldest first
+            self.model_ptr = int(state["ptr"]) % self.capacity

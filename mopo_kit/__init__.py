@@ -2,7 +2,7 @@
 
 The public API is imported lazily, so ``import mopo_kit`` (and the CLI) stay fast::
 
-    from mopo_kit import MOPO, MOPOConfig, load_dataset, PenalizedModelEnv
+    from mopo_kit import MOPO, MOPOConfig, load_dataset, PenalizedModelEnv, get_task
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ _LAZY = {
     "GaussianEnsemble": "mopo_kit.dynamics.gaussian_ensemble",
     "EnsemblePrediction": "mopo_kit.types",
     "get_registry": "mopo_kit.plugins",
+    "get_task": "mopo_kit.envs.tasks",
 }
 
 

@@ -31,11 +31,11 @@ def register_uncertainty_estimators(register):
 
 def test_builtins_register_through_the_same_hooks():
     registry = get_registry()
-    assert registry.names("task") == ["ant", "halfcheetah", "hopper", "walker2d"]
+    assert registry.names("task") == ["ant", "ant-angle", "halfcheetah", "halfcheetah-jump", "hopper", "walker2d"]
     assert {"max_aleatoric", "zero"} <= set(registry.names("uncertainty"))
     plugins = {p.name: p for p in get_plugins().plugins}
     assert plugins["mopo_kit.envs.tasks"].builtin
-    assert plugins["mopo_kit.envs.tasks"].registers["task"] == ["ant", "halfcheetah", "hopper", "walker2d"]
+    assert plugins["mopo_kit.envs.tasks"].registers["task"] == ["ant", "ant-angle", "halfcheetah", "halfcheetah-jump", "hopper", "walker2d"]
 
 
 def test_installed_outside_plugin_appears_in_cli(tmp_path, run_cli):

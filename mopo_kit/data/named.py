@@ -1,7 +1,8 @@
 """Registered datasets ``<task>-<kind>``: generated on first use, then read from the cache.
 
 ``random`` exists for every task; ``medium``, ``mixed`` and ``medium-expert`` for every task with
-shipped behavior policies (:mod:`mopo_kit.data.shipped`). A cached file whose checksum no longer
+shipped behavior policies (:mod:`mopo_kit.data.shipped`); the out-of-distribution tasks have one
+dataset each, named after the task (:mod:`mopo_kit.data.ood`). A cached file whose checksum no longer
 matches its arrays is reported and regenerated, never silently used. See docs/datasets.md for
 sizes, returns and how they differ from D4RL.
 """
@@ -165,5 +166,8 @@ def _factory(spec: NamedDataset):
 
 @hookimpl
 def register_datasets(register) -> None:
+    from mopo_kit.data import ood  # imports this module (NamedDataset): import it here, not at the top
+
     for spec in named_datasets():
         register(spec.name, _factory(spec))
+    ood.register(register)

@@ -8,12 +8,14 @@
   snapshots: the first ``learning_starts`` steps with uniform actions, as SAC's warm-up was, then
   each shipped snapshot for the stretch of training it stands for. The default size is that
   buffer's length (the training steps to medium).
+* the out-of-distribution datasets (``halfcheetah-jump``, ``ant-angle``, docs/ood.md): the whole
+  replay buffer of the expert's SAC run, regenerated the same way from that run's snapshots.
 """
 
 from __future__ import annotations
 
 from mopo_kit.data.collect import PolicySource, Segment
-from mopo_kit.data.shipped import ShippedPolicy, TaskPolicies
+from mopo_kit.data.shipped import BehaviorRun, ShippedPolicy, TaskPolicies
 
 KINDS = ("random", "medium", "mixed", "medium-expert")
 #: D4RL's sizes; "mixed" (medium-replay) is a replay buffer whose size varies by task.
@@ -34,23 +36,25 @@ def default_steps(kind: str, policies: TaskPolicies | None) -> int:
     return DEFAULT_STEPS[kind]
 
 
-def replay_segments(policies: TaskPolicies, steps: int) -> list[Segment]:
-    """The replay buffer up to medium as segments, scaled to ``steps`` transitions in all.
+def _training_segments(
+    learning_starts: int, snapshots: tuple[ShippedPolicy, ...], end_step: int, steps: int, role: str, what: str
+) -> list[Segment]:
+    """SAC's replay buffer of training steps [0, end_step) as segments, scaled to ``steps`` in all.
 
-    Snapshot i stands for training steps [step_i, step_{i+1}); the last one runs to the
-    medium step. Scaling keeps the proportions (largest remainder), so ``--steps`` can ask for
+    The first ``learning_starts`` steps are uniform actions (SAC's warm-up); snapshot i stands
+    for training steps [step_i, step_{i+1}) (the first from the warm-up's end), the last one up
+    to ``end_step``. Scaling keeps the proportions (largest remainder), so ``--steps`` can ask for
     a bigger or smaller buffer with the same mix of policies.
     """
-    snapshot_steps = [p.step for p in policies.replay]
-    order = [policies.learning_starts] + snapshot_steps + [policies.replay_steps]
+    snapshot_steps = [p.step for p in snapshots]
+    order = [learning_starts] + snapshot_steps + [end_step]
     if not snapshot_steps or any(b <= a for a, b in zip(order[1:-1], order[2:])) or order[1] < order[0]:
         raise ValueError(
-            f"replay snapshots of '{policies.task}' are not in training order "
-            f"(warm-up {policies.learning_starts}, snapshots {snapshot_steps}, medium {policies.replay_steps})"
+            f"{what} are not in training order (warm-up {learning_starts}, snapshots {snapshot_steps}, end {end_step})"
         )
-    bounds = [0, policies.learning_starts] + snapshot_steps[1:] + [policies.replay_steps]
+    bounds = [0, learning_starts] + snapshot_steps[1:] + [end_step]
     sources = [PolicySource(label="uniform random actions (SAC warm-up)")]
-    sources += [_source(p, "replay snapshot") for p in policies.replay]
+    sources += [_source(p, role) for p in snapshots]
     lengths = [hi - lo for lo, hi in zip(bounds[:-1], bounds[1:])]
     total = sum(lengths)
     exact = [steps * n / total for n in lengths]
@@ -58,6 +62,19 @@ def replay_segments(policies: TaskPolicies, steps: int) -> list[Segment]:
     for i in sorted(range(len(exact)), key=lambda i: sizes[i] - exact[i])[: steps - sum(sizes)]:
         sizes[i] += 1
     return [Segment(src, n) for src, n in zip(sources, sizes) if n > 0]
+
+
+def replay_segments(policies: TaskPolicies, steps: int) -> list[Segment]:
+    """The replay buffer up to medium (``mixed``): the replay snapshots, the last up to the medium step."""
+    what = f"replay snapshots of '{policies.task}' (medium at {policies.replay_steps})"
+    return _training_segments(policies.learning_starts, policies.replay, policies.replay_steps, steps, "replay snapshot", what)
+
+
+def run_segments(run: BehaviorRun, steps: int | None = None) -> list[Segment]:
+    """The *whole* replay buffer of a SAC run up to its expert (the out-of-distribution datasets,
+    MOPO §5.2), regenerated from the run's snapshots; ``steps`` defaults to the run's length."""
+    what = f"run snapshots of '{run.task}' (expert at {run.end_step})"
+    return _training_segments(run.learning_starts, run.snapshots, run.end_step, steps or run.end_step, "run snapshot", what)
 
 
 def dataset_segments(kind: str, steps: int, policies: TaskPolicies | None) -> list[Segment]:
@@ -76,4 +93,4 @@ def dataset_segments(kind: str, steps: int, policies: TaskPolicies | None) -> li
     raise ValueError(f"unknown dataset kind '{kind}' (known: {', '.join(KINDS)})")
 
 
-__all__ = ["KINDS", "D4RL_STEPS", "DEFAULT_STEPS", "default_steps", "dataset_segments", "replay_segments"]
+__all__ = ["KINDS", "D4RL_STEPS", "DEFAULT_STEPS", "default_steps", "dataset_segments", "replay_segments", "run_segments"]

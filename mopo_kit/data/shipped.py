@@ -2,8 +2,11 @@
 
 ``mopo_kit/behavior_policies/manifest.json`` lists, per task, the float16 SAC actors that the
 ``medium``, ``mixed`` and ``medium-expert`` datasets roll out, with the command, seed, step and
-evaluation returns that justify each choice (written by ``behavior/ship.py``). A fresh machine
-needs nothing else to regenerate those datasets.
+evaluation returns that justify each choice (written by ``behavior/ship.py``). Its ``runs``
+section lists, per task, the snapshots of the expert's own SAC run up to the expert's step
+(files under ``behavior_policies/expert_runs/``, outside the task folders that ``ship.py`` replaces):
+they regenerate that run's whole replay buffer for the out-of-distribution datasets
+(docs/ood.md). A fresh machine needs nothing else to regenerate any of those datasets.
 """
 
 from __future__ import annotations
@@ -73,14 +76,18 @@ def _parse(task: str, entry: dict[str, Any]) -> TaskPolicies:
         raise DatasetError(f"{MANIFEST}: task '{task}' has a malformed entry ({exc!r})") from None
 
 
-@lru_cache(maxsize=1)
-def _manifest() -> dict[str, TaskPolicies]:
+def _read_manifest() -> dict[str, Any]:
     if not MANIFEST.exists():
         return {}
     try:
-        raw = json.loads(MANIFEST.read_text())
+        return json.loads(MANIFEST.read_text())
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{MANIFEST}: not valid JSON ({exc})") from None
+
+
+@lru_cache(maxsize=1)
+def _manifest() -> dict[str, TaskPolicies]:
+    raw = _read_manifest()
     return {task: _parse(task, entry) for task, entry in raw.get("tasks", {}).items()}
 
 
@@ -98,4 +105,65 @@ def task_policies(task: str) -> TaskPolicies:
     return policies
 
 
-__all__ = ["POLICY_DIR", "MANIFEST", "ShippedPolicy", "TaskPolicies", "shipped_tasks", "task_policies"]
+@dataclass(frozen=True)
+class BehaviorRun:
+    """The snapshots of one SAC training run up to ``end_step`` (the expert's step), in training order."""
+
+    task: str
+    command: str
+    seed: int
+    learning_starts: int
+    end_step: int
+    end_snapshot: str
+    snapshots: tuple[ShippedPolicy, ...]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "command": self.command,
+            "seed": self.seed,
+            "learning_starts": self.learning_starts,
+            "end_step": self.end_step,
+            "end_snapshot": self.end_snapshot,
+            "snapshots": [p.describe() for p in self.snapshots],
+        }
+
+
+@lru_cache(maxsize=1)
+def _runs() -> dict[str, BehaviorRun]:
+    runs = {}
+    for task, entry in _read_manifest().get("runs", {}).items():
+        try:
+            runs[task] = BehaviorRun(
+                task=task,
+                command=str(entry["command"]),
+                seed=int(entry["seed"]),
+                learning_starts=int(entry["learning_starts"]),
+                end_step=int(entry["end_step"]),
+                end_snapshot=str(entry["end_snapshot"]),
+                snapshots=tuple(ShippedPolicy.from_entry(e) for e in entry["snapshots"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{MANIFEST}: run of task '{task}' has a malformed entry ({exc!r})") from None
+    return runs
+
+
+def behavior_run(task: str) -> BehaviorRun:
+    """The shipped snapshots of ``task``'s expert run; a one-line error when there are none."""
+    run = _runs().get(task)
+    if run is None:
+        have = ", ".join(sorted(_runs())) or "none"
+        raise DatasetError(f"no shipped behavior run for task '{task}' (shipped: {have})")
+    return run
+
+
+__all__ = [
+    "POLICY_DIR",
+    "MANIFEST",
+    "BehaviorRun",
+    "ShippedPolicy",
+    "TaskPolicies",
+    "behavior_run",
+    "shipped_tasks",
+    "task_policies",
+]

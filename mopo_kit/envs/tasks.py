@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import gymnasium as gym
 import mujoco
 
 from mopo_kit.envs import termination as term
+from mopo_kit.envs.ood import AngleReward, JumpReward
 from mopo_kit.hookspecs import hookimpl
 
 _log = logging.getLogger("mopo_kit.mujoco")
@@ -50,12 +51,22 @@ class Task:
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     max_episode_steps: int = 1000
     description: str = ""
+    #: Wraps the Gymnasium env to give the task its own reward (and termination), e.g.
+    #: :class:`~mopo_kit.envs.ood.JumpReward`; ``None`` keeps the env's. A class or a module-level
+    #: function, so the task still pickles into collection workers.
+    wrapper: Callable[[gym.Env], gym.Env] | None = None
 
     def make_env(self, **overrides: Any) -> gym.Env:
         """A fresh real environment (time limit included)."""
         kwargs = {**self.env_kwargs, **overrides}
         _route_mujoco_warnings()
-        return gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **kwargs)
+        env = gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **kwargs)
+        return env if self.wrapper is None else self.wrapper(env)
+
+    @property
+    def reward_fn(self) -> Callable[..., float] | None:
+        """The per-step reward the wrapper computes (a pure function of the simulator state), if any."""
+        return getattr(self.wrapper, "reward_fn", None)
 
     def normalized_score(self, episode_return: float) -> float:
         """D4RL-normalized score: 100 · (return − ref_min) / (ref_max − ref_min)."""
@@ -109,6 +120,38 @@ ANT = Task(
 
 BUILTIN_TASKS: tuple[Task, ...] = (HALFCHEETAH, HOPPER, WALKER2D, ANT)
 
+# MOPO's out-of-distribution tasks (paper §5.2, docs/ood.md). No normalized-score references: the
+# paper reports raw returns for them and D4RL has none.
+HALFCHEETAH_JUMP = Task(
+    name="halfcheetah-jump",
+    env_id="HalfCheetah-v5",
+    obs_dim=17,
+    act_dim=6,
+    termination_fn=term.halfcheetah_jump_done,
+    wrapper=JumpReward,
+    description="HalfCheetah-v5 rewarded for jumping: -0.1|a|^2 + min(v_x, 3) + 15(z - z_init); never terminates",
+)
+ANT_ANGLE = Task(
+    name="ant-angle",
+    env_id="Ant-v5",
+    obs_dim=27,
+    act_dim=8,
+    termination_fn=term.ant_angle_done,
+    env_kwargs={"include_cfrc_ext_in_observation": False},
+    wrapper=AngleReward,
+    description="Ant-v5 (27-dim obs) rewarded for running at 30 degrees: v.(cos30, sin30) - 0.5|a|^2 - contact + 1",
+)
+
+#: Tasks whose datasets relabel another task's replay buffer (they have no random/medium/... sets).
+OOD_TASKS: tuple[Task, ...] = (HALFCHEETAH_JUMP, ANT_ANGLE)
+
+
+def get_task(name: str) -> Task:
+    """The registered task ``name`` (built-in or a plugin's); unknown names raise one clear line."""
+    from mopo_kit.plugins import get_registry
+
+    return get_registry().create("task", name)
+
 
 def _task_factory(task: Task):
     def factory() -> Task:
@@ -120,5 +163,5 @@ def _task_factory(task: Task):
 
 @hookimpl
 def register_tasks(register) -> None:
-    for task in BUILTIN_TASKS:
+    for task in BUILTIN_TASKS + OOD_TASKS:
         register(task.name, _task_factory(task), description=task.description)

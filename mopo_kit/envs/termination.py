@@ -67,3 +67,9 @@ def ant_done(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
     height = next_obs[:, 0]
     healthy = next_obs.isfinite().all(dim=-1) & (height >= 0.2) & (height <= 1.0)
     return ~healthy
+
+
+#: halfcheetah-jump (MOPO's ``static/halfcheetahjump.py``): never done, like halfcheetah.
+halfcheetah_jump_done: TerminationFn = never_done
+#: ant-angle (MOPO's ``static/antangle.py``): the ant's check, same body and healthy range.
+ant_angle_done: TerminationFn = ant_done

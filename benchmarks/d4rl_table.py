@@ -6,7 +6,7 @@
     python benchmarks/d4rl_table.py --cell hopper-mixed  # one cell (any dataset), its stage's budget
     python benchmarks/d4rl_table.py --table              # only rebuild table.json, docs plots
 
-A thin layer over the sweep machinery (:mod:`mopo_kit.sweep`): each invocation is one sweep over
+A thin layer over the sweep machinery (:mod:`mopo_kit.experiments.sweep`): each invocation is one sweep over
 dataset × {max_aleatoric (MOPO), zero (MBPO)} × seed, in ``sweeps/d4rl`` (override with
 ``--sweep-dir``). MOPO's per-task h and λ come from ``MOPO_HYPERPARAMETERS`` (the grid leaves
 them unset); MBPO is the ``zero`` estimator at the same h (its λ·u is 0). One dynamics model per
@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, commit, machine  # noqa: E402
 
-from mopo_kit.sweep import SweepSpec, run_sweep  # noqa: E402
+from mopo_kit.experiments.sweep import SweepSpec, run_sweep  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "d4rl"
 TASKS = ("halfcheetah", "hopper", "walker2d")
@@ -164,6 +164,24 @@ def build_table() -> dict[str, Any]:
     return table
 
 
+def markdown(table: dict[str, Any]) -> str:
+    """The docs table: one row per dataset × budget, mean ± std (n seeds), beside the talk's cell."""
+
+    def cell(entry: dict[str, Any] | None) -> str:
+        return "—" if not entry else f"{entry['mean']:,.1f} ± {entry['std']:,.1f} ({entry['n']})"
+
+    lines = [
+        "| dataset | steps | MOPO (h, λ) | MBPO | batch mean / max | talk: MOPO / MBPO / batch mean |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in table["rows"]:
+        mopo, talk = row.get("mopo"), row.get("talk")
+        setting = f" (h={mopo['h']}, λ={mopo['lam']})" if mopo else ""
+        talk_text = f"{talk['mopo']:,.1f} / {talk['mbpo']:,.1f} / {talk['batch_mean']:,.1f}" if talk else "—"
+        lines.append(f"| {row['dataset']} | {row['steps'] // 1000}k | {cell(mopo)}{setting} | {cell(row.get('mbpo'))} | {row['batch_mean']:,.1f} / {row['batch_max']:,.1f} | {talk_text} |")
+    return "\n".join(lines)
+
+
 def plot_curves(out_dir: Path) -> list[Path]:
     """One PNG per dataset: the evaluation return over gradient steps, one line per run."""
     import matplotlib
@@ -209,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-dir", default=str(ROOT / "sweeps" / "d4rl"))
     parser.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without an API key)")
     parser.add_argument("--table", action="store_true", help="only rebuild table.json and the plots from the published runs")
+    parser.add_argument("--markdown", action="store_true", help="print the docs table (with --table)")
     args = parser.parse_args(argv)
     command = "python benchmarks/d4rl_table.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     if not args.table:
@@ -223,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         run_sweep(spec, Path(args.sweep_dir), workers=args.workers, wandb=args.wandb, say=lambda m: print(f"[d4rl] {m}", flush=True), on_trial_done=done)
     table = build_table()
     plot_curves(ROOT / "docs" / "img")
+    if args.markdown:
+        print(markdown(table))
+        return 0
     print(json.dumps([{k: r.get(k) for k in ("dataset", "steps", "mopo", "mbpo")} for r in table["rows"]], indent=1, default=str)[:4000])
     return 0
 

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, commit, machine  # noqa: E402
 
-from mopo_kit.report import load_trials, write_report  # noqa: E402
+from mopo_kit.experiments.report import load_trials, write_report  # noqa: E402
 
 ARTIFACTS = ("report.json", "learning_curves.png", "final_scores.png", "penalty_vs_return.png", "wandb_sweep.yaml", "sweep.json")
 

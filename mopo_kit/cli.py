@@ -11,6 +11,10 @@ from typing import Any, Callable, Sequence
 
 from mopo_kit import __version__
 from mopo_kit.errors import MopoKitError
+from mopo_kit.validation import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Range, option
+
+COUNT = option(POSITIVE_INT)  # steps, episodes, workers, threads, epochs: at least one
+SEED_OPTION = option(SEED)
 
 EXIT_USAGE = 2
 
@@ -223,7 +227,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from mopo_kit.calibration import calibrate, write_report
+    from mopo_kit.experiments.calibration import calibrate, write_report
     from mopo_kit.data.load import load_dataset
     from mopo_kit.dynamics.storage import load_dynamics
     from mopo_kit.plugins import get_registry
@@ -320,7 +324,7 @@ def _print_result(run_dir: Path, result) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from mopo_kit.run_evaluation import evaluate_run
+    from mopo_kit.experiments.run_evaluation import evaluate_run
 
     report = evaluate_run(Path(args.run_dir), episodes=args.episodes, seed=args.seed)
     if args.json:
@@ -339,7 +343,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mopo_kit.demo import run_demo
+    from mopo_kit.experiments.demo import run_demo
 
     out = Path(args.output)
     results = run_demo(out)
@@ -355,7 +359,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from mopo_kit.sweep import SweepSpec, run_sweep
+    from mopo_kit.experiments.sweep import SweepSpec, run_sweep
 
     spec = SweepSpec.from_file(args.file)
     out = Path(args.output or f"sweeps/{spec.name}")
@@ -369,7 +373,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mopo_kit.report import write_report
+    from mopo_kit.experiments.report import write_report
 
     report = write_report(Path(args.sweep_dir))
     if args.json:
@@ -414,11 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", metavar="TASK")
     p.add_argument("--kind", required=True, choices=["random", "medium", "mixed", "medium-expert"])
     p.add_argument(
-        "--steps", type=int, default=None,
+        "--steps", type=COUNT, default=None,
         help="transitions (default: 200,000; medium-expert 400,000; mixed: the replay buffer's length. D4RL: 1M/2M)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU cores)")
+    p.add_argument("--seed", type=SEED_OPTION, default=0)
+    p.add_argument("--workers", type=COUNT, default=None, help="worker processes (default: CPU cores)")
     p.add_argument("-o", "--output", metavar="FILE", help="output .hdf5 (default: TASK-KIND.hdf5)")
     p.add_argument("--policy", metavar="FILE", help="behavior actor file (.pt) to roll out, actions sampled")
     p.add_argument("--force", action="store_true", help="overwrite FILE")
@@ -426,10 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-behavior", help="train a SAC behavior policy in the real environment (resumable)")
     p.add_argument("task", metavar="TASK")
-    p.add_argument("--steps", type=int, default=300_000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=10_000, help="snapshot + evaluation period in env steps")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--steps", type=COUNT, default=300_000)
+    p.add_argument("--seed", type=SEED_OPTION, default=0)
+    p.add_argument("--eval-every", type=COUNT, default=10_000, help="snapshot + evaluation period in env steps")
+    p.add_argument("--threads", type=COUNT, default=1, help="torch threads")
     p.add_argument("-o", "--output", metavar="DIR")
     p.add_argument("--resume", action="store_true", help="continue the run in DIR from its last checkpoint")
     p.set_defaults(func=cmd_train_behavior)
@@ -438,10 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET", help="registered name, D4RL-layout .hdf5 path, or minari:<id>")
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the model and its fit report")
     p.add_argument("--model", default="gaussian_ensemble", help="registered dynamics model (see `mopo-kit list dynamics`)")
-    p.add_argument("--max-epochs", type=int, default=None, help="cap on epochs (default: MOPO's early stopping only)")
-    p.add_argument("--max-seconds", type=float, default=None, help="cap on training time")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--max-epochs", type=COUNT, default=None, help="cap on epochs (default: MOPO's early stopping only)")
+    p.add_argument("--max-seconds", type=option(POSITIVE), default=None, help="cap on training time")
+    p.add_argument("--seed", type=SEED_OPTION, default=0)
+    p.add_argument("--threads", type=COUNT, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--force", action="store_true", help="overwrite a model already in DIR")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(func=cmd_train_dynamics)
@@ -451,8 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="DATASET", help="in-distribution data (held out from training)")
     p.add_argument("--ood", required=True, metavar="DATASET", help="out-of-distribution data")
     p.add_argument("--estimators", help="comma-separated names (default: every installed estimator)")
-    p.add_argument("--max-points", type=int, default=20_000, help="points per dataset")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-points", type=option(Range(integer=True, low=2)), default=20_000, help="points per dataset")
+    p.add_argument("--seed", type=SEED_OPTION, default=0)
     p.add_argument("-o", "--output", metavar="DIR", help="report directory (default: DYNAMICS_DIR/calibration)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_calibrate)
@@ -461,15 +465,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET", nargs="?", help="registered name, D4RL-layout .hdf5 path, or minari:<id>")
     p.add_argument("--dataset", dest="dataset_option", metavar="DATASET", help=argparse.SUPPRESS)  # for `wandb agent`'s --key=value
     p.add_argument("--uncertainty", metavar="NAME", help="uncertainty estimator (default: max_aleatoric)")
-    p.add_argument("--lam", type=float, help="penalty coefficient λ (default: MOPO's per-task value)")
-    p.add_argument("--horizon", type=int, help="rollout horizon h (default: MOPO's per-task value)")
+    p.add_argument("--lam", type=option(NON_NEGATIVE), help="penalty coefficient λ (default: MOPO's per-task value)")
+    p.add_argument("--horizon", type=COUNT, help="rollout horizon h (default: MOPO's per-task value)")
     p.add_argument("--task", help="task, when the dataset does not say")
     p.add_argument("--dynamics", metavar="DIR", help="reuse a model from `mopo-kit train-dynamics`")
     p.add_argument("--config", metavar="FILE", help="JSON or TOML config (see docs/cli.md)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--steps", type=int, help="total gradient steps (default: 1,000 epochs × 1,000)")
-    p.add_argument("--eval-episodes", type=int)
-    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--seed", type=SEED_OPTION)
+    p.add_argument("--steps", type=COUNT, help="total gradient steps (default: 1,000 epochs × 1,000)")
+    p.add_argument("--eval-episodes", type=COUNT)
+    p.add_argument("--threads", type=COUNT, help="torch threads")
     p.add_argument("--logger", action="append", metavar="NAME", help="extra logger (console, jsonl, tensorboard, wandb); repeatable")
     p.add_argument("--wandb", action="store_true", help="log to W&B (offline when there is no API key)")
     p.add_argument("-o", "--output", metavar="RUN_DIR")
@@ -478,8 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a run's policy in the real environment, and the model bound")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--episodes", type=COUNT, default=10)
+    p.add_argument("--seed", type=SEED_OPTION, default=12345)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
@@ -488,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="SWEEP_DIR")
     p.add_argument("--backend", choices=["local", "ray"], default="local", help="local process pool, or Ray Tune (pip install 'mopo-kit[ray]')")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
-    p.add_argument("--workers", type=int, help="parallel trials (default: one per core)")
+    p.add_argument("--workers", type=COUNT, help="parallel trials (default: one per core)")
     p.add_argument("--wandb", action="store_true", help="log every trial to W&B (offline without an API key), grouped by sweep")
     p.set_defaults(func=cmd_sweep)
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import tomllib
 
 from mopo_kit.errors import MopoKitError
+from mopo_kit.validation import NON_NEGATIVE, POSITIVE_INT, SEED, Range, check_fields
 
 
 @dataclass
@@ -59,6 +60,23 @@ def default_horizon_and_lambda(task: str, kind: str | None) -> tuple[int, float]
     return MOPO_HYPERPARAMETERS.get((task, kind or ""), FALLBACK_HYPERPARAMETERS)
 
 
+#: Every numeric key of :class:`MOPOConfig` and what it may hold (checked on construction).
+CONFIG_RANGES: dict[str, Range] = {
+    "lam": NON_NEGATIVE,
+    "horizon": POSITIVE_INT,
+    "epochs": POSITIVE_INT,
+    "steps_per_epoch": POSITIVE_INT,
+    "eval_every": POSITIVE_INT,
+    "eval_episodes": POSITIVE_INT,
+    "checkpoint_every": POSITIVE_INT,
+    "bound_rollouts": POSITIVE_INT,
+    "bound_horizon": POSITIVE_INT,
+    "seed": SEED,
+}
+#: Keys whose ``None`` means "the per-task default" (resolved once the task is known).
+OPTIONAL_KEYS = ("lam", "horizon", "bound_horizon")
+
+
 @dataclass
 class MOPOConfig:
     """Everything a MOPO run needs; the defaults reproduce the original code's schedule."""
@@ -88,9 +106,7 @@ class MOPOConfig:
         for key in ("dynamics", "uncertainty", "policy"):  # accept names and plain dicts too
             setattr(self, key, ComponentConfig.parse(getattr(self, key), key))
         self.loggers = [ComponentConfig.parse(value, "loggers") for value in self.loggers]
-        for key in ("epochs", "steps_per_epoch", "eval_every", "eval_episodes", "checkpoint_every"):
-            if int(getattr(self, key)) < 1:
-                raise MopoKitError(f"config key '{key}' must be >= 1, got {getattr(self, key)}")
+        check_fields(self, CONFIG_RANGES, where="config key", optional=OPTIONAL_KEYS)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

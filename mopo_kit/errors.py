@@ -22,3 +22,11 @@ class PluginError(MopoKitError):
 
 class UnknownComponentError(MopoKitError):
     """A component name (dataset, task, estimator, ...) is not registered."""
+
+
+class ComponentOutputError(MopoKitError):
+    """A component returned values that break its contract (NaN, inf, negative, wrong shape).
+
+    Raised before the values are used or stored, so nothing downstream — the replay pool, a
+    checkpoint, a report — ever holds them; the message names the component and how many rows.
+    """

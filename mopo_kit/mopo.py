@@ -35,6 +35,7 @@ from mopo_kit.evaluation import evaluate_in_env, model_bound
 from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.plugins import get_plugins, get_registry
 from mopo_kit.progress import progress_bar
+from mopo_kit.run_check import check_run_dir
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -88,11 +89,13 @@ class MOPO:
 
     # ------------------------------------------------------------------------------ building
     def _check_names(self) -> None:
-        """Fail on a misspelled component before minutes of model fitting, not after."""
+        """Fail on a misspelled component or a bad param before minutes of model fitting, not after."""
         registry = get_registry()
         for kind in ("dynamics", "uncertainty", "policy"):
             if self._objects[kind] is None:
-                registry.get(kind, getattr(self.config, kind).type)
+                component = getattr(self.config, kind)
+                params = component.params if kind == "uncertainty" else {"seed": self.config.seed, **component.params}
+                registry.get(kind, component.type).check_params(params)
         for logger in self.config.loggers:
             registry.get("logger", logger.type)
 
@@ -120,7 +123,7 @@ class MOPO:
         self.dynamics = self._objects["dynamics"] or self._dynamics(run_dir)
         self.estimator = self._objects["uncertainty"] or registry.create("uncertainty", cfg.uncertainty.type, **cfg.uncertainty.params)
         self.estimator.fit(self.data, self.dynamics)
-        self.model_step = ModelStep(self.dynamics, self.estimator, self.lam, self.task.termination_fn, torch.Generator().manual_seed(cfg.seed + 1))
+        self.model_step = ModelStep(self.dynamics, self.estimator, self.lam, self.task.termination_fn, torch.Generator().manual_seed(cfg.seed + 1), name=None if self._objects["uncertainty"] else cfg.uncertainty.type)
         self.starts = StartStates(self.data, torch.Generator().manual_seed(cfg.seed + 2))
         env = PenalizedModelEnv(self.model_step, self.data, self.horizon, action_space=self.task.make_env().action_space)
         params = dict(cfg.policy.params)
@@ -133,7 +136,7 @@ class MOPO:
         registry = get_registry()
         source = Path(cfg.dynamics_dir) if cfg.dynamics_dir else (run_dir / "dynamics" if run_dir else None)
         if source is not None and is_dynamics_dir(source):
-            return load_dynamics(source)
+            return load_dynamics(source, dims=(self.data.obs_dim, self.data.act_dim), data_name=f"dataset '{cfg.dataset}'")
         if cfg.dynamics_dir:
             raise MopoKitError(f"{cfg.dynamics_dir}: not a dynamics model directory ({COMPONENT_FILE} missing)")
         model = registry.create("dynamics", cfg.dynamics.type, obs_dim=self.data.obs_dim, act_dim=self.data.act_dim, **{"seed": cfg.seed, **cfg.dynamics.params})
@@ -154,6 +157,8 @@ class MOPO:
             run.mkdir(parents=True, exist_ok=True)
             if not resume and (run / "checkpoint").exists():
                 raise MopoKitError(f"{run}: already holds a run (use --resume to continue it, or another -o)")
+        if run is not None and resume:
+            recover_checkpoint(run)
         self._build(run)
         start_epoch, history = 0, []
         if run is not None:
@@ -171,6 +176,7 @@ class MOPO:
             bar.advance(start_epoch)
             for epoch in range(start_epoch + 1, cfg.epochs + 1):
                 t0 = time.perf_counter()
+                self.model_step.context = f"at epoch {epoch}"  # named in a guard's error line
                 row: dict[str, Any] = {"epoch": epoch, **self.policy.learn(cfg.steps_per_epoch)}
                 row["gradient_steps"] = self.policy.num_steps
                 if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
@@ -216,9 +222,10 @@ class MOPO:
         continues from its final checkpoint, keeps its metrics and rewrites ``results.json``.
         """
         run = Path(run_dir)
+        if run.is_dir():
+            recover_checkpoint(run)
+        check_run_dir(run)  # a damaged checkpoint is one line, before any work
         config_path = run / "config.json"
-        if not config_path.exists():
-            raise MopoKitError(f"{run}: not a run directory (config.json missing)")
         config = MOPOConfig.from_dict(json.loads(config_path.read_text())["config"])
         if epochs is not None:
             if epochs < config.epochs:
@@ -251,8 +258,15 @@ class MOPO:
         atomic_write_bytes(run / "config.json", json.dumps(self._run_payload(), indent=2).encode())
 
     def _checkpoint(self, run: Path, epoch: int) -> None:
+        """Write the checkpoint beside the old one, then swap: a kill at any moment leaves one whole.
+
+        The sequence is staging → (checkpoint → old) → (staging → checkpoint) → remove old; a kill
+        between the two renames leaves only ``checkpoint.old``, which :func:`recover_checkpoint`
+        puts back before a resume.
+        """
         checkpoint = run / "checkpoint"
         staging = run / "checkpoint.tmp"
+        recover_checkpoint(run)
         if staging.exists():
             _rmtree(staging)
         self.policy.save(staging)
@@ -273,6 +287,22 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path)
 
 
+def recover_checkpoint(run: Path) -> None:
+    """Undo what a kill in the middle of :meth:`MOPO._checkpoint` left behind.
+
+    ``checkpoint`` missing but ``checkpoint.old`` present: the kill fell between the two renames,
+    and ``old`` is the last whole checkpoint. Both present: the kill fell while ``old`` was being
+    removed, and ``old`` is stale.
+    """
+    checkpoint, old = run / "checkpoint", run / "checkpoint.old"
+    if not old.exists():
+        return
+    if checkpoint.exists():
+        _rmtree(old)
+    else:
+        old.rename(checkpoint)
+
+
 def _component_owner(kind: str, name: str, obj: Any = None) -> dict[str, str]:
     """Which plugin (and version) provided a component; objects passed in are named by class."""
     if obj is not None:
@@ -291,9 +321,18 @@ def _eval_fields(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a last line cut short by a kill mid-append is dropped, not fatal."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise MopoKitError(f"{path}: line {i + 1} is not valid JSON") from None
+    return rows
 
 
 def _write_metrics(run: Path, rows: list[dict[str, Any]]) -> None:

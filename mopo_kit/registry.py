@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from mopo_kit.errors import PluginError, UnknownComponentError
+from mopo_kit.errors import MopoKitError, PluginError, UnknownComponentError
 
 #: kind -> registrar hook name. The kind is what users type: ``mopo-kit list uncertainty``.
 KIND_HOOKS: dict[str, str] = {
@@ -33,6 +33,9 @@ KIND_LABELS: dict[str, str] = {
     "dataset": "dataset",
     "logger": "logger",
 }
+
+#: Kinds whose constructors only store settings, so building one to check its params is cheap.
+CHEAP_TO_BUILD = ("uncertainty", "policy")
 
 _KIND_ALIASES: dict[str, str] = {
     "dynamics-models": "dynamics",
@@ -81,6 +84,23 @@ class Component:
     def create(self, **params: Any) -> Any:
         """Build the component with ``params`` (the ``params`` of a ``{"type", "params"}`` config)."""
         return self.factory(**params)
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Check ``params`` before any data or model work; a bad one is one line naming it.
+
+        A factory may define ``check_params(params)`` (the built-in ensemble does). Otherwise
+        estimators and policy optimizers are built once and dropped: their constructors only
+        store settings — the work happens in ``fit()`` / ``setup()`` — so that is cheap.
+        """
+        checker = getattr(self.factory, "check_params", None)
+        if callable(checker):
+            checker(dict(params))
+            return
+        if self.kind in CHEAP_TO_BUILD:
+            try:
+                self.factory(**params)
+            except TypeError as exc:  # unknown or missing keyword: the params, not the code
+                raise MopoKitError(f"{KIND_LABELS[self.kind]} '{self.name}': invalid params ({exc})") from None
 
 
 class Registry:

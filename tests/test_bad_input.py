@@ -113,13 +113,13 @@ def test_dataset_info_json_on_good_files(tmp_path, run_cli):
     path = write_h5(tmp_path / "v0.hdf5", arrays)
     info = json.loads(run_cli("dataset", "info", str(path), "--json", check_rc=0).stdout)
     assert {k: info[k] for k in ("transitions", "episodes", "obs_dim", "act_dim")} == {
-        "transitions": 5,
+        "transitions": 6,  # the terminal row is kept, the time-limit row dropped
         "episodes": 2,
         "obs_dim": 3,
         "act_dim": 2,
     }
-    assert info["return_mean"] == pytest.approx((6 + 11) / 2)
-    assert info["return_max"] == pytest.approx(11)
+    assert info["return_mean"] == pytest.approx((10 + 18) / 2)  # the episodes as written
+    assert info["return_max"] == pytest.approx(18)
     v2 = with_next_observations(arrays)
     info2 = json.loads(run_cli("dataset", "info", str(write_h5(tmp_path / "v2.hdf5", v2)), "--json", check_rc=0).stdout)
     assert info2["transitions"] == 7 and info2["return_max"] == pytest.approx(18)

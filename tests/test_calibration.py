@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from mopo_kit.calibration import calibrate, write_report
+from mopo_kit.experiments.calibration import calibrate, write_report
 from mopo_kit.data.d4rl_io import write_d4rl_hdf5
 from mopo_kit.plugins import get_registry
 from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble

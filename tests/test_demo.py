@@ -6,7 +6,7 @@ import json
 import math
 
 from mopo_kit.data.d4rl_io import read_d4rl_hdf5
-from mopo_kit.demo import DemoSettings, run_demo
+from mopo_kit.experiments.demo import DemoSettings, run_demo
 
 
 def test_demo_writes_results_and_plot(tmp_path):

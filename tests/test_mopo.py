@@ -154,7 +154,7 @@ def test_a_plugin_dynamics_model_is_saved_and_reloaded_through_the_registry(hopp
     from mopo_kit.dynamics.storage import load_dynamics, stored_type
     from mopo_kit.errors import MopoKitError
     from mopo_kit.hookspecs import hookimpl
-    from mopo_kit.run_evaluation import evaluate_run
+    from mopo_kit.experiments.run_evaluation import evaluate_run
 
     class Plugin:
         @hookimpl

@@ -7,6 +7,13 @@ reaches model training.
 
 Episode boundaries are ``terminals | timeouts`` plus any row whose ``next_observations`` is not the
 next row's observation; this makes returns right for files that omit ``timeouts``.
+
+Two optional fields carry what a file without ``next_observations`` cannot give row by row:
+``next_known`` (bool (N,), ``None`` = every row) marks the rows whose next observation is in the
+data — a terminal row's is not, so it holds a placeholder that nothing may learn from (the SAC
+target ignores s' when terminal = 1; models train on :meth:`with_known_next`) —, and
+``written_returns`` holds the returns of the file's episodes as written, including the reward of
+a time-limit row that had to be dropped, so the batch mean/max are the file's own.
 """
 
 from __future__ import annotations
@@ -92,6 +99,8 @@ class TransitionDataset:
     timeouts: np.ndarray
     source: str = "<memory>"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    next_known: np.ndarray | None = None  # bool (N,); None: every next observation is known
+    written_returns: np.ndarray | None = None  # the source's episode returns, when rows lost some reward
 
     @classmethod
     def from_arrays(
@@ -129,6 +138,20 @@ class TransitionDataset:
 
     def __post_init__(self) -> None:
         self._validate()
+        self._validate_optional()
+
+    def _validate_optional(self) -> None:
+        src, n = self.source, len(self)
+        if self.next_known is not None:
+            known = np.asarray(self.next_known)
+            if known.dtype != np.bool_ or known.shape != (n,):
+                raise DatasetError(f"{src}: 'next_known' must be a bool array of shape ({n},), got {known.dtype} {known.shape}")
+            object.__setattr__(self, "next_known", None if known.all() else known)
+        if self.written_returns is not None:
+            returns = np.asarray(self.written_returns, dtype=np.float64)
+            if returns.ndim != 1 or returns.size == 0 or not np.isfinite(returns).all():
+                raise DatasetError(f"{src}: 'written_returns' must be a non-empty 1-D array of finite returns")
+            object.__setattr__(self, "written_returns", returns)
 
     def _validate(self) -> None:
         src = self.source
@@ -200,8 +223,23 @@ class TransitionDataset:
         ends[-1] = True
         return ends
 
+    @property
+    def known_next(self) -> np.ndarray:
+        """Bool (N,): True where ``next_observations`` is real (False: a terminal row of a v0 file)."""
+        return np.ones(len(self), dtype=bool) if self.next_known is None else self.next_known
+
+    def with_known_next(self) -> "TransitionDataset":
+        """The rows whose next observation is known: what a dynamics model may train on."""
+        return self if self.next_known is None else self.select(self.next_known)
+
     def episode_returns(self) -> np.ndarray:
-        """Undiscounted return of every episode, in order (a trailing partial episode included)."""
+        """Undiscounted return of every episode, in order (a trailing partial episode included).
+
+        For a dataset read from a file that had to drop rows, the returns of the file's episodes
+        as written (``written_returns``).
+        """
+        if self.written_returns is not None:
+            return self.written_returns
         ends = self.episode_ends
         cumulative = np.cumsum(self.rewards, dtype=np.float64)
         at_ends = cumulative[ends]
@@ -226,11 +264,12 @@ class TransitionDataset:
 
     # ---------------------------------------------------------------------------- combining
     def select(self, rows: np.ndarray | slice) -> "TransitionDataset":
-        """A new dataset with the given rows (indices, mask or slice)."""
+        """A new dataset with the given rows (indices, mask or slice); its returns are its rows' own."""
         return TransitionDataset(
             **{key: getattr(self, key)[rows] for key in ALL_KEYS},
             source=self.source,
             metadata=dict(self.metadata),
+            next_known=None if self.next_known is None else self.next_known[rows],
         )
 
     @staticmethod
@@ -240,10 +279,12 @@ class TransitionDataset:
         """Stack datasets row-wise (e.g. medium + expert = medium-expert)."""
         if not parts:
             raise DatasetError(f"{source}: nothing to concatenate")
+        known = None if all(p.next_known is None for p in parts) else np.concatenate([p.known_next for p in parts])
         return TransitionDataset(
             **{key: np.concatenate([getattr(p, key) for p in parts]) for key in ALL_KEYS},
             source=source,
             metadata=dict(metadata or {}),
+            next_known=known,
         )
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,9 +37,28 @@ from mopo_kit.errors import MopoKitError
 from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.hookspecs import hookimpl
 from mopo_kit.types import EnsemblePrediction
+from mopo_kit.validation import (
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    SEED,
+    Range,
+    check_fields,
+    check_known_params,
+    require,
+)
 
 CONFIG_FILE = "dynamics.json"
 WEIGHTS_FILE = "dynamics.pt"
+#: Bumped when the stored layout changes; a newer file is refused by name, not misread.
+FORMAT_VERSION = 1
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line (torch's load errors span several)."""
+    return " ".join(str(exc).split())[:limit]
 
 
 class TrainingDivergedError(MopoKitError):
@@ -47,6 +67,26 @@ class TrainingDivergedError(MopoKitError):
     def __init__(self, message: str, report: FitReport) -> None:
         super().__init__(message)
         self.report = report
+
+
+#: What each numeric param of :class:`EnsembleConfig` may hold (checked on construction).
+ENSEMBLE_RANGES: dict[str, Range] = {
+    "members": POSITIVE_INT,
+    "elites": POSITIVE_INT,
+    "hidden": POSITIVE_INT,
+    "layers": POSITIVE_INT,
+    "lr": POSITIVE,
+    "batch_size": POSITIVE_INT,
+    "holdout_max": NON_NEGATIVE_INT,
+    "holdout_ratio": FRACTION,
+    "improvement": FRACTION,
+    "patience": NON_NEGATIVE_INT,
+    "logvar_loss_coef": NON_NEGATIVE,
+    "max_epochs": POSITIVE_INT,
+    "max_seconds": POSITIVE,
+    "predict_chunk": POSITIVE_INT,
+    "seed": SEED,
+}
 
 
 @dataclass
@@ -71,7 +111,11 @@ class EnsembleConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.weight_decays = tuple(float(w) for w in self.weight_decays)
+        where = "gaussian_ensemble param"
+        check_fields(self, ENSEMBLE_RANGES, where=where, optional=("max_epochs", "max_seconds"))
+        if isinstance(self.weight_decays, (str, bytes)) or not hasattr(self.weight_decays, "__iter__"):
+            raise MopoKitError(f"{where} 'weight_decays' must be a list of layers + 1 numbers >= 0, got {self.weight_decays!r}")
+        self.weight_decays = tuple(require(w, "weight_decays", NON_NEGATIVE, where=where) for w in self.weight_decays)
         if len(self.weight_decays) != self.layers + 1:
             raise MopoKitError(
                 f"gaussian_ensemble: weight_decays has {len(self.weight_decays)} entries, expected layers + 1 = {self.layers + 1}"
@@ -92,7 +136,7 @@ class GaussianEnsemble:
     """A batched ensemble of Gaussian MLPs over [Δs, r] (see module docstring)."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: EnsembleConfig | None = None, **params: Any) -> None:
-        self.config = config or EnsembleConfig(**params)
+        self.config = config or self.check_params(params)
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.out_dim = self.obs_dim + 1
         torch.manual_seed(self.config.seed)
@@ -101,6 +145,12 @@ class GaussianEnsemble:
         self.elites = torch.arange(self.config.elites)
         self.holdout_mse: list[float] = []
         self.fitted = False
+
+    @staticmethod
+    def check_params(params: dict[str, Any]) -> EnsembleConfig:
+        """The config for ``params``, or one line naming the bad key (called by MOPO before any work)."""
+        check_known_params(EnsembleConfig, params, "gaussian_ensemble")
+        return EnsembleConfig(**params)
 
     # ------------------------------------------------------------------------------ training
     def _split(self, data: TransitionDataset, gen: torch.Generator) -> _Split:
@@ -145,7 +195,7 @@ class GaussianEnsemble:
                 f"{data.source}: obs/act dims ({data.obs_dim}, {data.act_dim}) do not match the model ({self.obs_dim}, {self.act_dim})"
             )
         gen = torch.Generator().manual_seed(cfg.seed)
-        split = self._split(data, gen)
+        split = self._split(data.with_known_next(), gen)  # a terminal row of a v0 file has no s'
         n_train = split.x_train.shape[0]
         bootstrap = torch.randint(n_train, (cfg.members, n_train), generator=gen)
         trainer = FusedTrainer(self.net, cfg.weight_decays, cfg.lr, cfg.logvar_loss_coef)
@@ -248,6 +298,7 @@ class GaussianEnsemble:
         atomic_write_bytes(directory / WEIGHTS_FILE, buffer.getvalue())
         meta = {
             "type": "gaussian_ensemble",
+            "format_version": FORMAT_VERSION,
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
             "config": asdict(self.config),
@@ -266,14 +317,25 @@ class GaussianEnsemble:
                 raise MopoKitError(f"{directory}: not a dynamics model directory ({path.name} missing)")
         try:
             meta = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MopoKitError(f"{config_path}: unreadable dynamics model metadata ({_one_line(exc)})") from None
+        version = meta.get("format_version", 1) if isinstance(meta, dict) else None
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise MopoKitError(
+                f"{directory}: dynamics model format {version} was written by a newer mopo_kit "
+                f"(this one reads formats up to {FORMAT_VERSION}); upgrade mopo_kit to use it"
+            )
+        try:
             config = EnsembleConfig(**meta["config"])
             model = cls(meta["obs_dim"], meta["act_dim"], config)
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, EOFError) as exc:
-            raise MopoKitError(f"{directory}: unreadable dynamics model ({type(exc).__name__}: {exc})") from None
-        model.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        model.scaler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("scaler.")})
-        model.elites = state["elites"]
+            model.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+            model.scaler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("scaler.")})
+            model.elites = state["elites"]
+        except MopoKitError as exc:  # a bad config value in dynamics.json
+            raise MopoKitError(f"{config_path}: {exc}") from None
+        except (KeyError, TypeError, RuntimeError, EOFError, ValueError, AttributeError, pickle.UnpicklingError) as exc:
+            raise MopoKitError(f"{directory}: unreadable dynamics model, corrupt or truncated ({type(exc).__name__}: {_one_line(exc)})") from None
         model.holdout_mse = list(meta.get("holdout_mse", []))
         model.fitted = True
         model.net.eval()

@@ -55,13 +55,17 @@ def stored_type(directory: str | Path) -> str:
         if path.exists():
             try:
                 return str(json.loads(path.read_text()).get("type", "gaussian_ensemble"))
-            except (json.JSONDecodeError, AttributeError) as exc:
-                raise MopoKitError(f"{path}: unreadable ({exc})") from None
+            except (json.JSONDecodeError, AttributeError, UnicodeDecodeError) as exc:
+                raise MopoKitError(f"{path}: unreadable, corrupt or truncated ({exc})") from None
     raise MopoKitError(f"{directory}: not a dynamics model directory ({COMPONENT_FILE} missing)")
 
 
-def load_dynamics(directory: str | Path) -> Any:
-    """Reload a model saved by :func:`save_dynamics` (or an older ``gaussian_ensemble`` directory)."""
+def load_dynamics(directory: str | Path, dims: tuple[int, int] | None = None, data_name: str = "the data") -> Any:
+    """Reload a model saved by :func:`save_dynamics` (or an older ``gaussian_ensemble`` directory).
+
+    With ``dims`` = (obs_dim, act_dim) of the data it will be used on, a model from another task
+    is one line here instead of a shape error deep inside the first rollout.
+    """
     from mopo_kit.plugins import get_registry
 
     directory = Path(directory)
@@ -73,7 +77,14 @@ def load_dynamics(directory: str | Path) -> Any:
             f"{directory}: dynamics model '{name}' (plugin '{component.plugin}') has no load(directory) "
             "classmethod, so a saved one cannot be reused"
         )
-    return loader(directory)
+    model = loader(directory)
+    model_dims = (getattr(model, "obs_dim", None), getattr(model, "act_dim", None))
+    if dims is not None and None not in model_dims and tuple(model_dims) != tuple(dims):
+        raise MopoKitError(
+            f"{directory}: the dynamics model has obs/act dims {model_dims}, {data_name} has {tuple(dims)} "
+            "(a model from another task?)"
+        )
+    return model
 
 
 __all__ = ["COMPONENT_FILE", "is_dynamics_dir", "save_dynamics", "write_fit_report", "stored_type", "load_dynamics"]

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.envs.termination import TerminationFn
+from mopo_kit.guards import check_penalty, check_prediction
 
 
 @dataclass
@@ -38,17 +39,42 @@ class StepResult:
 
 
 class ModelStep:
-    """Advance a batch of (s, a) through the learned model with MOPO's penalized reward."""
+    """Advance a batch of (s, a) through the learned model with MOPO's penalized reward.
 
-    def __init__(self, dynamics: Any, estimator: Any, lam: float, termination_fn: TerminationFn, generator: torch.Generator | None = None) -> None:
+    Every step checks the model's prediction (finite, variances >= 0) and the estimator's output
+    (shape (B,), finite, >= 0) before anything is returned, so a NaN never reaches the replay
+    pool or a checkpoint: the run stops with one line naming the component
+    (:class:`~mopo_kit.errors.ComponentOutputError`). ``name`` / ``dynamics_name`` are the
+    registered names used in that line (default: the class names); ``context`` (e.g. "at epoch
+    3") is appended when a caller sets it. ``guard=False`` skips the checks (for measuring them).
+    """
+
+    def __init__(
+        self,
+        dynamics: Any,
+        estimator: Any,
+        lam: float,
+        termination_fn: TerminationFn,
+        generator: torch.Generator | None = None,
+        *,
+        name: str | None = None,
+        dynamics_name: str | None = None,
+        guard: bool = True,
+    ) -> None:
         self.dynamics, self.estimator, self.lam = dynamics, estimator, float(lam)
         self.termination_fn = termination_fn
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.name = name or type(estimator).__name__
+        self.dynamics_name = dynamics_name or type(dynamics).__name__
+        self.guard = guard
+        self.context = ""
 
     @torch.inference_mode()
     def __call__(self, obs: Tensor, act: Tensor) -> StepResult:
         pred = self.dynamics.predict(obs, act)
         rows = obs.shape[0]
+        if self.guard:
+            check_prediction(pred.mean, pred.var, self.dynamics_name, self.context)
         elites = pred.elites
         pick = elites[torch.randint(len(elites), (rows,), generator=self.generator)]
         index = torch.arange(rows)
@@ -56,6 +82,8 @@ class ModelStep:
         sample = mean + var.sqrt() * torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype)
         next_obs, raw_reward = sample[:, :-1], sample[:, -1]
         penalty = self.estimator(obs, act, pred) if self.lam != 0.0 else raw_reward.new_zeros(rows)
+        if self.guard and self.lam != 0.0:
+            check_penalty(penalty, rows, self.name, self.context)
         terminated = self.termination_fn(obs, act, next_obs)
         return StepResult(next_obs, raw_reward - self.lam * penalty, raw_reward, penalty, terminated)
 

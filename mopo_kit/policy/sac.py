@@ -24,10 +24,12 @@ from stable_baselines3.common.logger import configure
 
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
+from mopo_kit.errors import MopoKitError
 from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.hookspecs import hookimpl
 from mopo_kit.policy.buffer import MixedReplayBuffer
 from mopo_kit.policy.lean_sac import LeanSAC
+from mopo_kit.validation import FINITE, FRACTION, POSITIVE, POSITIVE_INT, SEED, Range, check_fields, require
 
 
 @dataclass
@@ -48,6 +50,41 @@ class SACConfig:
     lean_train: bool = True
     fused_adam: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Reject a bad number when the optimizer is built, before any rollout or update."""
+        where = "sb3_sac param"
+        check_fields(self, SAC_RANGES, where=where)
+        if isinstance(self.ent_coef, str):
+            if self.ent_coef != "auto" and not (self.ent_coef.startswith("auto_") and POSITIVE.accepts(_float_or_none(self.ent_coef[5:]))):
+                raise MopoKitError(f"{where} 'ent_coef' must be 'auto', 'auto_<initial α > 0>' or a finite number > 0, got {self.ent_coef!r}")
+        else:
+            self.ent_coef = require(self.ent_coef, "ent_coef", POSITIVE, where=where)
+        if isinstance(self.net_arch, (str, bytes)) or not isinstance(self.net_arch, (list, tuple)):
+            raise MopoKitError(f"{where} 'net_arch' must be a list of integers >= 1, got {self.net_arch!r}")
+        self.net_arch = [require(width, "net_arch", POSITIVE_INT, where=where) for width in self.net_arch]
+
+
+#: What each numeric param of :class:`SACConfig` may hold.
+SAC_RANGES: dict[str, Range] = {
+    "learning_rate": POSITIVE,
+    "batch_size": POSITIVE_INT,
+    "gamma": FRACTION,
+    "tau": FRACTION,
+    "target_entropy": FINITE,
+    "real_ratio": FRACTION,
+    "rollout_batch_size": POSITIVE_INT,
+    "rollout_freq": POSITIVE_INT,
+    "retain_rollouts": POSITIVE_INT,
+    "seed": SEED,
+}
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 @dataclass

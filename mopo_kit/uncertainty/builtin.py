@@ -27,6 +27,7 @@ from torch import Tensor
 from mopo_kit.hookspecs import hookimpl
 from mopo_kit.types import EnsemblePrediction
 from mopo_kit.uncertainty.base import ClosedFormEstimator
+from mopo_kit.validation import POSITIVE, require
 
 
 def _moment_matched(pred: EnsemblePrediction) -> tuple[Tensor, Tensor]:
@@ -122,9 +123,7 @@ class MMD(ClosedFormEstimator):
     ipm = "mmd"
 
     def __init__(self, lengthscale: float = 1.0) -> None:
-        if lengthscale <= 0:
-            raise ValueError("mmd: lengthscale must be positive")
-        self.lengthscale = float(lengthscale)
+        self.lengthscale = require(lengthscale, "lengthscale", POSITIVE, where="mmd param")
 
     def _expected_kernel(self, mean_diff_sq: Tensor, var_sum: Tensor) -> Tensor:
         denom = self.lengthscale**2 + var_sum

@@ -67,6 +67,7 @@ class GPError:
     def fit(self, data, dynamics) -> None:
         """Measure ``dynamics``' one-step error on ``data`` and fit the GP to its logarithm."""
         rng = np.random.default_rng(self.seed)
+        data = data.with_known_next()  # the one-step error needs a real next observation
         n = len(data)
         rows = np.sort(rng.choice(n, min(n, self.max_fit_points), replace=False))
         sub = data.select(rows)

@@ -186,7 +186,11 @@ def dispatch_order(points: list[dict[str, Any]], workers: int) -> list[dict[str,
 
 def trial_status(run_dir: Path, epochs: int) -> str:
     """``finished``, ``extend`` (finished at fewer epochs than asked), ``resume`` or ``new``."""
+    from mopo_kit.mopo import recover_checkpoint
+
     results = run_dir / "results.json"
+    if run_dir.exists():
+        recover_checkpoint(run_dir)
     if results.exists():
         done = int(json.loads(results.read_text()).get("epochs", 0))
         return "finished" if done >= epochs else "extend"
@@ -219,7 +223,7 @@ def _run_trial(config: dict[str, Any], run_dir: str, threads: int, job: Mapping[
     if job is not None:
         ensure_shared_dynamics(job)
     run = Path(run_dir)
-    if (run / "checkpoint" / "progress.json").exists():
+    if trial_status(run, int(config.get("epochs", MOPOConfig.epochs))) != "new":
         result = MOPO.resume(run, epochs=int(config.get("epochs", MOPOConfig.epochs)))
     else:
         result = MOPO(MOPOConfig.from_dict(config)).fit(run)

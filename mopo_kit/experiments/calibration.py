@@ -10,6 +10,9 @@ data (e.g. a model fitted on random data, queried on a trained policy's data):
 * ``ood_ratio``: mean u out of distribution / mean u in distribution (the true error's own ratio
   is reported alongside, so one sees whether u grows as much as the error does).
 
+An estimator whose output breaks the contract (NaN, inf, negative, wrong shape) is left out with
+the same one line a training run stops with; when no estimator is left, that line is the error.
+
 Estimators that need fitting (the GP plugin) are fitted on one half of the in-distribution data
 and evaluated on the other half; closed-form ones see the same held-out half.
 """
@@ -27,6 +30,8 @@ from scipy.stats import spearmanr
 
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+from mopo_kit.errors import ComponentOutputError, MopoKitError
+from mopo_kit.guards import check_penalty, check_prediction
 from mopo_kit.types import EnsemblePrediction
 
 
@@ -104,6 +109,7 @@ def calibrate(
     """Compute the report; also returns the raw (u, error) arrays per estimator for plotting."""
     import time
 
+    data, ood = data.with_known_next(), ood.with_known_next()  # the true error needs a real s'
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(data))
     half = len(data) // 2
@@ -113,7 +119,9 @@ def calibrate(
 
     def predict(d: TransitionDataset) -> tuple[torch.Tensor, torch.Tensor, EnsemblePrediction]:
         obs, act = torch.from_numpy(d.observations), torch.from_numpy(d.actions)
-        return obs, act, model.predict(obs, act)
+        pred = model.predict(obs, act)
+        check_prediction(pred.mean, pred.var, dynamics_name or type(model).__name__, f"on {d.source}")
+        return obs, act, pred
 
     obs_id, act_id, pred_id = predict(held_out)
     obs_ood, act_ood, pred_ood = predict(ood_part)
@@ -134,8 +142,11 @@ def calibrate(
         start = time.perf_counter()
         try:
             estimator.fit(fit_part, model)
-            u_id = estimator(obs_id, act_id, pred_id).double().numpy()
-            u_ood = estimator(obs_ood, act_ood, pred_ood).double().numpy()
+            u_id = check_penalty(estimator(obs_id, act_id, pred_id), len(held_out), name, f"on {held_out.source}").double().numpy()
+            u_ood = check_penalty(estimator(obs_ood, act_ood, pred_ood), len(ood_part), name, f"on {ood_part.source}").double().numpy()
+        except ComponentOutputError as exc:  # the same line a training run stops with
+            report.skipped[name] = str(exc)
+            continue
         except Exception as exc:  # a plugin's estimator failing must not lose the others' numbers
             report.skipped[name] = f"{type(exc).__name__}: {exc}"
             continue
@@ -158,6 +169,9 @@ def calibrate(
             )
         )
         raw[name] = {"u_id": u_id, "u_ood": u_ood, "err_id": err_id, "err_ood": err_ood}
+    if estimators and not report.estimators:  # nothing left to report: an error, not an empty table
+        name, why = next(iter(report.skipped.items()))
+        raise MopoKitError(why if why.startswith("uncertainty estimator") else f"uncertainty estimator '{name}' failed: {why}")
     return report, raw
 
 

@@ -24,12 +24,14 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 12345) -> dict[s
     for path in (config_path, policy_path):
         if not path.exists():
             raise MopoKitError(f"{run_dir}: not a finished run directory ({path.name} missing)")
-    saved = json.loads(config_path.read_text())
-    config = MOPOConfig.from_dict(saved["config"])
-    resolved = saved["resolved"]
+    try:
+        saved = json.loads(config_path.read_text())
+        config, resolved = MOPOConfig.from_dict(saved["config"]), saved["resolved"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise MopoKitError(f"{config_path}: unreadable run config, corrupt or truncated ({type(exc).__name__}: {exc})") from None
     registry = get_registry()
     task = registry.create("task", resolved["task"])
-    actor, _ = load_actor(policy_path)
+    actor = _load_policy(policy_path, task)
     low = torch.as_tensor(task.make_env().action_space.low)
     high = torch.as_tensor(task.make_env().action_space.high)
 
@@ -42,10 +44,21 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 12345) -> dict[s
     report: dict[str, Any] = {"run_dir": str(run_dir), "task": task.name, "real": real.to_json()}
     if is_dynamics_dir(dynamics_dir):
         data = load_dataset(config.dataset)
-        dynamics = load_dynamics(dynamics_dir)
+        dynamics = load_dynamics(dynamics_dir, dims=(data.obs_dim, data.act_dim), data_name=f"dataset '{config.dataset}'")
         estimator = registry.create("uncertainty", config.uncertainty.type, **config.uncertainty.params)
         estimator.fit(data, dynamics)
         step = ModelStep(dynamics, estimator, resolved["lam"], task.termination_fn, torch.Generator().manual_seed(seed))
         starts = StartStates(data, torch.Generator().manual_seed(seed + 1))
         report["bound"] = model_bound(policy, step, starts, rollouts=config.bound_rollouts, horizon=config.bound_horizon or resolved["horizon"]).to_json()
     return report
+
+
+def _load_policy(path: Path, task: Any) -> Any:
+    """The run's actor, or one line saying why it cannot be used (corrupt file, another task)."""
+    try:
+        actor, _ = load_actor(path)
+    except Exception as exc:  # torch/zip errors span lines; the user needs the file and the cause
+        raise MopoKitError(f"{path}: unreadable policy file, corrupt or truncated ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
+    if (actor.obs_dim, actor.act_dim) != (task.obs_dim, task.act_dim):
+        raise MopoKitError(f"{path}: policy dims ({actor.obs_dim}, {actor.act_dim}) do not match task '{task.name}' ({task.obs_dim}, {task.act_dim})")
+    return actor

@@ -1,0 +1,25 @@
+"""The short kill test: a run SIGKILLed in three phases, resumed each time, ends where an uninterrupted one does."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGKILL and /proc-style process control")
+def test_a_run_killed_in_fit_training_and_bound_resumes_to_the_uninterrupted_weights(tmp_path):
+    from kill_test import lost_total, run_kill_test
+
+    result = run_kill_test(tmp_path, kills=3, seed=1, say=lambda message: None)
+    landed = [e["phase"] for e in result["entries"]]
+    assert result["kills"] == 3, result["entries"]
+    assert landed[0] == "fit" and landed[-1] == "bound", landed
+    assert result["resumes_finished"] == 3
+    check = result["check"]
+    assert check["epochs_logged"] == list(range(1, 21)), "every epoch exactly once"
+    assert lost_total(check) == 0, check
+    assert check["weights_equal_reference"] is True

@@ -1,0 +1,60 @@
+"""Long sweeps: models fit in the workers, dispatch order, extending finished trials, kill leftovers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mopo_kit.mopo import _read_jsonl, recover_checkpoint
+from mopo_kit.experiments.sweep import SweepSpec, dispatch_order, run_sweep, trial_id, trial_status
+from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
+
+
+def test_dispatch_order_starts_concurrent_workers_on_different_models_seed_major():
+    points = [{"dataset": d, "uncertainty": u, "seed": s} for d in ("a", "b", "c") for u in ("mopo", "mbpo") for s in (0, 1)]
+    order = [(p["dataset"], p["uncertainty"], p["seed"]) for p in dispatch_order(points, workers=2)]
+    assert order[:4] == [("a", "mopo", 0), ("b", "mopo", 0), ("a", "mbpo", 0), ("b", "mbpo", 0)]
+    # groups go seed-major, two at a time: (a0, b0), (c0, a1), (b1, c1)
+    assert [(o[0], o[2]) for o in order[4:8]] == [("c", 0), ("a", 1), ("c", 0), ("a", 1)]
+    assert [o[2] for o in order[8:]] == [1] * 4
+    assert sorted(order) == sorted((p["dataset"], p["uncertainty"], p["seed"]) for p in points)
+    assert [(p["dataset"], p["uncertainty"]) for p in dispatch_order(points, workers=1)][:2] == [("a", "mopo"), ("a", "mbpo")]
+
+
+def test_a_finished_trial_is_extended_to_a_larger_budget(hopper_file, tmp_path):  # noqa: F811
+    base = {k: v for k, v in TINY.items() if k not in ("dynamics",)}
+    base.update(epochs=2, checkpoint_every=2)
+    spec = SweepSpec(name="extend", grid={"dataset": [str(hopper_file)], "uncertainty": ["zero"], "seed": [0]}, base=base, dynamics=TINY["dynamics"]["params"])
+    published = []
+    run_sweep(spec, tmp_path, workers=1, on_trial_done=published.append)
+    run = tmp_path / "trials" / trial_id(spec.trials()[0])
+    assert trial_status(run, 2) == "finished" and trial_status(run, 4) == "extend"
+    assert [p["run_dir"] for p in published] == [str(run)]
+
+    spec.base["epochs"] = 4
+    run_sweep(spec, tmp_path, workers=1)
+    results = json.loads((run / "results.json").read_text())
+    assert results["epochs"] == 4 and results["gradient_steps"] == 4 * TINY["steps_per_epoch"]
+    assert [row["epoch"] for row in _read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4]
+    assert json.loads((run / "config.json").read_text())["config"]["epochs"] == 4
+    assert run_sweep(spec, tmp_path, workers=1) == [], "nothing left to run"
+
+
+def test_checkpoint_left_half_swapped_by_a_kill_is_recovered(tmp_path):
+    (tmp_path / "checkpoint.old").mkdir()
+    (tmp_path / "checkpoint.old" / "progress.json").write_text('{"epoch": 3}')
+    recover_checkpoint(tmp_path)  # killed between the two renames: old is the last whole one
+    assert json.loads((tmp_path / "checkpoint" / "progress.json").read_text())["epoch"] == 3
+    (tmp_path / "checkpoint.old").mkdir()
+    recover_checkpoint(tmp_path)  # killed while removing old: old is stale
+    assert not (tmp_path / "checkpoint.old").exists() and (tmp_path / "checkpoint").exists()
+
+
+def test_metrics_line_cut_by_a_kill_is_dropped_but_a_corrupt_middle_line_is_an_error(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"epoch": 1}\n{"epoch": 2}\n{"epo')
+    assert [r["epoch"] for r in _read_jsonl(path)] == [1, 2]
+    path.write_text('{"epoch": 1}\n{"epo\n{"epoch": 3}\n')
+    with pytest.raises(Exception, match="line 2 is not valid JSON"):
+        _read_jsonl(path)

@@ -1,0 +1,239 @@
+"""Result campaigns over the sweep machinery: runs, per-run JSON, table, plots (shared by the tables).
+
+A :class:`Campaign` names its cells (datasets) per stage, its methods (method name → uncertainty
+estimator), the budget and the paper's numbers. Running a campaign is one sweep
+(:func:`mopo_kit.experiments.sweep.run_sweep`) over cells × methods × seeds: one dynamics model
+per dataset × seed shared by every method, two trials at a time with one torch thread each (on 2
+cores two 1-thread trials give ~1.2× the throughput of one 2-thread trial), resumable after a
+kill, extensible to a larger budget. Each finished run is published at once as
+``<results>/<dataset>__<method>__s<seed>__<k>k.json``; the table and the learning-curve plots
+are rebuilt from those files alone. ``benchmarks/d4rl_table.py`` and ``benchmarks/ood_table.py``
+are thin definitions over this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, commit, machine  # noqa: E402
+
+from mopo_kit.experiments.sweep import SweepSpec, run_sweep  # noqa: E402
+
+#: The same for every cell: MOPO's early stopping (1 %, 5 epochs), capped so a campaign's models
+#: fit a few sessions of 2 CPU cores (each run's JSON states how its model stopped).
+MODEL_MAX_EPOCHS = 60
+EVAL_EVERY = 5
+EVAL_EPISODES = 10
+CURVE_KEYS = ("epoch", "gradient_steps", "return_mean", "return_std", "normalized_mean", "rollout_mean_penalty", "rollout_mean_raw_reward")
+
+
+@dataclass(frozen=True)
+class Stage:
+    cells: tuple[str, ...]
+    steps: int
+
+
+@dataclass
+class Campaign:
+    """What a result table runs: cells per stage, methods, budget, fixed grid values, paper numbers."""
+
+    name: str
+    results: Path
+    stages: dict[int, Stage]
+    methods: dict[str, str]  # method name in the table → uncertainty estimator
+    paper: dict[str, dict[str, float]] = field(default_factory=dict)  # dataset → {method or "batch_mean": number}
+    fixed: dict[str, list[Any]] = field(default_factory=dict)  # extra grid values, e.g. {"lam": [1.0], "horizon": [5]}
+    seeds: tuple[int, ...] = (0, 1, 2)
+    plot_prefix: str = ""
+
+    def method_of(self, uncertainty: str) -> str:
+        return next((m for m, u in self.methods.items() if u == uncertainty), uncertainty)
+
+    def sweep_spec(self, cells: list[str], methods: list[str], seeds: list[int], steps: int) -> SweepSpec:
+        base: dict[str, Any] = {
+            "epochs": -(-steps // 1000),
+            "steps_per_epoch": 1000,
+            "eval_every": EVAL_EVERY,
+            "eval_episodes": EVAL_EPISODES,
+            "checkpoint_every": EVAL_EVERY,
+        }
+        grid = {"dataset": cells, "uncertainty": [self.methods[m] for m in methods], **self.fixed, "seed": seeds}
+        return SweepSpec(name=self.name, grid=grid, base=base, dynamics={"max_epochs": MODEL_MAX_EPOCHS})
+
+    # ---------------------------------------------------------------------------- publishing
+    def run_record(self, run_dir: Path, command: str) -> dict[str, Any]:
+        """One finished run: settings, last/best return, curve, the model's fit, provenance."""
+        payload = json.loads((run_dir / "config.json").read_text())
+        config, resolved = payload["config"], payload["resolved"]
+        results = json.loads((run_dir / "results.json").read_text())
+        metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        method = self.method_of(config["uncertainty"]["type"])
+        fit_path = Path(config["dynamics_dir"]) / "fit_report.json" if config.get("dynamics_dir") else None
+        fit = json.loads(fit_path.read_text()) if fit_path and fit_path.exists() else {}
+        summary = _dataset_summary(config["dataset"])
+        penalties = [row["rollout_mean_penalty"] for row in metrics if "rollout_mean_penalty" in row]
+        return {
+            "dataset": config["dataset"],
+            "method": method,
+            "uncertainty": config["uncertainty"]["type"],
+            "lam": 0.0 if config["uncertainty"]["type"] == "zero" else resolved["lam"],
+            "horizon": resolved["horizon"],
+            "seed": config["seed"],
+            "steps": results["gradient_steps"],
+            "return_last": results["last"].get("return_mean"),
+            "return_best": results["best"].get("return_mean"),
+            "normalized_last": results["last"].get("normalized_mean"),
+            "normalized_best": results["best"].get("normalized_mean"),
+            "batch_mean": summary[0],
+            "batch_max": summary[1],
+            "mean_penalty_last_epoch": penalties[-1] if penalties else None,
+            "dynamics_fit": {k: fit.get(k) for k in ("epochs", "stop_reason", "holdout_mse", "elites", "seconds") if k in fit},
+            "eval": {"episodes": config["eval_episodes"], "every_epochs": config["eval_every"], "deterministic": True},
+            "seconds": results.get("seconds"),
+            "curve": [{k: row.get(k) for k in CURVE_KEYS} for row in metrics if "return_mean" in row],
+            "command": command,
+            "commit": commit(),
+            "machine": machine(),
+        }
+
+    def publish(self, run_dir: Path, command: str) -> Path:
+        record = self.run_record(run_dir, command)
+        self.results.mkdir(parents=True, exist_ok=True)
+        out = self.results / f"{_file_safe(record['dataset'])}__{record['method']}__s{record['seed']}__{_budget(record['steps'])}.json"
+        out.write_text(json.dumps(record, indent=2) + "\n")
+        return out
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text()) for p in sorted(self.results.glob("*__s*__*.json"))]
+
+    # ------------------------------------------------------------------------------- tables
+    def build_table(self) -> dict[str, Any]:
+        """table.json: per dataset × budget, each method's mean ± std over seeds beside the paper's."""
+        cells: dict[tuple[str, int], dict[str, Any]] = {}
+        records = self.records()
+        for rec in records:
+            cell = cells.setdefault((rec["dataset"], rec["steps"]), {"batch_mean": rec["batch_mean"], "batch_max": rec["batch_max"], "runs": {}})
+            cell["runs"].setdefault(rec["method"], []).append(rec)
+        rows = []
+        for (dataset, steps), cell in sorted(cells.items()):
+            row: dict[str, Any] = {"dataset": dataset, "steps": steps, "batch_mean": cell["batch_mean"], "batch_max": cell["batch_max"]}
+            for method, runs in cell["runs"].items():
+                runs.sort(key=lambda r: r["seed"])
+                returns = [r["return_last"] for r in runs]
+                row[method] = {**_mean_std(returns), "seeds": [r["seed"] for r in runs], "returns": returns, "h": runs[0]["horizon"], "lam": runs[0]["lam"]}
+            if dataset in self.paper:
+                row["paper"] = self.paper[dataset]
+            rows.append(row)
+        table = {"rows": rows, "runs": len(records), "note": "return_last: mean of 10 deterministic episodes after the last epoch; mean ± population std over seeds"}
+        self.results.mkdir(parents=True, exist_ok=True)
+        (self.results / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+        return table
+
+    def markdown(self, table: dict[str, Any]) -> str:
+        """The docs table: one row per dataset × budget, mean ± std (seeds) per method, the paper's."""
+        methods = list(self.methods)
+        head = " | ".join(f"{m.upper() if m in ('mopo', 'mbpo') else m}" for m in methods)
+        lines = [f"| dataset | steps | {head} | batch mean / max | paper: {' / '.join(methods)} / batch mean |", "|---|---|" + "---|" * len(methods) + "---|---|"]
+        for row in table["rows"]:
+            cells = []
+            for m in methods:
+                entry = row.get(m)
+                setting = f" (h={entry['h']}, λ={entry['lam']})" if entry and m != "mbpo" else (f" (h={entry['h']})" if entry else "")
+                cells.append("—" if not entry else f"{entry['mean']:,.1f} ± {entry['std']:,.1f} ({entry['n']}){setting}")
+            paper = row.get("paper")
+            paper_text = " / ".join(f"{paper[k]:,.1f}" if k in paper else "—" for k in (*methods, "batch_mean")) if paper else "—"
+            lines.append(f"| {row['dataset']} | {_budget(row['steps'])} | {' | '.join(cells)} | {row['batch_mean']:,.1f} / {row['batch_max']:,.1f} | {paper_text} |")
+        return "\n".join(lines)
+
+    def plot_curves(self, out_dir: Path) -> list[Path]:
+        """One PNG per dataset: evaluation return over gradient steps, one line per run."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        newest: dict[tuple[str, str, int], dict[str, Any]] = {}
+        for rec in self.records():  # a run extended to more steps supersedes its shorter record
+            key = (rec["dataset"], rec["method"], rec["seed"])
+            if key not in newest or rec["steps"] > newest[key]["steps"]:
+                newest[key] = rec
+        colors = {m: f"C{i}" for i, m in enumerate(self.methods)}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for dataset in sorted({k[0] for k in newest}):
+            fig, ax = plt.subplots(figsize=(6, 3.6))
+            batch_mean = None
+            for (ds, method, seed), rec in sorted(newest.items()):
+                if ds != dataset:
+                    continue
+                batch_mean = rec["batch_mean"]
+                xs = [p["gradient_steps"] / 1000 for p in rec["curve"]]
+                ys = [p["return_mean"] for p in rec["curve"]]
+                ax.plot(xs, ys, color=colors.get(method, "k"), alpha=0.85, linestyle=["-", "--", ":"][seed % 3], label=f"{method} seed {seed}")
+            if batch_mean is not None:
+                ax.axhline(batch_mean, color="grey", linewidth=0.8, label="batch mean")
+            ax.set(title=_file_safe(dataset), xlabel="SAC gradient steps (k)", ylabel="return (10 det. episodes)")
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            path = out_dir / f"{self.plot_prefix}{_file_safe(dataset)}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            paths.append(path)
+        return paths
+
+    # ---------------------------------------------------------------------------------- CLI
+    def main(self, argv: list[str] | None = None, description: str = "") -> int:
+        parser = argparse.ArgumentParser(description=description)
+        parser.add_argument("--stage", type=int, choices=sorted(self.stages), default=min(self.stages))
+        parser.add_argument("--cell", action="append", metavar="DATASET", help="run only these datasets (repeatable)")
+        parser.add_argument("--methods", nargs="+", choices=list(self.methods), default=list(self.methods))
+        parser.add_argument("--seeds", nargs="+", type=int, default=list(self.seeds))
+        parser.add_argument("--steps", type=int, help="gradient steps per run (default: the stage's)")
+        parser.add_argument("--workers", type=int, default=2, help="concurrent trials (default 2: one torch thread each on 2 cores)")
+        parser.add_argument("--sweep-dir", default=str(ROOT / "sweeps" / self.name))
+        parser.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without an API key)")
+        parser.add_argument("--table", action="store_true", help="only rebuild table.json and the plots from the published runs")
+        parser.add_argument("--markdown", action="store_true", help="print the docs table")
+        args = parser.parse_args(argv)
+        command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        if not args.table:
+            stage = self.stages[args.stage]
+            spec = self.sweep_spec(args.cell or list(stage.cells), args.methods, args.seeds, args.steps or stage.steps)
+
+            def done(summary: dict[str, Any]) -> None:
+                print(f"[{self.name}] published {self.publish(Path(summary['run_dir']), command).name}", flush=True)
+                self.build_table()
+
+            run_sweep(spec, Path(args.sweep_dir), workers=args.workers, wandb=args.wandb, say=lambda m: print(f"[{self.name}] {m}", flush=True), on_trial_done=done)
+        table = self.build_table()
+        self.plot_curves(ROOT / "docs" / "img")
+        print(self.markdown(table) if args.markdown else json.dumps(table["rows"], indent=1, default=str)[:4000])
+        return 0
+
+
+def _dataset_summary(dataset: str) -> tuple[float, float]:
+    from mopo_kit.data.load import load_dataset
+
+    summary = load_dataset(dataset).summary()
+    return round(summary.return_mean, 1), round(summary.return_max, 1)
+
+
+def _mean_std(values: list[float]) -> dict[str, Any]:
+    return {"mean": round(statistics.fmean(values), 1), "std": round(statistics.pstdev(values), 1) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def _file_safe(dataset: str) -> str:
+    """A dataset name, or a file path's stem, usable in a file name."""
+    return Path(dataset).stem.replace(":", "_") if dataset.endswith((".hdf5", ".h5")) or "/" in dataset else dataset
+
+
+def _budget(steps: int) -> str:
+    return f"{steps // 1000}k" if steps % 1000 == 0 else f"{steps}steps"

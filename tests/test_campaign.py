@@ -1,0 +1,45 @@
+"""Result campaigns (benchmarks/campaign.py): a finished trial is published, tabled and plotted."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from mopo_kit.experiments.sweep import SweepSpec, run_sweep
+from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file, tmp_path):  # noqa: F811
+    from campaign import Campaign, Stage
+
+    campaign = Campaign(
+        name="toy", results=tmp_path / "results", stages={1: Stage((str(hopper_file),), 100)},
+        methods={"mopo": "max_aleatoric", "mbpo": "zero"}, paper={}, plot_prefix="toy_",
+    )
+    base = {k: v for k, v in TINY.items() if k != "dynamics"}
+    base.update(epochs=2, eval_every=1)
+    spec = SweepSpec(name="toy", grid={"dataset": [str(hopper_file)], "uncertainty": ["max_aleatoric", "zero"], "seed": [0, 1]},
+                     base=base, dynamics=TINY["dynamics"]["params"])
+    published = []
+    run_sweep(spec, tmp_path / "sweep", workers=1, on_trial_done=lambda s: published.append(campaign.publish(Path(s["run_dir"]), "toy")))
+    assert len(published) == 4
+    record = json.loads(published[0].read_text())
+    assert record["steps"] == 2 * TINY["steps_per_epoch"] and [p["epoch"] for p in record["curve"]] == [1, 2]
+    assert record["dynamics_fit"]["epochs"] >= 1 and record["commit"] and record["command"] == "toy"
+    mbpo = [json.loads(p.read_text()) for p in published if "__mbpo__" in p.name]
+    assert {r["lam"] for r in mbpo} == {0.0} and {r["uncertainty"] for r in mbpo} == {"zero"}
+
+    table = campaign.build_table()
+    (row,) = table["rows"]
+    returns = [json.loads(p.read_text())["return_last"] for p in sorted(published) if "__mopo__" in p.name]
+    assert row["mopo"]["n"] == 2 and row["mopo"]["mean"] == pytest.approx(sum(returns) / 2, abs=0.06)
+    assert row["mopo"]["std"] == pytest.approx(abs(returns[0] - returns[1]) / 2, abs=0.06)
+    assert row["batch_mean"] == record["batch_mean"]
+    assert f"{row['mopo']['mean']:,.1f} ± {row['mopo']['std']:,.1f} (2)" in campaign.markdown(table)
+    (png,) = campaign.plot_curves(tmp_path / "img")
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--policy", help="actor file; default: a randomly initialized 256×256 actor")
     parser.add_argument("--save", action="store_true")
+    parser.add_argument("--out", help="also write the JSON to this file")
     args = parser.parse_args()
     registry = get_registry()
     rows = {}
@@ -83,7 +84,7 @@ def main() -> None:
         "tasks": rows,
         "target_steps_per_s": 5000,
     }
-    write_result("collect", payload, "python benchmarks/bench_collect.py" + (" --save" if args.save else ""), args.save)
+    write_result("collect", payload, "python benchmarks/bench_collect.py" + (" --save" if args.save else ""), args.save, args.out)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ Measures, in one process (so the ratios are fair):
 * the rollout cost of each installed uncertainty estimator: one model step at 50,000 states
   (predict + penalty + a Gaussian sample from a random elite per row), relative to max_aleatoric.
 
-Run: ``python benchmarks/bench_dynamics.py [--quick] [--save]`` (``--save`` writes
-benchmarks/results/dynamics.json). Stop other CPU work first: 2-thread GEMMs slow down several
+Run: ``python benchmarks/bench_dynamics.py [--quick] [--save] [--device cuda] [--out FILE]``
+(``--save`` writes benchmarks/results/dynamics.json; on a GPU every part, the matmul reference
+included, runs there). Stop other CPU work first: 2-thread GEMMs slow down several
 times when another process holds a core.
 """
 
@@ -46,12 +47,12 @@ def plain_member() -> nn.Module:
 
 
 def bench_training(repeats: int, inner: int) -> dict[str, float]:
-    x, y = torch.randn(MEMBERS, BATCH, IN), torch.randn(MEMBERS, BATCH, OUT)
-    model = GaussianEnsemble(OBS, ACT)
+    x, y = torch.randn(MEMBERS, BATCH, IN, device=DEVICE), torch.randn(MEMBERS, BATCH, OUT, device=DEVICE)
+    model = GaussianEnsemble(OBS, ACT, device=DEVICE)
     fused = FusedTrainer(model.net, model.config.weight_decays, 1e-3, 0.01)
-    t_fused = median_time(lambda: fused.step(x, y), repeats, inner, warmup=10)
+    t_fused = median_time_on(lambda: fused.step(x, y), repeats, inner, warmup=10)
 
-    auto_model = GaussianEnsemble(OBS, ACT)
+    auto_model = GaussianEnsemble(OBS, ACT, device=DEVICE)
     auto_opt = torch.optim.Adam(auto_model.net.parameters(), lr=1e-3)
 
     def autograd_step() -> None:
@@ -60,10 +61,10 @@ def bench_training(repeats: int, inner: int) -> dict[str, float]:
         loss.backward()
         auto_opt.step()
 
-    t_auto = median_time(autograd_step, repeats, inner, warmup=10)
+    t_auto = median_time_on(autograd_step, repeats, inner, warmup=10)
 
-    members = [plain_member() for _ in range(MEMBERS)]
-    max_lv, min_lv = nn.Parameter(torch.full((OUT,), 0.5)), nn.Parameter(torch.full((OUT,), -10.0))
+    members = [plain_member().to(DEVICE) for _ in range(MEMBERS)]
+    max_lv, min_lv = nn.Parameter(torch.full((OUT,), 0.5, device=DEVICE)), nn.Parameter(torch.full((OUT,), -10.0, device=DEVICE))
     params = [p for m in members for p in m.parameters()] + [max_lv, min_lv]
     loop_opt = torch.optim.Adam(params, lr=1e-3)
     decays = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
@@ -82,7 +83,7 @@ def bench_training(repeats: int, inner: int) -> dict[str, float]:
         total.backward()
         loop_opt.step()
 
-    t_loop = median_time(loop_step, repeats, inner, warmup=10)
+    t_loop = median_time_on(loop_step, repeats, inner, warmup=10)
     return {
         "train_steps_per_s": 1 / t_fused,
         "train_gflops": TRAIN_FLOP / t_fused / 1e9,
@@ -93,10 +94,10 @@ def bench_training(repeats: int, inner: int) -> dict[str, float]:
 
 
 def bench_prediction(repeats: int) -> dict[str, float]:
-    model = GaussianEnsemble(OBS, ACT)
-    obs, act = torch.randn(PREDICT_ROWS, OBS), torch.randn(PREDICT_ROWS, ACT)
-    t_ours = median_time(lambda: model.predict(obs, act), repeats, 1)
-    members = [plain_member() for _ in range(MEMBERS)]
+    model = GaussianEnsemble(OBS, ACT, device=DEVICE)
+    obs, act = torch.randn(PREDICT_ROWS, OBS, device=DEVICE), torch.randn(PREDICT_ROWS, ACT, device=DEVICE)
+    t_ours = median_time_on(lambda: model.predict(obs, act), repeats, 1)
+    members = [plain_member().to(DEVICE) for _ in range(MEMBERS)]
     x = torch.cat([obs, act], dim=-1)
 
     @torch.inference_mode()
@@ -104,7 +105,7 @@ def bench_prediction(repeats: int) -> dict[str, float]:
         outs = [m(x) for m in members]
         torch.stack(outs)
 
-    t_loop = median_time(loop_predict, repeats, 1)
+    t_loop = median_time_on(loop_predict, repeats, 1)
     return {
         "predict_50k_s": t_ours,
         "predict_gflops": PREDICT_FLOP / t_ours / 1e9,
@@ -116,18 +117,18 @@ def bench_prediction(repeats: int) -> dict[str, float]:
 def bench_estimators(repeats: int) -> dict[str, dict[str, float]]:
     from mopo_kit.testing_models import linear_system_dataset
 
-    model = GaussianEnsemble(OBS, ACT)
-    obs, act = torch.randn(PREDICT_ROWS, OBS), torch.rand(PREDICT_ROWS, ACT) * 2 - 1
+    model = GaussianEnsemble(OBS, ACT, device=DEVICE)
+    obs, act = torch.randn(PREDICT_ROWS, OBS, device=DEVICE), torch.rand(PREDICT_ROWS, ACT, device=DEVICE) * 2 - 1
     fit_data = linear_system_dataset(n=5000, obs_dim=OBS, act_dim=ACT)
     registry = get_registry()
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
 
     def rollout_step(estimator) -> None:
         pred = model.predict(obs, act)
         penalty = estimator(obs, act, pred)
-        pick = pred.elites[torch.randint(len(pred.elites), (PREDICT_ROWS,), generator=gen)]
-        rows = torch.arange(PREDICT_ROWS)
-        sample = pred.mean[pick, rows] + pred.var[pick, rows].sqrt() * torch.randn(PREDICT_ROWS, OUT, generator=gen)
+        pick = pred.elites[torch.randint(len(pred.elites), (PREDICT_ROWS,), generator=gen, device=DEVICE)]
+        rows = torch.arange(PREDICT_ROWS, device=DEVICE)
+        sample = pred.mean[pick, rows] + pred.var[pick, rows].sqrt() * torch.randn(PREDICT_ROWS, OUT, generator=gen, device=DEVICE)
         _ = sample[:, -1] - penalty
 
     results: dict[str, dict[str, float]] = {}
@@ -135,8 +136,8 @@ def bench_estimators(repeats: int) -> dict[str, dict[str, float]]:
     for name in registry.names("uncertainty"):
         estimator = registry.create("uncertainty", name)
         estimator.fit(fit_data, model)
-        only = median_time(lambda: estimator(obs, act, pred), repeats, 1)
-        step = median_time(lambda: rollout_step(estimator), repeats, 1)
+        only = median_time_on(lambda: estimator(obs, act, pred), repeats, 1)
+        step = median_time_on(lambda: rollout_step(estimator), repeats, 1)
         results[name] = {"estimator_s": only, "rollout_step_s": step}
     base = results["max_aleatoric"]["rollout_step_s"]
     for row in results.values():
@@ -149,16 +150,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (about a minute)")
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/dynamics.json")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--out", help="also write the JSON to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global DEVICE
+    from mopo_kit.device import resolve_device
+
+    DEVICE = resolve_device(args.device)
     repeats = 3 if args.quick else 7
     inner = 20 if args.quick else 50
-    ref = matmul_gflops()
+    ref = matmul_gflops(device=DEVICE)
     train = bench_training(repeats, inner)
     predict = bench_prediction(repeats)
-    ref_after = matmul_gflops()
+    ref_after = matmul_gflops(device=DEVICE)
     reference = (ref + ref_after) / 2
     payload = {
+        "device": str(DEVICE),
         "matmul_2048_gflops": reference,
         "matmul_2048_gflops_before_after": [ref, ref_after],
         **train,
@@ -170,8 +178,8 @@ def main() -> None:
         "flop_per_train_step": TRAIN_FLOP,
         "flop_per_50k_prediction": PREDICT_FLOP,
     }
-    command = "python benchmarks/bench_dynamics.py" + (" --quick" if args.quick else "") + (" --save" if args.save else "")
-    write_result("dynamics", payload, command, args.save)
+    command = "python benchmarks/bench_dynamics.py" + (" --quick" if args.quick else "") + (" --save" if args.save else "") + f" --device {args.device}"
+    write_result("dynamics", payload, command, args.save, args.out)
 
 
 if __name__ == "__main__":

@@ -17,23 +17,36 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def median_time(fn: Callable[[], Any], repeats: int = 5, inner: int = 1, warmup: int = 2) -> float:
-    """Median over ``repeats`` of the mean time of ``inner`` calls (seconds)."""
+def sync(device: Any = None) -> None:
+    """Wait for queued GPU work (CUDA kernels are asynchronous: a timer must not stop early)."""
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(fn: Callable[[], Any], repeats: int = 5, inner: int = 1, warmup: int = 2, device: Any = None) -> float:
+    """Median over ``repeats`` of the mean time of ``inner`` calls (seconds); GPU work included."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        sync(device)
         start = time.perf_counter()
         for _ in range(inner):
             fn()
+        sync(device)
         times.append((time.perf_counter() - start) / inner)
     return statistics.median(times)
 
 
-def matmul_gflops(repeats: int = 7) -> float:
-    """The reference rate of the targets: torch.matmul on 2048×2048 float32."""
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    return 2 * 2048**3 / median_time(lambda: torch.matmul(a, b), repeats=repeats, inner=3) / 1e9
+def matmul_gflops(repeats: int = 7, device: Any = "cpu") -> float:
+    """The reference rate of the targets: torch.matmul on 2048×2048 float32 (on ``device``)."""
+    a, b = torch.randn(2048, 2048, device=device), torch.randn(2048, 2048, device=device)
+    return 2 * 2048**3 / median_time(lambda: torch.matmul(a, b), repeats=repeats, inner=3, device=device) / 1e9
+
+
+def gpu_name() -> str | None:
+    """The CUDA device's name, or None on a machine without one."""
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 def machine() -> dict[str, Any]:
@@ -52,6 +65,8 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "platform": platform.platform(),
+        "gpu": gpu_name(),
+        "cuda": torch.version.cuda,
     }
 
 
@@ -64,10 +79,13 @@ def commit() -> str:
         return "unknown"
 
 
-def write_result(name: str, payload: dict[str, Any], command: str, save: bool) -> None:
+def write_result(name: str, payload: dict[str, Any], command: str, save: bool, out: str | Path | None = None) -> None:
+    """Print the result; ``save`` writes benchmarks/results/NAME.json, ``out`` the given file."""
     payload = {"command": command, "commit": commit(), "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
     text = json.dumps(payload, indent=2)
     if save:
-        out = ROOT / "benchmarks" / "results" / f"{name}.json"
-        out.write_text(text + "\n")
+        (ROOT / "benchmarks" / "results" / f"{name}.json").write_text(text + "\n")
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
     print(text)

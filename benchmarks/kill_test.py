@@ -133,8 +133,8 @@ def check_run(run: Path, reference: Path | None, epochs: int, steps: int) -> dic
         "config.json": lambda: json.loads((run / "config.json").read_text()),
         "results.json": lambda: results,
         "metrics.csv": lambda: (run / "metrics.csv").read_text().splitlines()[epochs],
-        "policy.pt": lambda: torch.load(run / "policy.pt", weights_only=True),
-        "checkpoint/state.pt": lambda: torch.load(run / "checkpoint" / "state.pt", weights_only=True),
+        "policy.pt": lambda: torch.load(run / "policy.pt", map_location="cpu", weights_only=True),
+        "checkpoint/state.pt": lambda: torch.load(run / "checkpoint" / "state.pt", map_location="cpu", weights_only=True),
         "checkpoint/sac.zip": lambda: _check_zip(run / "checkpoint" / "sac.zip"),
         "dynamics": lambda: load_dynamics(model_dir),
     }
@@ -146,8 +146,8 @@ def check_run(run: Path, reference: Path | None, epochs: int, steps: int) -> dic
     leftovers = [p.name for p in run.iterdir() if p.name in ("checkpoint.tmp", "checkpoint.old")]
     same = None
     if reference is not None:
-        ours = torch.load(run / "policy.pt", weights_only=True)["state_dict"]
-        theirs = torch.load(reference / "policy.pt", weights_only=True)["state_dict"]
+        ours = torch.load(run / "policy.pt", map_location="cpu", weights_only=True)["state_dict"]
+        theirs = torch.load(reference / "policy.pt", map_location="cpu", weights_only=True)["state_dict"]
         same = ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
     return {
         "epochs_logged": seen,

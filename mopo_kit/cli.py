@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from mopo_kit import __version__
+from mopo_kit.device import add_device_argument, resolve_device
 from mopo_kit.errors import MopoKitError
 from mopo_kit.validation import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Range, option
 
@@ -117,6 +118,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from mopo_kit.data.d4rl_io import write_d4rl_hdf5
     from mopo_kit.data.named import make_named
 
+    device = resolve_device(args.device)  # before any work: `--device cuda` without CUDA is one line
     task = _get_task(args.task)
     spec = make_named(task, args.kind, args.steps, args.seed, policy_file=args.policy)
     metadata = spec.metadata()
@@ -125,7 +127,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     out = Path(args.output or f"{spec.name}.hdf5")
     if out.exists() and not args.force:
         raise MopoKitError(f"{out}: file exists (use --force to overwrite it)")
-    data = spec.generate(workers=args.workers)
+    data = spec.generate(workers=args.workers, device=str(device))
     checksum = write_d4rl_hdf5(data, out, metadata=metadata)
     summary = data.summary()
     print(
@@ -154,6 +156,7 @@ def _load_policy_file(path: Path, task):
 def cmd_train_behavior(args: argparse.Namespace) -> int:
     from mopo_kit.data.behavior import BehaviorConfig, best_snapshot, train_behavior
 
+    device = resolve_device(args.device)
     task = _get_task(args.task)
     out = Path(args.output or f"behavior-{task.name}")
     if out.exists() and any(out.iterdir()) and not args.resume:
@@ -161,7 +164,7 @@ def cmd_train_behavior(args: argparse.Namespace) -> int:
     config = BehaviorConfig(
         task=task.name, steps=args.steps, seed=args.seed, eval_every=args.eval_every, threads=args.threads
     )
-    evals = train_behavior(task, out, config, resume=args.resume)
+    evals = train_behavior(task, out, config, resume=args.resume, device=device)
     if evals:
         best = best_snapshot(evals)
         print(f"{task.name}: best deterministic return {best['det_return_mean']:.1f} at step {best['step']} ({out})")
@@ -181,8 +184,10 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
     from mopo_kit.dynamics.gaussian_ensemble import TrainingDivergedError
     from mopo_kit.dynamics.storage import is_dynamics_dir, save_dynamics, write_fit_report
     from mopo_kit.plugins import get_registry
+    from mopo_kit.device import with_device
     from mopo_kit.progress import progress_bar, progress_enabled
 
+    device = resolve_device(args.device)
     out = Path(args.output)
     if is_dynamics_dir(out) and not args.force:
         raise MopoKitError(f"{out}: already holds a dynamics model (use --force to overwrite it)")
@@ -194,6 +199,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
         params["max_epochs"] = args.max_epochs
     if args.max_seconds is not None:
         params["max_seconds"] = args.max_seconds
+    params = with_device(get_registry().get("dynamics", args.model).factory, params, device)
     model = get_registry().create("dynamics", args.model, obs_dim=data.obs_dim, act_dim=data.act_dim, **params)
     console = _stderr_console()
     log_lines = not progress_enabled() and not args.quiet
@@ -230,9 +236,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.calibration import calibrate, write_report
     from mopo_kit.data.load import load_dataset
     from mopo_kit.dynamics.storage import load_dynamics
+    from mopo_kit.device import with_device
     from mopo_kit.plugins import get_registry
 
-    model = load_dynamics(args.dynamics)
+    device = resolve_device(args.device)
+    model = load_dynamics(args.dynamics, device=device)
     data, ood = load_dataset(args.data), load_dataset(args.ood)
     for name, d in (("--data", data), ("--ood", ood)):
         if (d.obs_dim, d.act_dim) != (model.obs_dim, model.act_dim):
@@ -241,7 +249,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             )
     registry = get_registry()
     names = args.estimators.split(",") if args.estimators else registry.names("uncertainty")
-    estimators = {name: registry.create("uncertainty", name) for name in names}
+    estimators = {name: registry.create("uncertainty", name, **with_device(registry.get("uncertainty", name).factory, {}, device)) for name in names}
     report, raw = calibrate(model, estimators, data, ood, max_points=args.max_points, seed=args.seed, dynamics_name=str(args.dynamics))
     out = Path(args.output or Path(args.dynamics) / "calibration")
     written = write_report(report, raw, out)
@@ -274,6 +282,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mopo_kit.config import MOPOConfig
     from mopo_kit.mopo import MOPO
 
+    if args.device is not None:
+        resolve_device(args.device)  # before any work (the config's own device is checked by MOPO)
     if args.threads:
         import torch
 
@@ -283,7 +293,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.steps is not None:  # --steps with --resume extends a finished run
             saved = json.loads((Path(args.resume) / "config.json").read_text())["config"] if (Path(args.resume) / "config.json").exists() else {}
             epochs = max(1, -(-args.steps // int(saved.get("steps_per_epoch", 1000))))
-        result = MOPO.resume(args.resume, epochs=epochs)
+        result = MOPO.resume(args.resume, epochs=epochs, device=args.device)
         _print_result(Path(args.resume), result)
         return 0
     args.dataset = args.dataset or args.dataset_option
@@ -291,7 +301,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise MopoKitError("DATASET is required unless --resume RUN_DIR is given")
     config = MOPOConfig.from_file(args.config) if args.config else MOPOConfig()
     config.dataset = args.dataset
-    for key in ("task", "lam", "horizon", "seed", "eval_episodes"):
+    for key in ("task", "lam", "horizon", "seed", "eval_episodes", "device"):
         value = getattr(args, key)
         if value is not None:
             setattr(config, key, value)
@@ -326,7 +336,8 @@ def _print_result(run_dir: Path, result) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.run_evaluation import evaluate_run
 
-    report = evaluate_run(Path(args.run_dir), episodes=args.episodes, seed=args.seed)
+    device = resolve_device(args.device)
+    report = evaluate_run(Path(args.run_dir), episodes=args.episodes, seed=args.seed, device=device)
     if args.json:
         _print_json(report)
         return 0
@@ -343,10 +354,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mopo_kit.experiments.demo import run_demo
+    from mopo_kit.experiments.demo import DemoSettings, run_demo
 
+    device = resolve_device(args.device)
     out = Path(args.output)
-    results = run_demo(out)
+    results = run_demo(out, DemoSettings(device=str(device)))
     rows = [
         ("data: batch mean", f"{results['return_mean']:.1f}", ""),
         ("data: batch max", f"{results['return_max']:.1f}", ""),
@@ -361,11 +373,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.sweep import SweepSpec, run_sweep
 
+    if args.device is not None:
+        resolve_device(args.device)
     spec = SweepSpec.from_file(args.file)
     out = Path(args.output or f"sweeps/{spec.name}")
     console = _stderr_console()
     summaries = run_sweep(
-        spec, out, workers=args.workers, wandb=args.wandb, backend=args.backend, address=args.address,
+        spec, out, workers=args.workers, wandb=args.wandb, backend=args.backend, address=args.address, device=args.device,
         say=lambda m: console.print(f"[sweep] {m}", highlight=False),
     )
     print(f"{out}: {len(summaries)} trial(s) run; `mopo-kit report {out}` for the table and plots")
@@ -426,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="output .hdf5 (default: TASK-KIND.hdf5)")
     p.add_argument("--policy", metavar="FILE", help="behavior actor file (.pt) to roll out, actions sampled")
     p.add_argument("--force", action="store_true", help="overwrite FILE")
+    add_device_argument(p, "cpu", "the behavior actor's device; on the CPU the same seed gives the same file everywhere")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("train-behavior", help="train a SAC behavior policy in the real environment (resumable)")
@@ -436,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=COUNT, default=1, help="torch threads")
     p.add_argument("-o", "--output", metavar="DIR")
     p.add_argument("--resume", action="store_true", help="continue the run in DIR from its last checkpoint")
+    add_device_argument(p)
     p.set_defaults(func=cmd_train_behavior)
 
     p = sub.add_parser("train-dynamics", help="fit a dynamics model (MOPO's ensemble by default) on a dataset")
@@ -448,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=COUNT, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--force", action="store_true", help="overwrite a model already in DIR")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    add_device_argument(p)
     p.set_defaults(func=cmd_train_dynamics)
 
     p = sub.add_parser("calibrate", help="check u(s,a) against the true one-step error, in and out of distribution")
@@ -459,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=SEED_OPTION, default=0)
     p.add_argument("-o", "--output", metavar="DIR", help="report directory (default: DYNAMICS_DIR/calibration)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_device_argument(p)
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("train", help="run MOPO: fit (or reuse) the dynamics model, then SAC in the penalized model")
@@ -478,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", action="store_true", help="log to W&B (offline when there is no API key)")
     p.add_argument("-o", "--output", metavar="RUN_DIR")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint; with --steps, extend a finished run to that budget")
+    add_device_argument(p, None, "the config's 'device', else auto; with --resume, the run's")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run's policy in the real environment, and the model bound")
@@ -485,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=COUNT, default=10)
     p.add_argument("--seed", type=SEED_OPTION, default=12345)
     p.add_argument("--json", action="store_true")
+    add_device_argument(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("sweep", help="run a grid of MOPO trials (estimators × λ × h × seeds × datasets) from a TOML/YAML file")
@@ -494,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
     p.add_argument("--workers", type=COUNT, help="parallel trials (default: one per core)")
     p.add_argument("--wandb", action="store_true", help="log every trial to W&B (offline without an API key), grouped by sweep")
+    add_device_argument(p, None, "the sweep file's 'device', else auto")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="mean ± std over seeds per estimator × λ × dataset, plots, W&B sweep YAML")
@@ -503,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: small dataset, model, several penalties, SAC, real-env evaluation")
     p.add_argument("-o", "--output", metavar="DIR", default="mopo-demo")
+    add_device_argument(p)
     p.set_defaults(func=cmd_demo)
     return parser
 

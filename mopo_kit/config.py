@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import tomllib
 
+from mopo_kit.device import check_device_spec
 from mopo_kit.errors import MopoKitError
 from mopo_kit.validation import NON_NEGATIVE, POSITIVE_INT, SEED, Range, check_fields
 
@@ -101,12 +102,17 @@ class MOPOConfig:
     group: str | None = None
     job_type: str | None = None  # default: the uncertainty estimator's name (W&B groups by it)
     seed: int = 0
+    #: Where every component computes: "auto" (CUDA when available, else CPU), "cpu", "cuda",
+    #: "cuda:N". Resolved once in ``MOPO._build`` and handed to the dynamics model, the model
+    #: MDP, the replay buffer and SAC; results and checkpoints load on any device.
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         for key in ("dynamics", "uncertainty", "policy"):  # accept names and plain dicts too
             setattr(self, key, ComponentConfig.parse(getattr(self, key), key))
         self.loggers = [ComponentConfig.parse(value, "loggers") for value in self.loggers]
         check_fields(self, CONFIG_RANGES, where="config key", optional=OPTIONAL_KEYS)
+        self.device = check_device_spec(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

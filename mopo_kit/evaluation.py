@@ -83,17 +83,22 @@ def model_bound(
     horizon: int = 100,
     gamma: float = 0.99,
 ) -> ModelBound:
-    """η̂(π) and ε(π) along model rollouts of the deterministic policy, batched over rollouts."""
+    """η̂(π) and ε(π) along model rollouts of the deterministic policy, batched over rollouts.
+
+    The rollouts stay on the start states' device; ``policy`` is NumPy in, NumPy out (the same
+    callable the real-env evaluation uses), so its batches cross to the host once per step.
+    """
     obs = starts.sample(rollouts)
-    alive = torch.ones(rollouts, dtype=torch.bool)
-    eta = torch.zeros(rollouts, dtype=torch.float64)
-    eps = torch.zeros(rollouts, dtype=torch.float64)
+    dev = obs.device
+    alive = torch.ones(rollouts, dtype=torch.bool, device=dev)
+    eta = torch.zeros(rollouts, dtype=torch.float64, device=dev)
+    eps = torch.zeros(rollouts, dtype=torch.float64, device=dev)
     discount = 1.0
     for _ in range(horizon):
         idx = torch.nonzero(alive).flatten()
         if idx.numel() == 0:
             break
-        act = torch.as_tensor(policy(obs[idx].numpy()))
+        act = torch.as_tensor(policy(obs[idx].cpu().numpy())).to(dev)
         result = model_step(obs[idx], act)
         eta[idx] += discount * result.raw_reward.double()
         eps[idx] += discount * result.penalty.double()

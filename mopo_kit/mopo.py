@@ -7,6 +7,11 @@
 
 Components are given by name (``{"type": name, "params": {...}}`` in :class:`MOPOConfig`) or as
 objects (``MOPO(config, uncertainty=MyEstimator())``); either way they meet only here.
+
+Devices: ``config.device`` is resolved here once. Factories that take a ``device`` keyword get
+it (the ensemble, SAC; a plugin's only if its signature names it, so older plugins keep
+working); a dynamics object that has ``to(device)`` is moved; the model MDP, start states and
+replay buffer are built on it. Estimators compute on whatever device their inputs are on.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from mopo_kit.config import MOPOConfig, default_horizon_and_lambda
 from mopo_kit.data.actor import save_actor
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.data.load import load_dataset
+from mopo_kit.device import generator_on, resolve_device, with_device as _with_device
 from mopo_kit.dynamics.storage import COMPONENT_FILE, is_dynamics_dir, load_dynamics, save_dynamics, write_fit_report
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
 from mopo_kit.envs.tasks import Task
@@ -91,6 +97,7 @@ class MOPO:
     def _check_names(self) -> None:
         """Fail on a misspelled component or a bad param before minutes of model fitting, not after."""
         registry = get_registry()
+        resolve_device(self.config.device, flag="config key 'device' =")  # CUDA asked for but absent: one line, now
         for kind in ("dynamics", "uncertainty", "policy"):
             if self._objects[kind] is None:
                 component = getattr(self.config, kind)
@@ -102,6 +109,7 @@ class MOPO:
     def _build(self, run_dir: Path | None) -> None:
         cfg = self.config
         registry = get_registry()
+        self.device = resolve_device(cfg.device, flag="config key 'device' =")  # before any work
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         self.data = self._objects["dataset"] or load_dataset(cfg.dataset)
@@ -121,13 +129,21 @@ class MOPO:
         self.lam = cfg.lam if cfg.lam is not None else lam
 
         self.dynamics = self._objects["dynamics"] or self._dynamics(run_dir)
-        self.estimator = self._objects["uncertainty"] or registry.create("uncertainty", cfg.uncertainty.type, **cfg.uncertainty.params)
+        if self._objects["dynamics"] is not None and callable(getattr(self.dynamics, "to", None)):
+            self.dynamics.to(self.device)  # an object handed in computes where the run does
+        if self._objects["uncertainty"] is not None:
+            self.estimator = self._objects["uncertainty"]
+        else:
+            factory = registry.get("uncertainty", cfg.uncertainty.type).factory
+            self.estimator = registry.create("uncertainty", cfg.uncertainty.type, **_with_device(factory, cfg.uncertainty.params, self.device))
         self.estimator.fit(self.data, self.dynamics)
-        self.model_step = ModelStep(self.dynamics, self.estimator, self.lam, self.task.termination_fn, torch.Generator().manual_seed(cfg.seed + 1), name=None if self._objects["uncertainty"] else cfg.uncertainty.type)
-        self.starts = StartStates(self.data, torch.Generator().manual_seed(cfg.seed + 2))
+        self.model_step = ModelStep(self.dynamics, self.estimator, self.lam, self.task.termination_fn, generator_on(self.device, cfg.seed + 1), name=None if self._objects["uncertainty"] else cfg.uncertainty.type)
+        self.starts = StartStates(self.data, generator_on(self.device, cfg.seed + 2))
         env = PenalizedModelEnv(self.model_step, self.data, self.horizon, action_space=self.task.make_env().action_space)
         params = dict(cfg.policy.params)
         params.setdefault("seed", cfg.seed)
+        if self._objects["policy"] is None:
+            params = _with_device(registry.get("policy", cfg.policy.type).factory, params, self.device)
         self.policy = self._objects["policy"] or registry.create("policy", cfg.policy.type, **params)
         self.policy.setup(env, self.model_step, self.starts, self.data, self.horizon)
 
@@ -136,10 +152,12 @@ class MOPO:
         registry = get_registry()
         source = Path(cfg.dynamics_dir) if cfg.dynamics_dir else (run_dir / "dynamics" if run_dir else None)
         if source is not None and is_dynamics_dir(source):
-            return load_dynamics(source, dims=(self.data.obs_dim, self.data.act_dim), data_name=f"dataset '{cfg.dataset}'")
+            return load_dynamics(source, dims=(self.data.obs_dim, self.data.act_dim), data_name=f"dataset '{cfg.dataset}'", device=self.device)
         if cfg.dynamics_dir:
             raise MopoKitError(f"{cfg.dynamics_dir}: not a dynamics model directory ({COMPONENT_FILE} missing)")
-        model = registry.create("dynamics", cfg.dynamics.type, obs_dim=self.data.obs_dim, act_dim=self.data.act_dim, **{"seed": cfg.seed, **cfg.dynamics.params})
+        factory = registry.get("dynamics", cfg.dynamics.type).factory
+        params = _with_device(factory, {"seed": cfg.seed, **cfg.dynamics.params}, self.device)
+        model = registry.create("dynamics", cfg.dynamics.type, obs_dim=self.data.obs_dim, act_dim=self.data.act_dim, **params)
         with progress_bar("fit dynamics", total=cfg.dynamics.params.get("max_epochs")) as bar:
             report = model.fit(self.data, callback=lambda s: (bar.update(description=f"dynamics epoch {s.epoch}, holdout MSE {min(s.holdout_mse):.4g}"), bar.advance(1)))
         if run_dir is not None:
@@ -215,11 +233,15 @@ class MOPO:
         return result
 
     @classmethod
-    def resume(cls, run_dir: str | Path, callback: EpochCallback | None = None, *, epochs: int | None = None) -> MOPOResult:
+    def resume(
+        cls, run_dir: str | Path, callback: EpochCallback | None = None, *, epochs: int | None = None, device: str | None = None
+    ) -> MOPOResult:
         """Continue a killed run from its last checkpoint (same config, same total steps).
 
         With ``epochs`` larger than the run's, a *finished* run is extended to that budget: it
         continues from its final checkpoint, keeps its metrics and rewrites ``results.json``.
+        ``device`` overrides the saved config's (a run started on a GPU continues on a CPU-only
+        machine; its random streams then restart, see :func:`mopo_kit.device.restore_generator`).
         """
         run = Path(run_dir)
         if run.is_dir():
@@ -231,6 +253,9 @@ class MOPO:
             if epochs < config.epochs:
                 raise MopoKitError(f"{run}: cannot shorten a run of {config.epochs} epochs to {epochs}")
             config.epochs = epochs
+        if device is not None:
+            config.device = device
+            config.__post_init__()
         return cls(config).fit(run, resume=True, callback=callback)
 
     # ------------------------------------------------------------------------------- files

@@ -49,15 +49,16 @@ class TanhGaussianActor(nn.Module):
         if deterministic:
             return torch.tanh(mean)
         log_std = self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        device = generator.device if generator is not None else torch.device("cpu")
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=device).to(mean.device)
         return torch.tanh(mean + noise * log_std.exp())
 
     def act_numpy(
         self, obs: np.ndarray, deterministic: bool = False, generator: torch.Generator | None = None
     ) -> np.ndarray:
-        """:meth:`act` on a NumPy batch (float32 in, float32 out)."""
-        tensor = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-        return self.act(tensor, deterministic, generator).numpy()
+        """:meth:`act` on a NumPy batch (float32 in, float32 out), computed on the actor's device."""
+        tensor = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.mu.weight.device)
+        return self.act(tensor, deterministic, generator).cpu().numpy()
 
 
 def save_actor(actor_state: dict[str, torch.Tensor], path: Path, meta: dict[str, Any]) -> None:
@@ -70,9 +71,10 @@ def save_actor(actor_state: dict[str, torch.Tensor], path: Path, meta: dict[str,
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def load_actor(path: Path) -> tuple[TanhGaussianActor, dict[str, Any]]:
-    """Load an actor saved by :func:`save_actor` (never unpickles code)."""
-    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+def load_actor(path: Path, device: str | torch.device = "cpu") -> tuple[TanhGaussianActor, dict[str, Any]]:
+    """Load an actor saved by :func:`save_actor` onto ``device`` (never unpickles code)."""
+    device = torch.device(device)
+    blob = torch.load(Path(path), map_location=device, weights_only=True)
     state = {k: v.float() for k, v in blob["state_dict"].items()}
     meta = json.loads(blob["meta_json"])
     hidden = tuple(
@@ -82,6 +84,6 @@ def load_actor(path: Path) -> tuple[TanhGaussianActor, dict[str, Any]]:
     obs_dim = int(state["latent_pi.0.weight"].shape[1])
     act_dim = int(state["mu.weight"].shape[0])
     actor = TanhGaussianActor(obs_dim, act_dim, hidden)
-    actor.load_state_dict(state)
+    actor.to(device).load_state_dict(state)
     actor.eval()
     return actor, meta

@@ -53,8 +53,17 @@ def _load_evals(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def train_behavior(task: Task, out_dir: Path, config: BehaviorConfig, resume: bool = False) -> list[dict[str, Any]]:
-    """Train (or continue) a behavior policy; returns the list of evaluations so far."""
+def train_behavior(
+    task: Task, out_dir: Path, config: BehaviorConfig, resume: bool = False, device: str | torch.device = "cpu"
+) -> list[dict[str, Any]]:
+    """Train (or continue) a behavior policy; returns the list of evaluations so far.
+
+    ``device`` is SB3's (not stored in ``config.json``: a run started on one device continues on
+    another; snapshots are CPU tensors either way).
+    """
+    from mopo_kit.device import resolve_device
+
+    device = resolve_device(device) if not isinstance(device, torch.device) else device
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -69,7 +78,7 @@ def train_behavior(task: Task, out_dir: Path, config: BehaviorConfig, resume: bo
     env = task.make_env()
     zip_path, buffer_path = resume_dir / "sac.zip", resume_dir / "replay_buffer.pkl"
     if resume and zip_path.exists():
-        model = SAC.load(zip_path, env=env, device="cpu")
+        model = SAC.load(zip_path, env=env, device=device)
         if buffer_path.exists():
             model.load_replay_buffer(buffer_path)
         else:  # refill with random actions before updating again
@@ -82,7 +91,7 @@ def train_behavior(task: Task, out_dir: Path, config: BehaviorConfig, resume: bo
             buffer_size=max(config.steps, 1),
             learning_starts=config.learning_starts,
             seed=config.seed,
-            device="cpu",
+            device=device,
         )
         start = 0
     evals = [e for e in _load_evals(evals_path) if e["step"] <= start]

@@ -11,6 +11,10 @@ shards and runs the shards in worker processes: a shard is a whole lockstep coll
 own seed, so there is no per-step inter-process traffic (per-step pipes were measured slower
 than one process on 2 cores), and since the shards depend only on the segment — never on how
 many processes run them — the same seed gives the same file on any machine.
+
+``device`` places the behavior actor. The default is the CPU, not "auto": a GPU's matrix
+products round differently, which changes sampled actions and so the file, and a 256×256 actor
+on 16 environments gains nothing from a GPU. With a CUDA device, workers are spawned, not forked.
 """
 
 from __future__ import annotations
@@ -160,12 +164,12 @@ class PolicySource:
     actor_file: str | None = None
     label: str = "uniform random actions"
 
-    def build(self, task: Task, seed: int) -> BatchPolicy:
+    def build(self, task: Task, seed: int, device: str = "cpu") -> BatchPolicy:
         if self.actor_file is None:
             return uniform_random_policy(task.act_dim)
         from mopo_kit.data.actor import load_actor
 
-        actor, _ = load_actor(Path(self.actor_file))
+        actor, _ = load_actor(Path(self.actor_file), device)
         return actor_policy(actor, seed)
 
 
@@ -194,8 +198,8 @@ def _shard_seed(seed: int, segment: int, shard: int) -> int:
     return int(np.random.SeedSequence([seed, segment, shard]).generate_state(1)[0])
 
 
-def _collect_shard(task: Task, source: PolicySource, steps: int, seed: int, num_envs: int) -> TransitionDataset:
-    return collect_transitions(task, source.build(task, seed), steps, seed, num_envs=num_envs, description="shard")
+def _collect_shard(task: Task, source: PolicySource, steps: int, seed: int, num_envs: int, device: str = "cpu") -> TransitionDataset:
+    return collect_transitions(task, source.build(task, seed, device), steps, seed, num_envs=num_envs, description="shard")
 
 
 def _picklable(*objects: object) -> bool:
@@ -216,11 +220,13 @@ def _init_worker() -> None:
     os.environ[QUIET_ENV] = "1"
 
 
-def _worker_context() -> multiprocessing.context.BaseContext:
+def _worker_context(device: str = "cpu") -> multiprocessing.context.BaseContext:
     """Fork where there is one (Linux): no re-import of the user's ``__main__``, so scripts without a
     ``if __name__ == "__main__"`` guard still work, as with PyTorch's DataLoader workers. Spawn
-    elsewhere."""
+    elsewhere, and for CUDA workers (CUDA cannot be used in a forked child of a CUDA process)."""
     methods = multiprocessing.get_all_start_methods()
+    if str(device).startswith("cuda"):
+        return multiprocessing.get_context("spawn")
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
@@ -236,8 +242,10 @@ def collect_segments(
     workers: int | None = None,
     num_envs: int = 16,
     description: str = "collect",
+    device: str = "cpu",
 ) -> TransitionDataset:
     """Collect every segment (in order) into one dataset, shards in parallel worker processes."""
+    device = str(device)
     if not segments or any(seg.steps <= 0 for seg in segments):
         raise ValueError("every segment needs a positive number of steps")
     jobs = [
@@ -253,12 +261,12 @@ def collect_segments(
     with progress_bar(description, total=total) as bar:
         if workers == 1:
             for source, steps, shard_seed in jobs:
-                parts.append(_collect_shard(task, source, steps, shard_seed, num_envs))
+                parts.append(_collect_shard(task, source, steps, shard_seed, num_envs, device))
                 bar.advance(steps)
         else:
-            context = _worker_context()
+            context = _worker_context(device)
             with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-                futures = [pool.submit(_collect_shard, task, src, steps, s, num_envs) for src, steps, s in jobs]
+                futures = [pool.submit(_collect_shard, task, src, steps, s, num_envs, device) for src, steps, s in jobs]
                 for future, (_, steps, _) in zip(futures, jobs):
                     parts.append(future.result())
                     bar.advance(steps)

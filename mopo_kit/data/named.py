@@ -109,8 +109,9 @@ class NamedDataset:
             )
         return meta
 
-    def generate(self, workers: int | None = None) -> TransitionDataset:
-        return collect_segments(self.task, self.segments(), self.seed, workers=workers, description=self.name)
+    def generate(self, workers: int | None = None, device: str = "cpu") -> TransitionDataset:
+        """Collect the dataset; ``device`` runs the behavior actor (CPU: the same file everywhere)."""
+        return collect_segments(self.task, self.segments(), self.seed, workers=workers, description=self.name, device=device)
 
     def load(self) -> TransitionDataset:
         """Read from the cache, (re)generating it when missing or corrupted."""

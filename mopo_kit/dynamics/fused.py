@@ -32,14 +32,15 @@ class _Buffers:
     def __init__(self, net: EnsembleNet, batch: int) -> None:
         e = net.members
         widths = [w.shape[2] for w in net.weights]
-        self.x = torch.empty(e, batch, net.in_dim)
-        self.y = torch.empty(e, batch, net.out_dim)
-        self.pre = [torch.empty(e, batch, w) for w in widths[:-1]]
-        self.h = [torch.empty(e, batch, w) for w in widths[:-1]]
-        self.grad_h = [torch.empty(e, batch, w) for w in widths[:-1]]
-        self.grad_pre = [torch.empty(e, batch, w) for w in widths[:-1]]
-        self.out = torch.empty(e, batch, widths[-1])
-        self.grad_out = torch.empty(e, batch, widths[-1])
+        kw = {"device": net.weights[0].device, "dtype": net.weights[0].dtype}  # where the net lives
+        self.x = torch.empty(e, batch, net.in_dim, **kw)
+        self.y = torch.empty(e, batch, net.out_dim, **kw)
+        self.pre = [torch.empty(e, batch, w, **kw) for w in widths[:-1]]
+        self.h = [torch.empty(e, batch, w, **kw) for w in widths[:-1]]
+        self.grad_h = [torch.empty(e, batch, w, **kw) for w in widths[:-1]]
+        self.grad_pre = [torch.empty(e, batch, w, **kw) for w in widths[:-1]]
+        self.out = torch.empty(e, batch, widths[-1], **kw)
+        self.grad_out = torch.empty(e, batch, widths[-1], **kw)
 
 
 class FusedTrainer:
@@ -54,7 +55,7 @@ class FusedTrainer:
             p.grad = torch.zeros_like(p)
         try:
             self.optimizer = torch.optim.Adam(self.params, lr=lr, fused=True)
-        except (RuntimeError, TypeError):  # a torch build without fused CPU Adam
+        except (RuntimeError, TypeError):  # a torch build (or device) without fused Adam
             self.optimizer = torch.optim.Adam(self.params, lr=lr)
         self._buffers: dict[int, _Buffers] = {}
 
@@ -134,15 +135,16 @@ def predict_chunked(net: EnsembleNet, x: Tensor, chunk: int = 4096) -> tuple[Ten
     ever materialized.
     """
     e, n, d = net.members, x.shape[0], net.out_dim
-    mean = torch.empty(e, n, d)
-    var = torch.empty(e, n, d)
+    kw = {"device": x.device, "dtype": x.dtype}  # x is on the net's device (GaussianEnsemble.predict)
+    mean = torch.empty(e, n, d, **kw)
+    var = torch.empty(e, n, d, **kw)
     last = len(net.weights) - 1
     weights = [w.detach() for w in net.weights]
     biases = [b.detach()[:, 0] for b in net.biases]
     min_lv, max_lv = net.min_logvar.detach(), net.max_logvar.detach()
     hidden = weights[0].shape[2]
-    ping, pong = torch.empty(chunk, hidden), torch.empty(chunk, hidden)
-    out = torch.empty(chunk, 2 * d)
+    ping, pong = torch.empty(chunk, hidden, **kw), torch.empty(chunk, hidden, **kw)
+    out = torch.empty(chunk, 2 * d, **kw)
     for lo in range(0, n, chunk):
         hi = min(lo + chunk, n)
         rows = hi - lo

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from mopo_kit.data.dataset import TransitionDataset
+from mopo_kit.device import check_device_spec, resolve_device
 from mopo_kit.dynamics.base import EpochCallback, EpochStats, FitReport
 from mopo_kit.dynamics.ensemble_net import EnsembleNet
 from mopo_kit.dynamics.fused import FusedTrainer, predict_chunked
@@ -135,33 +136,60 @@ class _Split:
 class GaussianEnsemble:
     """A batched ensemble of Gaussian MLPs over [Δs, r] (see module docstring)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, config: EnsembleConfig | None = None, **params: Any) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: EnsembleConfig | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        **params: Any,
+    ) -> None:
         self.config = config or self.check_params(params)
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.out_dim = self.obs_dim + 1
         torch.manual_seed(self.config.seed)
+        # built on the CPU from the CPU RNG, then moved: the same seed gives the same initial
+        # weights on every device (a CUDA run starts where the CPU run starts)
         self.net = EnsembleNet(self.config.members, self.obs_dim + self.act_dim, self.out_dim, self.config.hidden, self.config.layers)
         self.scaler = StandardScaler(self.obs_dim + self.act_dim)
         self.elites = torch.arange(self.config.elites)
         self.holdout_mse: list[float] = []
         self.fitted = False
+        self.device = torch.device("cpu")
+        self.to(device)
 
     @staticmethod
     def check_params(params: dict[str, Any]) -> EnsembleConfig:
-        """The config for ``params``, or one line naming the bad key (called by MOPO before any work)."""
+        """The config for ``params``, or one line naming the bad key (called by MOPO before any work).
+
+        ``device`` is not a hyper-parameter (it is not stored with the model) but may be given.
+        """
+        params = dict(params)
+        if "device" in params:
+            check_device_spec(params.pop("device"), where="gaussian_ensemble param")
         check_known_params(EnsembleConfig, params, "gaussian_ensemble")
         return EnsembleConfig(**params)
 
+    def to(self, device: str | torch.device) -> "GaussianEnsemble":
+        """Move the weights, scaler and elites to ``device`` ("auto", "cpu", "cuda", "cuda:N")."""
+        self.device = resolve_device(device, flag="gaussian_ensemble device") if not isinstance(device, torch.device) else device
+        self.net.to(self.device)
+        self.scaler.to(self.device)
+        self.elites = self.elites.to(self.device)
+        return self
+
     # ------------------------------------------------------------------------------ training
     def _split(self, data: TransitionDataset, gen: torch.Generator) -> _Split:
-        x = torch.from_numpy(np.concatenate([data.observations, data.actions], axis=1))
+        # the whole training set moves to the device once; every minibatch is gathered there
+        x = torch.from_numpy(np.concatenate([data.observations, data.actions], axis=1)).to(self.device)
         y = torch.from_numpy(
             np.concatenate([data.next_observations - data.observations, data.rewards[:, None]], axis=1)
-        )
+        ).to(self.device)
         n = x.shape[0]
         n_hold = min(int(n * self.config.holdout_ratio), self.config.holdout_max)
         perm = torch.randperm(n, generator=gen)
-        hold, train = perm[:n_hold], perm[n_hold:]
+        hold, train = perm[:n_hold].to(self.device), perm[n_hold:].to(self.device)
         if train.numel() == 0:
             raise MopoKitError(f"{data.source}: {n} transitions are too few to train a dynamics model")
         self.scaler.fit(x[train])
@@ -183,7 +211,7 @@ class GaussianEnsemble:
     @torch.no_grad()
     def _holdout_mse(self, split: _Split) -> Tensor:
         if split.x_hold.shape[0] == 0:
-            return torch.zeros(self.config.members)
+            return torch.zeros(self.config.members, device=self.device)
         mean, _ = self.net(split.x_hold)
         return (mean - split.y_hold).square().mean(dim=(1, 2))
 
@@ -194,13 +222,15 @@ class GaussianEnsemble:
             raise MopoKitError(
                 f"{data.source}: obs/act dims ({data.obs_dim}, {data.act_dim}) do not match the model ({self.obs_dim}, {self.act_dim})"
             )
+        # the RNG stays on the CPU (bootstrap and shuffles are index draws, moved once per epoch):
+        # the same seed draws the same minibatches on every device
         gen = torch.Generator().manual_seed(cfg.seed)
         split = self._split(data.with_known_next(), gen)  # a terminal row of a v0 file has no s'
         n_train = split.x_train.shape[0]
         bootstrap = torch.randint(n_train, (cfg.members, n_train), generator=gen)
         trainer = FusedTrainer(self.net, cfg.weight_decays, cfg.lr, cfg.logvar_loss_coef)
-        x_batch = torch.empty(cfg.members * cfg.batch_size, split.x_train.shape[1])
-        y_batch = torch.empty(cfg.members * cfg.batch_size, split.y_train.shape[1])
+        x_batch = torch.empty(cfg.members * cfg.batch_size, split.x_train.shape[1], device=self.device)
+        y_batch = torch.empty(cfg.members * cfg.batch_size, split.y_train.shape[1], device=self.device)
 
         best = self._holdout_mse(split).tolist()
         snapshots = [self._member_state(k) for k in range(cfg.members)]
@@ -211,8 +241,8 @@ class GaussianEnsemble:
         while True:
             t0 = time.perf_counter()
             order = torch.argsort(torch.rand(cfg.members, n_train, generator=gen), dim=1)
-            shuffled = torch.gather(bootstrap, 1, order)
-            total = torch.zeros(())
+            shuffled = torch.gather(bootstrap, 1, order).to(self.device)
+            total = torch.zeros((), device=self.device)
             for b in range(batches):
                 idx = shuffled[:, b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 rows = idx.shape[1]
@@ -276,8 +306,9 @@ class GaussianEnsemble:
     @torch.inference_mode()
     def predict(self, obs: Tensor, act: Tensor) -> EnsemblePrediction:
         """Every member's Gaussian over [s', r] (raw units, s' = s + Δs) and the elite indices."""
-        obs = torch.as_tensor(obs, dtype=torch.float32)
-        act = torch.as_tensor(act, dtype=torch.float32)
+        # inputs from NumPy or another device are moved once per call, never per row
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        act = torch.as_tensor(act, dtype=torch.float32, device=self.device)
         x = self.scaler(torch.cat([obs, act], dim=-1))
         mean, var = predict_chunked(self.net, x, self.config.predict_chunk)
         mean[..., : self.obs_dim] += obs
@@ -288,10 +319,10 @@ class GaussianEnsemble:
         """Weights (``dynamics.pt``, tensors only) + config (``dynamics.json``), each written atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {
-            **{f"net.{k}": v for k, v in self.net.state_dict().items()},
-            **{f"scaler.{k}": v for k, v in self.scaler.state_dict().items()},
-            "elites": self.elites,
+        state = {  # CPU tensors: the file does not depend on where the model was trained
+            **{f"net.{k}": v.cpu() for k, v in self.net.state_dict().items()},
+            **{f"scaler.{k}": v.cpu() for k, v in self.scaler.state_dict().items()},
+            "elites": self.elites.cpu(),
         }
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -308,8 +339,13 @@ class GaussianEnsemble:
         atomic_write_bytes(directory / CONFIG_FILE, json.dumps(meta, indent=2).encode())
 
     @classmethod
-    def load(cls, directory: str | Path) -> "GaussianEnsemble":
-        """Load a model written by :meth:`save` (``torch.load(weights_only=True)``: no code runs)."""
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "GaussianEnsemble":
+        """Load a model written by :meth:`save` onto ``device`` (``torch.load(weights_only=True)``: no code runs).
+
+        ``map_location`` is the target device, so a file written by a CUDA run (or holding CUDA
+        tensors, as files from other tools may) loads on a CPU-only machine and vice versa.
+        """
+        target = device if isinstance(device, torch.device) else resolve_device(device)
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         for path in (config_path, weights_path):
@@ -327,11 +363,11 @@ class GaussianEnsemble:
             )
         try:
             config = EnsembleConfig(**meta["config"])
-            model = cls(meta["obs_dim"], meta["act_dim"], config)
-            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+            model = cls(meta["obs_dim"], meta["act_dim"], config, device=target)
+            state = torch.load(weights_path, map_location=target, weights_only=True)
             model.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
             model.scaler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("scaler.")})
-            model.elites = state["elites"]
+            model.elites = state["elites"].to(target)
         except MopoKitError as exc:  # a bad config value in dynamics.json
             raise MopoKitError(f"{config_path}: {exc}") from None
         except (KeyError, TypeError, RuntimeError, EOFError, ValueError, AttributeError, pickle.UnpicklingError) as exc:

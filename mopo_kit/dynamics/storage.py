@@ -60,12 +60,20 @@ def stored_type(directory: str | Path) -> str:
     raise MopoKitError(f"{directory}: not a dynamics model directory ({COMPONENT_FILE} missing)")
 
 
-def load_dynamics(directory: str | Path, dims: tuple[int, int] | None = None, data_name: str = "the data") -> Any:
+def load_dynamics(
+    directory: str | Path,
+    dims: tuple[int, int] | None = None,
+    data_name: str = "the data",
+    device: Any = None,
+) -> Any:
     """Reload a model saved by :func:`save_dynamics` (or an older ``gaussian_ensemble`` directory).
 
     With ``dims`` = (obs_dim, act_dim) of the data it will be used on, a model from another task
-    is one line here instead of a shape error deep inside the first rollout.
+    is one line here instead of a shape error deep inside the first rollout. With ``device``, a
+    model whose ``load`` takes a ``device`` keyword is loaded onto it (older plugins' ``load``
+    without one keep working; the model then computes where it loads itself).
     """
+    from mopo_kit.device import accepts_keyword
     from mopo_kit.plugins import get_registry
 
     directory = Path(directory)
@@ -77,7 +85,7 @@ def load_dynamics(directory: str | Path, dims: tuple[int, int] | None = None, da
             f"{directory}: dynamics model '{name}' (plugin '{component.plugin}') has no load(directory) "
             "classmethod, so a saved one cannot be reused"
         )
-    model = loader(directory)
+    model = loader(directory, device=device) if device is not None and accepts_keyword(loader) else loader(directory)
     model_dims = (getattr(model, "obs_dim", None), getattr(model, "act_dim", None))
     if dims is not None and None not in model_dims and tuple(model_dims) != tuple(dims):
         raise MopoKitError(

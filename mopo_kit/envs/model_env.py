@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 from torch import Tensor
 
 from mopo_kit.data.dataset import TransitionDataset
+from mopo_kit.device import device_of
 from mopo_kit.envs.termination import TerminationFn
 from mopo_kit.guards import check_penalty, check_prediction
 
@@ -47,6 +48,11 @@ class ModelStep:
     (:class:`~mopo_kit.errors.ComponentOutputError`). ``name`` / ``dynamics_name`` are the
     registered names used in that line (default: the class names); ``context`` (e.g. "at epoch
     3") is appended when a caller sets it. ``guard=False`` skips the checks (for measuring them).
+
+    Devices: the step computes where the dynamics model predicts (``dynamics.device``, else its
+    first parameter's device); inputs from elsewhere are moved once per call, and every output
+    is on that device. Random draws come from ``generator`` on *its* device (a generator on the
+    model's device, as :class:`~mopo_kit.mopo.MOPO` builds it, costs no transfer).
     """
 
     def __init__(
@@ -63,7 +69,8 @@ class ModelStep:
     ) -> None:
         self.dynamics, self.estimator, self.lam = dynamics, estimator, float(lam)
         self.termination_fn = termination_fn
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.device = device_of(dynamics, generator.device if generator is not None else None)
+        self.generator = generator if generator is not None else torch.Generator(device=self.device).manual_seed(0)
         self.name = name or type(estimator).__name__
         self.dynamics_name = dynamics_name or type(dynamics).__name__
         self.guard = guard
@@ -72,14 +79,17 @@ class ModelStep:
     @torch.inference_mode()
     def __call__(self, obs: Tensor, act: Tensor) -> StepResult:
         pred = self.dynamics.predict(obs, act)
+        dev, gen = pred.mean.device, self.generator
+        obs, act = torch.as_tensor(obs).to(dev), torch.as_tensor(act).to(dev)  # no-ops on the model's device
         rows = obs.shape[0]
         if self.guard:
             check_prediction(pred.mean, pred.var, self.dynamics_name, self.context)
-        elites = pred.elites
-        pick = elites[torch.randint(len(elites), (rows,), generator=self.generator)]
-        index = torch.arange(rows)
+        elites = pred.elites.to(dev)
+        pick = elites[torch.randint(len(elites), (rows,), generator=gen, device=gen.device).to(dev)]
+        index = torch.arange(rows, device=dev)
         mean, var = pred.mean[pick, index], pred.var[pick, index]
-        sample = mean + var.sqrt() * torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype)
+        noise = torch.randn(mean.shape, generator=gen, dtype=mean.dtype, device=gen.device).to(dev)
+        sample = mean + var.sqrt() * noise
         next_obs, raw_reward = sample[:, :-1], sample[:, -1]
         penalty = self.estimator(obs, act, pred) if self.lam != 0.0 else raw_reward.new_zeros(rows)
         if self.guard and self.lam != 0.0:
@@ -89,14 +99,23 @@ class ModelStep:
 
 
 class StartStates:
-    """Uniform samples of start states from a dataset's observations (MOPO samples the real pool)."""
+    """Uniform samples of start states from a dataset's observations (MOPO samples the real pool).
 
-    def __init__(self, data: TransitionDataset, generator: torch.Generator | None = None) -> None:
-        self.observations = torch.from_numpy(data.observations)
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    The observations live on ``device`` (default: the generator's device, else the CPU), so a
+    rollout of 50,000 rows starts there without a host-to-device copy.
+    """
+
+    def __init__(self, data: TransitionDataset, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> None:
+        if device is None:
+            device = generator.device if generator is not None else "cpu"
+        self.device = torch.device(device)
+        self.observations = torch.from_numpy(data.observations).to(self.device)
+        self.generator = generator if generator is not None else torch.Generator(device=self.device).manual_seed(0)
 
     def sample(self, n: int) -> Tensor:
-        return self.observations[torch.randint(self.observations.shape[0], (n,), generator=self.generator)]
+        gen = self.generator
+        index = torch.randint(self.observations.shape[0], (n,), generator=gen, device=gen.device)
+        return self.observations[index.to(self.device)]
 
 
 def _boxes(data: TransitionDataset, action_space: gym.spaces.Box | None) -> tuple[gym.spaces.Box, gym.spaces.Box]:
@@ -115,7 +134,7 @@ class PenalizedModelEnv(gym.Env):
         super().__init__()
         self.model_step, self.horizon = step, int(horizon)
         self.observation_space, self.action_space = _boxes(data, action_space)
-        self._starts = StartStates(data)
+        self._starts = StartStates(data, device=step.device)
         self._obs: Tensor | None = None
         self._t = 0
 
@@ -126,7 +145,7 @@ class PenalizedModelEnv(gym.Env):
             self.model_step.generator.manual_seed(seed + 1)
         self._obs = self._starts.sample(1)
         self._t = 0
-        return self._obs[0].numpy().copy(), {}
+        return self._obs[0].cpu().numpy().copy(), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._obs is None:
@@ -138,7 +157,7 @@ class PenalizedModelEnv(gym.Env):
         terminated = bool(result.terminated[0])
         truncated = self._t >= self.horizon and not terminated
         info = {"raw_reward": float(result.raw_reward[0]), "penalty": float(result.penalty[0])}
-        return result.next_obs[0].numpy().astype(np.float32), float(result.reward[0]), terminated, truncated, info
+        return result.next_obs[0].cpu().numpy().astype(np.float32), float(result.reward[0]), terminated, truncated, info
 
 
 class PenalizedModelVecEnv(VecEnv):
@@ -153,9 +172,9 @@ class PenalizedModelVecEnv(VecEnv):
         obs_space, act_space = _boxes(data, action_space)
         super().__init__(num_envs, obs_space, act_space)
         self.model_step, self.horizon = step, int(horizon)
-        self._starts = StartStates(data)
+        self._starts = StartStates(data, device=step.device)
         self._obs = self._starts.sample(num_envs)
-        self._t = torch.zeros(num_envs, dtype=torch.long)
+        self._t = torch.zeros(num_envs, dtype=torch.long, device=step.device)
         self._actions: Tensor | None = None
 
     def reset(self) -> np.ndarray:
@@ -166,7 +185,7 @@ class PenalizedModelVecEnv(VecEnv):
             self._reset_seeds()
         self._obs = self._starts.sample(self.num_envs)
         self._t.zero_()
-        return self._obs.numpy().copy()
+        return self._obs.cpu().numpy().copy()
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = torch.as_tensor(np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1))
@@ -183,12 +202,12 @@ class PenalizedModelVecEnv(VecEnv):
         if done.any():
             rows = torch.nonzero(done).flatten()
             for i in rows.tolist():  # only finished rows: at most num_envs / horizon per step
-                infos[i]["terminal_observation"] = result.next_obs[i].numpy().copy()
+                infos[i]["terminal_observation"] = result.next_obs[i].cpu().numpy().copy()
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i])
             next_obs[rows] = self._starts.sample(rows.numel())
             self._t[rows] = 0
         self._obs = next_obs
-        return next_obs.numpy().copy(), result.reward.numpy().copy(), done.numpy().copy(), infos
+        return next_obs.cpu().numpy().copy(), result.reward.cpu().numpy().copy(), done.cpu().numpy().copy(), infos
 
     def close(self) -> None:
         pass

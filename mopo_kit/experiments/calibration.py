@@ -80,7 +80,7 @@ def _subsample(data: TransitionDataset, n: int, rng: np.random.Generator) -> Tra
 
 def one_step_error(pred: EnsemblePrediction, data: TransitionDataset) -> torch.Tensor:
     """‖mean over elites of μ(s, a) − [s', r]‖₂ per row (raw units)."""
-    target = torch.from_numpy(np.concatenate([data.next_observations, data.rewards[:, None]], axis=1))
+    target = torch.from_numpy(np.concatenate([data.next_observations, data.rewards[:, None]], axis=1)).to(pred.mean.device)
     elite_mean = pred.mean.index_select(0, pred.elites).mean(dim=0)
     return torch.linalg.vector_norm(elite_mean - target, dim=-1)
 
@@ -121,12 +121,12 @@ def calibrate(
         obs, act = torch.from_numpy(d.observations), torch.from_numpy(d.actions)
         pred = model.predict(obs, act)
         check_prediction(pred.mean, pred.var, dynamics_name or type(model).__name__, f"on {d.source}")
-        return obs, act, pred
+        return obs.to(pred.mean.device), act.to(pred.mean.device), pred  # estimators see one device
 
     obs_id, act_id, pred_id = predict(held_out)
     obs_ood, act_ood, pred_ood = predict(ood_part)
-    err_id = one_step_error(pred_id, held_out).numpy()
-    err_ood = one_step_error(pred_ood, ood_part).numpy()
+    err_id = one_step_error(pred_id, held_out).cpu().numpy()
+    err_ood = one_step_error(pred_ood, ood_part).cpu().numpy()
     report = CalibrationReport(
         dynamics=dynamics_name,
         data=data.source,
@@ -142,8 +142,8 @@ def calibrate(
         start = time.perf_counter()
         try:
             estimator.fit(fit_part, model)
-            u_id = check_penalty(estimator(obs_id, act_id, pred_id), len(held_out), name, f"on {held_out.source}").double().numpy()
-            u_ood = check_penalty(estimator(obs_ood, act_ood, pred_ood), len(ood_part), name, f"on {ood_part.source}").double().numpy()
+            u_id = check_penalty(estimator(obs_id, act_id, pred_id), len(held_out), name, f"on {held_out.source}").double().cpu().numpy()
+            u_ood = check_penalty(estimator(obs_ood, act_ood, pred_ood), len(ood_part), name, f"on {ood_part.source}").double().cpu().numpy()
         except ComponentOutputError as exc:  # the same line a training run stops with
             report.skipped[name] = str(exc)
             continue

@@ -44,6 +44,7 @@ class DemoSettings:
     lam: float = 0.5
     eval_episodes: int = 10
     seed: int = 0
+    device: str = "auto"  # where the ensemble, the model MDP and SAC compute
     methods: tuple[tuple[str, str, float | None], ...] = (
         ("MOPO (max_aleatoric)", "max_aleatoric", None),
         ("MOPO (wasserstein)", "wasserstein", None),
@@ -75,7 +76,7 @@ def run_demo(out_dir: Path, settings: DemoSettings | None = None) -> dict[str, A
     write_d4rl_hdf5(data, out_dir / "dataset.hdf5", metadata=dict(data.metadata))
     summary = data.summary()
 
-    dynamics = GaussianEnsemble(HALFCHEETAH.obs_dim, HALFCHEETAH.act_dim, EnsembleConfig(max_epochs=s.dynamics_epochs, seed=s.seed))
+    dynamics = GaussianEnsemble(HALFCHEETAH.obs_dim, HALFCHEETAH.act_dim, EnsembleConfig(max_epochs=s.dynamics_epochs, seed=s.seed), device=s.device)
     from mopo_kit.progress import progress_bar
 
     _say(f"fitting MOPO's 7-member ensemble ({s.dynamics_epochs} epochs)")
@@ -97,6 +98,7 @@ def run_demo(out_dir: Path, settings: DemoSettings | None = None) -> dict[str, A
             eval_episodes=s.eval_episodes,
             checkpoint_every=s.epochs,
             seed=s.seed,
+            device=s.device,
             policy={"type": "sb3_sac", "params": {"rollout_batch_size": s.rollout_batch_size, "ent_coef": s.ent_coef}},
         )
         run_dir = out_dir / "runs" / estimator

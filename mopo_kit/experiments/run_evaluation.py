@@ -11,6 +11,7 @@ import torch
 from mopo_kit.config import MOPOConfig
 from mopo_kit.data.actor import load_actor
 from mopo_kit.data.load import load_dataset
+from mopo_kit.device import generator_on, resolve_device, with_device
 from mopo_kit.dynamics.storage import is_dynamics_dir, load_dynamics
 from mopo_kit.envs.model_env import ModelStep, StartStates
 from mopo_kit.errors import MopoKitError
@@ -18,8 +19,13 @@ from mopo_kit.evaluation import evaluate_in_env, model_bound
 from mopo_kit.plugins import get_registry
 
 
-def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 12345) -> dict[str, Any]:
-    """Load the run's policy (``policy.pt``), task, model and estimator; evaluate both ways."""
+def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 12345, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load the run's policy (``policy.pt``), task, model and estimator; evaluate both ways.
+
+    ``device``: where the actor, the model and the bound's rollouts compute (files written on
+    any device load here).
+    """
+    device = resolve_device(device) if not isinstance(device, torch.device) else device
     config_path, policy_path = run_dir / "config.json", run_dir / "policy.pt"
     for path in (config_path, policy_path):
         if not path.exists():
@@ -31,32 +37,33 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 12345) -> dict[s
         raise MopoKitError(f"{config_path}: unreadable run config, corrupt or truncated ({type(exc).__name__}: {exc})") from None
     registry = get_registry()
     task = registry.create("task", resolved["task"])
-    actor = _load_policy(policy_path, task)
-    low = torch.as_tensor(task.make_env().action_space.low)
-    high = torch.as_tensor(task.make_env().action_space.high)
+    actor = _load_policy(policy_path, task, device)
+    low = torch.as_tensor(task.make_env().action_space.low, device=device)
+    high = torch.as_tensor(task.make_env().action_space.high, device=device)
 
     def policy(obs):
-        act = actor.act(torch.as_tensor(obs, dtype=torch.float32), deterministic=True)
-        return (low + (act + 1.0) * 0.5 * (high - low)).numpy()
+        act = actor.act(torch.as_tensor(obs, dtype=torch.float32, device=device), deterministic=True)
+        return (low + (act + 1.0) * 0.5 * (high - low)).cpu().numpy()
 
     real = evaluate_in_env(task, policy, episodes, seed)
     dynamics_dir = Path(config.dynamics_dir) if config.dynamics_dir else run_dir / "dynamics"
     report: dict[str, Any] = {"run_dir": str(run_dir), "task": task.name, "real": real.to_json()}
     if is_dynamics_dir(dynamics_dir):
         data = load_dataset(config.dataset)
-        dynamics = load_dynamics(dynamics_dir, dims=(data.obs_dim, data.act_dim), data_name=f"dataset '{config.dataset}'")
-        estimator = registry.create("uncertainty", config.uncertainty.type, **config.uncertainty.params)
+        dynamics = load_dynamics(dynamics_dir, dims=(data.obs_dim, data.act_dim), data_name=f"dataset '{config.dataset}'", device=device)
+        factory = registry.get("uncertainty", config.uncertainty.type).factory
+        estimator = registry.create("uncertainty", config.uncertainty.type, **with_device(factory, config.uncertainty.params, device))
         estimator.fit(data, dynamics)
-        step = ModelStep(dynamics, estimator, resolved["lam"], task.termination_fn, torch.Generator().manual_seed(seed))
-        starts = StartStates(data, torch.Generator().manual_seed(seed + 1))
+        step = ModelStep(dynamics, estimator, resolved["lam"], task.termination_fn, generator_on(device, seed))
+        starts = StartStates(data, generator_on(device, seed + 1))
         report["bound"] = model_bound(policy, step, starts, rollouts=config.bound_rollouts, horizon=config.bound_horizon or resolved["horizon"]).to_json()
     return report
 
 
-def _load_policy(path: Path, task: Any) -> Any:
+def _load_policy(path: Path, task: Any, device: torch.device | str = "cpu") -> Any:
     """The run's actor, or one line saying why it cannot be used (corrupt file, another task)."""
     try:
-        actor, _ = load_actor(path)
+        actor, _ = load_actor(path, device)
     except Exception as exc:  # torch/zip errors span lines; the user needs the file and the cause
         raise MopoKitError(f"{path}: unreadable policy file, corrupt or truncated ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
     if (actor.obs_dim, actor.act_dim) != (task.obs_dim, task.act_dim):

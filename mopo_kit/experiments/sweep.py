@@ -147,18 +147,23 @@ def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = 
         if is_dynamics_dir(target):
             return
         say(f"fitting the shared dynamics model {target.name} ({job['type']})")
+        from mopo_kit.device import resolve_device, with_device
+
         data = load_dataset(job["dataset"])
-        model = get_registry().create("dynamics", job["type"], obs_dim=data.obs_dim, act_dim=data.act_dim, **{"seed": job["seed"], **job["params"]})
+        registry = get_registry()
+        params = with_device(registry.get("dynamics", job["type"]).factory, {"seed": job["seed"], **job["params"]}, resolve_device(job.get("device", "auto")))
+        model = registry.create("dynamics", job["type"], obs_dim=data.obs_dim, act_dim=data.act_dim, **params)
         report = model.fit(data)
         save_dynamics(model, target, job["type"])
         write_fit_report(target, report, data)
 
 
-def fit_shared_dynamics(spec: SweepSpec, sweep_dir: Path, say: Callable[[str], None]) -> None:
+def fit_shared_dynamics(spec: SweepSpec, sweep_dir: Path, say: Callable[[str], None], device: str | None = None) -> None:
     """Fit (or find) every shared model of the sweep in this process, one after the other."""
     seen: set[str] = set()
     for point in spec.trials():
         job = model_job(spec, sweep_dir, point)
+        job["device"] = str(device or spec.base.get("device", "auto"))
         if job["target"] not in seen:
             seen.add(job["target"])
             ensure_shared_dynamics(job, say)
@@ -224,7 +229,7 @@ def _run_trial(config: dict[str, Any], run_dir: str, threads: int, job: Mapping[
         ensure_shared_dynamics(job)
     run = Path(run_dir)
     if trial_status(run, int(config.get("epochs", MOPOConfig.epochs))) != "new":
-        result = MOPO.resume(run, epochs=int(config.get("epochs", MOPOConfig.epochs)))
+        result = MOPO.resume(run, epochs=int(config.get("epochs", MOPOConfig.epochs)), device=config.get("device"))
     else:
         result = MOPO(MOPOConfig.from_dict(config)).fit(run)
     return {"run_dir": run_dir, "last": result.last, "best": result.best}
@@ -259,6 +264,7 @@ def run_sweep(
     address: str | None = None,
     say: Callable[[str], None] = lambda message: None,
     on_trial_done: Callable[[dict[str, Any]], None] | None = None,
+    device: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every unfinished trial of ``spec`` into ``sweep_dir/trials``; returns their summaries.
 
@@ -268,6 +274,9 @@ def run_sweep(
     ``backend="local"``: a process pool on this machine. ``backend="ray"``: the same trials as Ray
     Tune trials, on a local Ray instance or the cluster at ``address`` (``pip install
     'mopo-kit[ray]'``; the sweep directory must then be on storage every node can reach).
+
+    ``device`` (default: the spec's ``device`` key, else "auto") is where every trial and shared
+    model computes; trials in parallel workers share it.
     """
     if backend not in ("local", "ray"):
         raise MopoKitError(f"unknown sweep backend '{backend}' (choose local or ray)")
@@ -289,10 +298,14 @@ def run_sweep(
             continue
         if status == "extend":
             say(f"extend {run_dir.name} to {epochs} epochs")
-        pending.append((_trial_config(spec, sweep_dir, point, wandb), str(run_dir), model_job(spec, sweep_dir, point)))
+        config, job = _trial_config(spec, sweep_dir, point, wandb), model_job(spec, sweep_dir, point)
+        if device is not None:
+            config["device"] = device
+        job["device"] = str(config.get("device", "auto"))
+        pending.append((config, str(run_dir), job))
     say(f"{len(pending)} trial(s) to run on {workers} worker(s) × {threads} thread(s) ({backend})")
     if backend == "ray":
-        fit_shared_dynamics(spec, sweep_dir, say)
+        fit_shared_dynamics(spec, sweep_dir, say, device)
         return _run_on_ray(spec, sweep_dir, [(c, r) for c, r, _ in pending], threads, address, say)
     summaries = []
 

@@ -3,6 +3,10 @@
 Injected into SB3's SAC through ``replay_buffer_class``; SB3's ``train()`` calls :meth:`sample`
 as with any buffer. Storage is torch tensors: rollouts write 50,000 rows per model step in one
 slice assignment and sampling is one ``randint`` + gather, with no NumPy round trip.
+
+Device: SB3 hands the buffer its ``device``; the rows and the sampling generator live there, so
+a batch never leaves the GPU. :meth:`pool_state` returns CPU tensors, so a checkpoint written on
+one device loads on any other.
 """
 
 from __future__ import annotations
@@ -47,11 +51,12 @@ class MixedReplayBuffer(ReplayBuffer):
         model_capacity: int = 1_250_000,
         seed: int = 0,
     ) -> None:
-        super().__init__(1, observation_space, action_space, device="cpu", n_envs=1)  # SB3's own arrays unused
+        super().__init__(1, observation_space, action_space, device=device, n_envs=1)  # SB3's own arrays unused
         if not 0.0 <= real_ratio <= 1.0:
             raise ValueError("real_ratio must be in [0, 1]")
         self.real_ratio = float(real_ratio)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.device = torch.device(self.device)  # SB3 resolved "auto"
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         assert isinstance(action_space, spaces.Box)
         obs_dim, act_dim = real_data.obs_dim, real_data.act_dim
         # one packed row per transition, columns [obs | act | rew | next_obs | done]: a batch is
@@ -62,7 +67,7 @@ class MixedReplayBuffer(ReplayBuffer):
         width = 2 * obs_dim + act_dim + 2
         self.n_real = len(real_data)
         self.capacity = int(model_capacity)
-        self.rows = torch.empty(self.n_real + self.capacity, width)
+        self.rows = torch.empty(self.n_real + self.capacity, width, device=self.device)
         real = {
             "obs": torch.from_numpy(real_data.observations),
             "act": torch.from_numpy(_scale_actions(real_data.actions, action_space)),
@@ -112,9 +117,9 @@ class MixedReplayBuffer(ReplayBuffer):
     def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
         n_real = batch_size if self.model_size == 0 else int(batch_size * self.real_ratio)
         n_model = batch_size - n_real
-        real_idx = torch.randint(self.n_real, (n_real,), generator=self.generator)
+        real_idx = torch.randint(self.n_real, (n_real,), generator=self.generator, device=self.device)
         if n_model:
-            model_idx = torch.randint(self.model_size, (n_model,), generator=self.generator).add_(self.n_real)
+            model_idx = torch.randint(self.model_size, (n_model,), generator=self.generator, device=self.device).add_(self.n_real)
             real_idx = torch.cat([real_idx, model_idx])
         return self._split(self.rows[real_idx])
 
@@ -128,7 +133,7 @@ class MixedReplayBuffer(ReplayBuffer):
         other transitions.
         """
         pool = self.rows[self.n_real : self.n_real + self.model_size]
-        state = {key: pool[:, lo:hi].contiguous() for key, (lo, hi) in self._columns.items()}
+        state = {key: pool[:, lo:hi].cpu().contiguous() for key, (lo, hi) in self._columns.items()}
         state["ptr"] = torch.tensor(self.model_ptr)
         return state
 

@@ -23,6 +23,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 
 from mopo_kit.data.dataset import TransitionDataset
+from mopo_kit.device import check_device_spec, resolve_device, restore_generator
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
 from mopo_kit.errors import MopoKitError
 from mopo_kit.fileio import atomic_write_bytes
@@ -50,6 +51,7 @@ class SACConfig:
     lean_train: bool = True
     fused_adam: bool = True
     seed: int = 0
+    device: str = "auto"  # SB3's device: "auto", "cpu", "cuda", "cuda:N" (MOPO passes its config's)
 
     def __post_init__(self) -> None:
         """Reject a bad number when the optimizer is built, before any rollout or update."""
@@ -63,6 +65,7 @@ class SACConfig:
         if isinstance(self.net_arch, (str, bytes)) or not isinstance(self.net_arch, (list, tuple)):
             raise MopoKitError(f"{where} 'net_arch' must be a list of integers >= 1, got {self.net_arch!r}")
         self.net_arch = [require(width, "net_arch", POSITIVE_INT, where=where) for width in self.net_arch]
+        self.device = check_device_spec(self.device, where=where)
 
 
 #: What each numeric param of :class:`SACConfig` may hold.
@@ -101,8 +104,8 @@ class RolloutStats:
 class SB3SAC:
     """SB3's SAC (lean ``train()``, same math) trained on real + model transitions (see module doc)."""
 
-    def __init__(self, **params: Any) -> None:
-        self.config = SACConfig(**params)
+    def __init__(self, device: str | torch.device = "auto", **params: Any) -> None:
+        self.config = SACConfig(device=str(device), **params)
         self.sac: LeanSAC | None = None
         self._steps = 0
         self.last_rollout: RolloutStats | None = None
@@ -131,12 +134,13 @@ class SB3SAC:
             replay_buffer_kwargs={"real_data": real_data, "real_ratio": cfg.real_ratio, "model_capacity": capacity, "seed": cfg.seed},
             policy_kwargs=policy_kwargs,
             seed=cfg.seed,
-            device="cpu",
+            device=resolve_device(cfg.device),
         )
         self.sac.set_logger(configure(None, []))
         space = env.action_space
-        self._act_low = torch.as_tensor(space.low, dtype=torch.float32)
-        self._act_high = torch.as_tensor(space.high, dtype=torch.float32)
+        self.device = self.sac.device
+        self._act_low = torch.as_tensor(space.low, dtype=torch.float32, device=self.device)
+        self._act_high = torch.as_tensor(space.high, dtype=torch.float32, device=self.device)
 
     @property
     def buffer(self) -> MixedReplayBuffer:
@@ -154,7 +158,7 @@ class SB3SAC:
         assert self.sac is not None
         actor = self.sac.actor
         actor.set_training_mode(False)
-        obs = self.starts.sample(self.config.rollout_batch_size)
+        obs = self.starts.sample(self.config.rollout_batch_size).to(self.device)  # no-op: MOPO puts the starts there
         total, reward_sum, raw_sum, penalty_sum = 0, 0.0, 0.0, 0.0
         alive_steps = torch.zeros(())
         for _ in range(self.horizon):
@@ -206,8 +210,9 @@ class SB3SAC:
         """Actions in env units for a batch of observations."""
         assert self.sac is not None
         self.sac.actor.set_training_mode(False)
-        act = self.sac.actor(torch.as_tensor(np.asarray(obs, dtype=np.float32)), deterministic=deterministic)
-        return (self._act_low + (act + 1.0) * 0.5 * (self._act_high - self._act_low)).numpy()
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        act = self.sac.actor(obs_t, deterministic=deterministic)
+        return (self._act_low + (act + 1.0) * 0.5 * (self._act_high - self._act_low)).cpu().numpy()
 
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
         assert self.sac is not None
@@ -230,6 +235,8 @@ class SB3SAC:
             "torch_rng": torch.get_rng_state(),
             **{f"pool.{k}": v for k, v in self.buffer.pool_state().items()},
         }
+        if self.device.type == "cuda":  # SAC's action noise draws from the CUDA default generator
+            extra["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         buffer = io.BytesIO()
         torch.save(extra, buffer)
         atomic_write_bytes(path / "state.pt", buffer.getvalue())
@@ -238,7 +245,7 @@ class SB3SAC:
         """Restore what :meth:`save` wrote into an optimizer already ``setup()``."""
         assert self.sac is not None
         path = Path(path)
-        loaded = type(self.sac).load(path / "sac.zip", env=self.sac.get_env(), device="cpu", custom_objects={
+        loaded = type(self.sac).load(path / "sac.zip", env=self.sac.get_env(), device=self.device, custom_objects={
             "replay_buffer_class": MixedReplayBuffer,
             "replay_buffer_kwargs": self.sac.replay_buffer_kwargs,
         })
@@ -249,12 +256,16 @@ class SB3SAC:
             self.sac.log_ent_coef.copy_(loaded.log_ent_coef)
         self.sac.ent_coef_optimizer.load_state_dict(loaded.ent_coef_optimizer.state_dict())
         self.sac._n_updates = loaded._n_updates
-        extra = torch.load(path / "state.pt", weights_only=True)
+        # to the CPU: RNG states must be CPU byte tensors, and the pool is copied into the buffer's
+        # device rows by load_pool_state (a checkpoint from a CUDA run loads on a CPU-only machine)
+        extra = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
         self._steps = int(extra["steps"])
-        self.buffer.generator.set_state(extra["buffer_rng"])
-        self.model_step.generator.set_state(extra["step_rng"])
-        self.starts.generator.set_state(extra["start_rng"])
+        restore_generator(self.buffer.generator, extra["buffer_rng"], "replay buffer sampler")
+        restore_generator(self.model_step.generator, extra["step_rng"], "model step")
+        restore_generator(self.starts.generator, extra["start_rng"], "start states")
         torch.set_rng_state(extra["torch_rng"])
+        if "cuda_rng" in extra and self.device.type == "cuda":
+            torch.cuda.set_rng_state(extra["cuda_rng"], self.device)
         self.buffer.load_pool_state({k[5:]: v for k, v in extra.items() if k.startswith("pool.")})
 
     def state(self) -> dict[str, Any]:

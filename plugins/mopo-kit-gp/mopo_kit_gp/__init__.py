@@ -13,6 +13,11 @@ grows out of distribution — the RKHS view of MOPO's bound (DESIGN.md: "GP post
 instead of one GP per state dimension makes it ~18× cheaper (platform notes): with 64 inducing
 points a 50,000-state query costs a few tens of ms, inside the 1.5× ``max_aleatoric`` budget of a
 rollout step.
+
+Devices: the GP is fitted on the device the dynamics model predicts on and, at query time,
+computes on the device of its inputs (moved there once if they arrive elsewhere); u comes back
+on the device and dtype of ``pred.mean``. Its random draws use a CPU generator, so the same seed
+selects the same inducing points and minibatches on every device.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class GPError:
         self._gp: _SVGP | None = None
         self._in_mean: Tensor | None = None
         self._in_std: Tensor | None = None
+        self._device = torch.device("cpu")
 
     # -------------------------------------------------------------------------------- fitting
     def fit(self, data, dynamics) -> None:
@@ -73,7 +79,9 @@ class GPError:
         sub = data.select(rows)
         obs, act = torch.from_numpy(sub.observations), torch.from_numpy(sub.actions)
         pred = dynamics.predict(obs, act)
-        target = torch.from_numpy(np.concatenate([sub.next_observations, sub.rewards[:, None]], axis=1))
+        device = pred.mean.device  # fit where the model predicts
+        obs, act = obs.to(device), act.to(device)
+        target = torch.from_numpy(np.concatenate([sub.next_observations, sub.rewards[:, None]], axis=1)).to(device)
         error = torch.linalg.vector_norm(pred.mean.index_select(0, pred.elites).mean(0) - target, dim=-1)
         y = torch.log(error.clamp_min(1e-6))
 
@@ -83,33 +91,42 @@ class GPError:
         x = (x - self._in_mean) / self._in_std
 
         gen = torch.Generator().manual_seed(self.seed)
-        inducing = x[torch.randperm(x.shape[0], generator=gen)[: self.inducing_points]].clone()
+        inducing = x[torch.randperm(x.shape[0], generator=gen)[: self.inducing_points].to(device)].clone()
         torch.manual_seed(self.seed)
-        gp, likelihood = _SVGP(inducing), gpytorch.likelihoods.GaussianLikelihood()
+        gp, likelihood = _SVGP(inducing).to(device), gpytorch.likelihoods.GaussianLikelihood().to(device)
         gp.mean_module.constant.data.fill_(float(y.mean()))
         gp.train(), likelihood.train()
         optimizer = torch.optim.Adam([*gp.parameters(), *likelihood.parameters()], lr=self.lr)
         elbo = gpytorch.mlls.VariationalELBO(likelihood, gp, num_data=x.shape[0])
         for _ in range(self.iterations):
-            idx = torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=gen)
+            idx = torch.randint(x.shape[0], (min(self.batch_size, x.shape[0]),), generator=gen).to(device)
             optimizer.zero_grad()
             loss = -elbo(gp(x[idx]), y[idx])
             loss.backward()
             optimizer.step()
         gp.eval()
         self._gp = gp
+        self._device = device
 
     # ------------------------------------------------------------------------------ inference
     def __call__(self, obs: Tensor, act: Tensor, pred: EnsemblePrediction) -> Tensor:
         if self._gp is None:
             raise MopoKitError("gp: the estimator must be fitted (estimator.fit(data, dynamics)) before use")
-        x = torch.cat([obs, act], dim=-1).to(device="cpu", dtype=torch.float32)
+        if obs.device != self._device:  # follow the inputs: move the GP once, not the batch per call
+            self._to(obs.device)
+        x = torch.cat([obs, act.to(obs.device)], dim=-1).to(dtype=torch.float32)
         x = (x - self._in_mean) / self._in_std
         with torch.no_grad(), gpytorch.settings.fast_pred_var(), gpytorch.settings.skip_posterior_variances(False):
             posterior = self._gp(x)
             mean, var = posterior.mean, posterior.variance
         u = torch.exp(mean + self.beta * var.clamp_min(0).sqrt())
         return u.to(device=pred.mean.device, dtype=pred.mean.dtype)
+
+    def _to(self, device: torch.device) -> None:
+        assert self._gp is not None and self._in_mean is not None and self._in_std is not None
+        self._gp.to(device)
+        self._in_mean, self._in_std = self._in_mean.to(device), self._in_std.to(device)
+        self._device = device
 
     def __repr__(self) -> str:
         return f"GPError(inducing_points={self.inducing_points}, beta={self.beta})"

@@ -1,0 +1,208 @@
+"""CPU and CUDA agree: the same short runs on both devices (``pytest -m cuda``; skipped without CUDA).
+
+Tolerances, and why:
+* model predictions from the same weights: 1e-4 absolute/relative (float32 GEMMs summed in a
+  different order; TF32 is off — torch's default for float32 matmuls);
+* SAC from the same weights, batches and noise, after 5 updates: losses within rel 1e-3 and
+  parameters within 1e-4 (Adam divides by sqrt(v), which amplifies rounding in tiny gradients);
+* a whole MOPO epoch: shapes and finiteness only (the random streams differ by design: CUDA
+  Philox vs CPU Mersenne twister).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mopo_kit.device import generator_on
+from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
+from mopo_kit.policy import lean_sac
+from mopo_kit.policy.sac import SB3SAC
+from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
+from mopo_kit.uncertainty.builtin import BUILTIN_ESTIMATORS, MaxAleatoric
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+CUDA = torch.device("cuda")
+CPU = torch.device("cpu")
+
+
+def _never(obs, act, next_obs):
+    return torch.zeros(obs.shape[0], dtype=torch.bool, device=obs.device)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    data = linear_system_dataset(n=2000, seed=0)
+    model = tiny_ensemble(max_epochs=3)
+    model.fit(data)
+    directory = tmp_path_factory.mktemp("model")
+    model.save(directory)
+    return data, model, directory
+
+
+def test_predictions_agree_from_the_same_weights(fitted):
+    data, cpu_model, directory = fitted
+    gpu_model = GaussianEnsemble.load(directory, device="cuda")
+    assert next(gpu_model.net.parameters()).is_cuda and gpu_model.elites.is_cuda
+    obs, act = torch.from_numpy(data.observations), torch.from_numpy(data.actions)
+    a = cpu_model.predict(obs, act)
+    b = gpu_model.predict(obs, act)  # CPU inputs: moved once by predict
+    assert b.mean.is_cuda and b.mean.shape == a.mean.shape
+    torch.testing.assert_close(b.mean.cpu(), a.mean, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(b.var.cpu(), a.var, rtol=1e-4, atol=1e-4)
+    for name, factory in BUILTIN_ESTIMATORS.items():
+        u_cpu, u_gpu = factory()(obs, act, a), factory()(obs.to(CUDA), act.to(CUDA), b)
+        assert u_gpu.is_cuda, name
+        torch.testing.assert_close(u_gpu.cpu(), u_cpu, rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_fit_on_cuda_is_finite_and_close_to_cpu():
+    data = linear_system_dataset(n=1500, seed=1)
+    cpu_model, gpu_model = tiny_ensemble(max_epochs=3), tiny_ensemble(max_epochs=3).to("cuda")  # same initial weights
+    r_cpu, r_gpu = cpu_model.fit(data), gpu_model.fit(data)  # same seed: same bootstrap and batches
+    assert r_gpu.epochs == r_cpu.epochs and np.all(np.isfinite(r_gpu.holdout_mse))
+    np.testing.assert_allclose(r_gpu.holdout_mse, r_cpu.holdout_mse, rtol=5e-2)
+
+
+def test_model_mdp_and_rollout_stay_on_cuda(fitted, tmp_path):
+    data, _, directory = fitted
+    model = GaussianEnsemble.load(directory, device="cuda")
+    step = ModelStep(model, MaxAleatoric(), 1.0, _never, generator_on(CUDA, 1))
+    starts = StartStates(data, generator_on(CUDA, 2))
+    result = step(starts.sample(5000), torch.rand(5000, 2, device=CUDA) * 2 - 1)
+    for t in (result.next_obs, result.reward, result.raw_reward, result.penalty, result.terminated):
+        assert t.is_cuda and bool(torch.isfinite(t.float()).all())
+    env = PenalizedModelEnv(step, data, horizon=3)
+    obs, _ = env.reset(seed=0)
+    next_obs, reward, *_ = env.step(np.zeros(2, np.float32))
+    assert isinstance(obs, np.ndarray) and isinstance(next_obs, np.ndarray) and np.isfinite(reward)
+
+
+def _sac(data, model, device):
+    step = ModelStep(model, MaxAleatoric(), 1.0, _never, generator_on(device, 1))
+    starts = StartStates(data, generator_on(device, 2))
+    env = PenalizedModelEnv(step, data, 3)
+    sac = SB3SAC(device=str(device), net_arch=[64, 64], batch_size=64, rollout_batch_size=200, rollout_freq=1000, seed=0)
+    sac.setup(env, step, starts, data, 3)
+    return sac
+
+
+def test_sac_updates_agree_from_the_same_weights_batches_and_noise(fitted, monkeypatch):
+    data, cpu_model, directory = fitted
+    gpu_model = GaussianEnsemble.load(directory, device="cuda")
+    cpu, gpu = _sac(data, cpu_model, CPU), _sac(data, gpu_model, CUDA)
+    gpu.sac.policy.load_state_dict(cpu.sac.policy.state_dict())
+    assert gpu.buffer.rows.is_cuda and gpu.buffer.generator.device.type == "cuda"
+    # the same batches (drawn on the CPU, moved) and the same Gaussian noise on both devices
+    batches = [cpu.buffer.sample(64) for _ in range(5)]
+    noise = torch.Generator().manual_seed(0)
+
+    def log_prob_with_cpu_noise(actor, obs):
+        """lean_sac.action_log_prob with its normal_() draw taken from a CPU generator."""
+        mean, log_std, _ = actor.get_action_dist_params(obs)
+        eps = torch.randn(mean.shape, generator=noise)
+        std = torch.ones_like(mean) * log_std.exp()
+        gaussian = mean + eps.to(mean.device) * std
+        actions = torch.tanh(gaussian)
+        log_prob = (-((gaussian - mean) ** 2) / (2 * std**2) - std.log() - lean_sac._LOG_SQRT_2PI).sum(dim=1)
+        return actions, log_prob - torch.sum(torch.log(1 - actions**2 + 1e-6), dim=1)
+
+    results = {}
+    for label, opt in (("cpu", cpu), ("cuda", gpu)):
+        noise.manual_seed(0)
+        queue = list(batches)
+        device = opt.sac.device
+        monkeypatch.setattr(opt.buffer, "sample", lambda n, env=None, q=queue, d=device: type(q[0])(*(t.to(d) for t in q.pop(0))))
+        monkeypatch.setattr(lean_sac, "action_log_prob", log_prob_with_cpu_noise)
+        opt.sac.train(gradient_steps=5, batch_size=64)
+        results[label] = {k: opt.sac.logger.name_to_value[f"train/{k}"] for k in ("actor_loss", "critic_loss", "ent_coef")}
+    for key in results["cpu"]:
+        assert np.isclose(results["cuda"][key], results["cpu"][key], rtol=1e-3, atol=1e-4), (key, results)
+    for (name, a), (_, b) in zip(cpu.sac.policy.named_parameters(), gpu.sac.policy.named_parameters()):
+        torch.testing.assert_close(b.detach().cpu(), a.detach(), rtol=1e-4, atol=1e-4, msg=name)
+
+
+def test_lean_sac_hot_path_creates_no_cpu_tensors(fitted):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    data, _, directory = fitted
+    gpu = _sac(data, GaussianEnsemble.load(directory, device="cuda"), CUDA)
+    gpu.learn(1)  # rollout + first update (builds the stacked critics)
+    seen: list[str] = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.numel() > 1:
+                    seen.append(str(func))
+            return out
+
+    with Record():
+        gpu.sac.train(gradient_steps=3, batch_size=64)
+    assert not seen, f"CPU tensors created in LeanSAC.train: {sorted(set(seen))}"
+
+
+def test_checkpoint_saved_on_cuda_resumes_on_cpu(fitted, tmp_path):
+    data, cpu_model, directory = fitted
+    gpu = _sac(data, GaussianEnsemble.load(directory, device="cuda"), CUDA)
+    gpu.learn(10)
+    gpu.save(tmp_path / "ckpt")
+    cpu = _sac(data, cpu_model, CPU)
+    with pytest.warns(UserWarning, match="another device type"):  # the RNG streams cannot cross
+        cpu.load(tmp_path / "ckpt")
+    for (name, a), (_, b) in zip(gpu.sac.policy.state_dict().items(), cpu.sac.policy.state_dict().items()):
+        assert not b.is_cuda and torch.equal(a.cpu(), b), name
+    obs = data.observations[:8]
+    np.testing.assert_allclose(cpu.predict(obs), gpu.predict(obs), rtol=1e-4, atol=1e-5)
+
+
+def test_gp_plugin_follows_its_inputs_device(fitted):
+    gp_module = pytest.importorskip("mopo_kit_gp")
+    data, _, directory = fitted
+    model = GaussianEnsemble.load(directory, device="cuda")
+    est = gp_module.GPError(iterations=20, max_fit_points=500)
+    est.fit(data, model)
+    obs, act = torch.from_numpy(data.observations[:100]), torch.from_numpy(data.actions[:100])
+    pred = model.predict(obs, act)
+    u = est(obs.to(CUDA), act.to(CUDA), pred)
+    assert u.is_cuda and bool(torch.isfinite(u).all()) and bool((u >= 0).all())
+
+
+def test_a_short_mopo_run_on_cuda_matches_the_cpu_run_in_kind(tmp_path):
+    """The same short config on both devices: same metrics, all finite, resumable on the CPU."""
+    import json
+
+    from mopo_kit.config import MOPOConfig
+    from mopo_kit.data.collect import collect_transitions, uniform_random_policy
+    from mopo_kit.data.d4rl_io import write_d4rl_hdf5
+    from mopo_kit.envs.tasks import HOPPER
+    from mopo_kit.experiments.run_evaluation import evaluate_run
+    from mopo_kit.mopo import MOPO
+    from tests.test_mopo import TINY
+
+    path = tmp_path / "hopper-random-small.hdf5"
+    write_d4rl_hdf5(collect_transitions(HOPPER, uniform_random_policy(3), 1500, seed=0, num_envs=4), path, metadata={"task": "hopper", "kind": "random"})
+    results = {}
+    for device in ("cpu", "cuda"):
+        config = MOPOConfig(dataset=str(path), device=device, **{**TINY, "epochs": 2})
+        mopo = MOPO(config)
+        results[device] = mopo.fit(tmp_path / device)
+        assert mopo.model_step.device.type == device and mopo.policy.buffer.rows.device.type == device
+    a, b = results["cpu"], results["cuda"]
+    assert a.gradient_steps == b.gradient_steps and set(a.bound) == set(b.bound)
+    assert [sorted(r) for r in a.history] == [sorted(r) for r in b.history]
+    assert all(np.isfinite(v) for r in b.history for v in r.values() if isinstance(v, float))
+    # the CUDA run's files are read on the CPU: evaluation, and the dynamics weights
+    report = evaluate_run(tmp_path / "cuda", episodes=1, device="cpu")
+    assert np.isfinite(report["real"]["return_mean"]) and np.isfinite(report["bound"]["bound"])
+    saved = json.loads((tmp_path / "cuda" / "config.json").read_text())
+    assert saved["config"]["device"] == "cuda"
+    with pytest.warns(UserWarning, match="another device type"):
+        MOPO.resume(tmp_path / "cuda", epochs=3, device="cpu")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from mopo_kit.errors import MopoKitError
 from mopo_kit.mopo import _read_jsonl, recover_checkpoint
 from mopo_kit.experiments.sweep import SweepSpec, dispatch_order, run_sweep, trial_id, trial_status
 from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
@@ -58,3 +59,16 @@ def test_metrics_line_cut_by_a_kill_is_dropped_but_a_corrupt_middle_line_is_an_e
     path.write_text('{"epoch": 1}\n{"epo\n{"epoch": 3}\n')
     with pytest.raises(Exception, match="line 2 is not valid JSON"):
         _read_jsonl(path)
+
+
+def test_a_failing_trial_is_reported_in_one_line_and_the_others_finish(hopper_file, tmp_path):  # noqa: F811
+    base = {k: v for k, v in TINY.items() if k != "dynamics"}
+    base.update(epochs=1)
+    missing = tmp_path / "gone.hdf5"
+    spec = SweepSpec(name="partial", grid={"dataset": [str(hopper_file), str(missing)], "uncertainty": ["zero"], "seed": [0]}, base=base, dynamics=TINY["dynamics"]["params"])
+    said: list[str] = []
+    with pytest.raises(MopoKitError, match=r"1 of 2 trial\(s\) failed, the others finished; first: gone__zero__s0: .*gone.hdf5"):
+        run_sweep(spec, tmp_path / "sweep", workers=1, say=said.append)
+    good = tmp_path / "sweep" / "trials" / trial_id(spec.trials()[0])
+    assert json.loads((good / "results.json").read_text())["gradient_steps"] == TINY["steps_per_epoch"]
+    assert [line for line in said if line.startswith("failed ")] == [next(line for line in said if line.startswith("failed gone__zero__s0: "))]

@@ -307,7 +307,8 @@ def run_sweep(
     if backend == "ray":
         fit_shared_dynamics(spec, sweep_dir, say, device)
         return _run_on_ray(spec, sweep_dir, [(c, r) for c, r, _ in pending], threads, address, say)
-    summaries = []
+    summaries: list[dict[str, Any]] = []
+    failures: list[str] = []
 
     def finished(summary: dict[str, Any]) -> None:
         summaries.append(summary)
@@ -315,19 +316,36 @@ def run_sweep(
         if on_trial_done is not None:
             on_trial_done(summary)
 
+    def failed(run_dir: str, exc: BaseException) -> None:
+        """A failing trial is reported in one line; the others go on (its checkpoint stays)."""
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        failures.append(f"{Path(run_dir).name}: {text}")
+        say(f"failed {failures[-1]}")
+
     if workers == 1:
         for config, run_dir, job in pending:
-            ensure_shared_dynamics(job, say)
-            finished(_run_trial(config, run_dir, threads))
-        return summaries
-    import multiprocessing
+            try:
+                ensure_shared_dynamics(job, say)
+                finished(_run_trial(config, run_dir, threads, job))
+            except Exception as exc:  # any trial's failure, a plugin's included: report, go on
+                failed(run_dir, exc)
+    else:
+        import multiprocessing
 
-    # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
-        futures = [pool.submit(_run_trial, config, run_dir, threads, job) for config, run_dir, job in pending]
-        for future in as_completed(futures):
-            finished(future.result())
+        # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
+            futures = {pool.submit(_run_trial, config, run_dir, threads, job): run_dir for config, run_dir, job in pending}
+            for future in as_completed(futures):
+                try:
+                    summary = future.result()
+                except Exception as exc:
+                    failed(futures[future], exc)
+                else:
+                    finished(summary)
+    if failures:
+        more = f" (and {len(failures) - 1} more, above)" if len(failures) > 1 else ""
+        raise MopoKitError(f"{len(failures)} of {len(pending)} trial(s) failed, the others finished; first: {failures[0]}{more}")
     return summaries
 
 

@@ -45,13 +45,14 @@ RUN_CONFIG: dict[str, Any] = {
     "eval_every": 1,
     "eval_episodes": 2,
     "checkpoint_every": 2,
-    "bound_rollouts": 50,
+    "bound_rollouts": 500,
+    "bound_horizon": 50,  # long enough (~0.1 s) for a kill to be aimed inside the final bound
     "horizon": 3,
     "lam": 1.0,
     "seed": 0,
 }
 #: Rough length of each phase in RUN_CONFIG: the kill comes at a random moment inside it.
-PHASE_SECONDS = {"fit": 0.8, "rollout": 0.002, "sac": 0.03, "eval": 0.02, "checkpoint": 0.02, "bound": 0.005}
+PHASE_SECONDS = {"fit": 0.8, "rollout": 0.002, "sac": 0.03, "eval": 0.02, "checkpoint": 0.02, "bound": 0.03}
 ENV = {**os.environ, "MOPO_KIT_QUIET": "1", "OMP_NUM_THREADS": "1"}
 
 
@@ -78,7 +79,7 @@ def train_command(phase_file: Path, data: Path, config: Path, run: Path) -> list
 
 
 def kill_in_phase(cmd: list[str], phase_file: Path, target: str, rng: random.Random, timeout: float = 600) -> dict[str, Any]:
-    """Start ``cmd``; SIGKILL it inside ``target`` after 0–4 further entries and a random delay."""
+    """Start ``cmd``; SIGKILL it inside ``target`` after 0–1 further entries and a random delay."""
     if phase_file.exists():
         phase_file.unlink()
     started = time.time()

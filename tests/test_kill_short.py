@@ -17,7 +17,9 @@ def test_a_run_killed_in_fit_training_and_bound_resumes_to_the_uninterrupted_wei
     result = run_kill_test(tmp_path, kills=3, seed=1, say=lambda message: None)
     landed = [e["phase"] for e in result["entries"]]
     assert result["kills"] == 3, result["entries"]
-    assert landed[0] == "fit" and landed[-1] == "bound", landed
+    assert [e["aimed_at"] for e in result["entries"]] == ["fit", "rollout", "bound"]
+    assert landed[-1] == "bound", landed
+    assert result["entries"][0]["checkpoint_epoch_after"] is None, "the first kill came before any checkpoint"
     assert result["resumes_finished"] == 3
     check = result["check"]
     assert check["epochs_logged"] == list(range(1, 21)), "every epoch exactly once"

@@ -147,7 +147,12 @@ class Campaign:
             for m in methods:
                 entry = row.get(m)
                 setting = f" (h={entry['h']}, λ={entry['lam']})" if entry and m != "mbpo" else (f" (h={entry['h']})" if entry else "")
-                cells.append("—" if not entry else f"{entry['mean']:,.1f} ± {entry['std']:,.1f} ({entry['n']}){setting}")
+                if not entry:
+                    cells.append("—")
+                elif entry["n"] == 1:  # no spread from one seed: say so rather than print ± 0
+                    cells.append(f"{entry['mean']:,.1f} (1 seed){setting}")
+                else:
+                    cells.append(f"{entry['mean']:,.1f} ± {entry['std']:,.1f} ({entry['n']} seeds){setting}")
             paper = row.get("paper")
             paper_text = " / ".join(f"{paper[k]:,.1f}" if k in paper else "—" for k in (*methods, "batch_mean")) if paper else "—"
             lines.append(f"| {row['dataset']} | {_budget(row['steps'])} | {' | '.join(cells)} | {row['batch_mean']:,.1f} / {row['batch_max']:,.1f} | {paper_text} |")

@@ -40,6 +40,6 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     assert row["mopo"]["n"] == 2 and row["mopo"]["mean"] == pytest.approx(sum(returns) / 2, abs=0.06)
     assert row["mopo"]["std"] == pytest.approx(abs(returns[0] - returns[1]) / 2, abs=0.06)
     assert row["batch_mean"] == record["batch_mean"]
-    assert f"{row['mopo']['mean']:,.1f} ± {row['mopo']['std']:,.1f} (2)" in campaign.markdown(table)
+    assert f"{row['mopo']['mean']:,.1f} ± {row['mopo']['std']:,.1f} (2 seeds)" in campaign.markdown(table)
     (png,) = campaign.plot_curves(tmp_path / "img")
     assert png.read_bytes()[:4] == b"\x89PNG"

@@ -107,9 +107,17 @@ class Campaign:
     def publish(self, run_dir: Path, command: str) -> Path:
         record = self.run_record(run_dir, command)
         self.results.mkdir(parents=True, exist_ok=True)
-        out = self.results / f"{_file_safe(record['dataset'])}__{record['method']}__s{record['seed']}__{_budget(record['steps'])}.json"
+        out = self.published_path(record["dataset"], record["method"], record["seed"], _budget(record["steps"]))
         out.write_text(json.dumps(record, indent=2) + "\n")
         return out
+
+    def published_path(self, dataset: str, method: str, seed: int, budget: str) -> Path:
+        return self.results / f"{_file_safe(dataset)}__{method}__s{seed}__{budget}.json"
+
+    def published_reason(self, point: dict[str, Any], budget: str) -> str | None:
+        """Why a sweep point needs no run: its result at this budget is already published."""
+        path = self.published_path(str(point["dataset"]), self.method_of(str(point["uncertainty"])), int(point["seed"]), budget)
+        return f"published as {path.name}" if path.exists() else None
 
     def records(self) -> list[dict[str, Any]]:
         return [json.loads(p.read_text()) for p in sorted(self.results.glob("*__s*__*.json"))]
@@ -207,6 +215,7 @@ class Campaign:
         parser.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without an API key)")
         parser.add_argument("--table", action="store_true", help="only rebuild table.json and the plots from the published runs")
         parser.add_argument("--markdown", action="store_true", help="print the docs table")
+        parser.add_argument("--rerun", action="store_true", help="also run the grid points whose result at this budget is already published")
         args = parser.parse_args(argv)
         command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         if not args.table:
@@ -217,7 +226,16 @@ class Campaign:
                 print(f"[{self.name}] published {self.publish(Path(summary['run_dir']), command).name}", flush=True)
                 self.build_table()
 
-            run_sweep(spec, Path(args.sweep_dir), workers=args.workers, wandb=args.wandb, say=lambda m: print(f"[{self.name}] {m}", flush=True), on_trial_done=done)
+            budget = _budget(args.steps or stage.steps)
+            run_sweep(
+                spec,
+                Path(args.sweep_dir),
+                workers=args.workers,
+                wandb=args.wandb,
+                say=lambda m: print(f"[{self.name}] {m}", flush=True),
+                on_trial_done=done,
+                skip=None if args.rerun else lambda point: self.published_reason(point, budget),
+            )
         table = self.build_table()
         self.plot_curves(ROOT / "docs" / "img")
         print(self.markdown(table) if args.markdown else json.dumps(table["rows"], indent=1, default=str)[:4000])

@@ -43,3 +43,15 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     assert f"{row['mopo']['mean']:,.1f} ± {row['mopo']['std']:,.1f} (2 seeds)" in campaign.markdown(table)
     (png,) = campaign.plot_curves(tmp_path / "img")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+    # A published result is not run again, even from a fresh sweep directory (another session's)
+    said: list[str] = []
+    assert run_sweep(spec, tmp_path / "fresh-sweep", workers=1, say=said.append,
+                     skip=lambda point: campaign.published_reason(point, _budget_of(record))) == []
+    assert sum("published as" in line for line in said) == 4
+
+
+def _budget_of(record: dict) -> str:
+    from campaign import _budget
+
+    return _budget(record["steps"])

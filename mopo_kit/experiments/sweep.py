@@ -265,6 +265,7 @@ def run_sweep(
     say: Callable[[str], None] = lambda message: None,
     on_trial_done: Callable[[dict[str, Any]], None] | None = None,
     device: str | None = None,
+    skip: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every unfinished trial of ``spec`` into ``sweep_dir/trials``; returns their summaries.
 
@@ -277,6 +278,9 @@ def run_sweep(
 
     ``device`` (default: the spec's ``device`` key, else "auto") is where every trial and shared
     model computes; trials in parallel workers share it.
+
+    ``skip(point)`` returns a reason to leave a grid point out (e.g. a campaign whose result for it
+    is already published, from another machine or an earlier sweep directory), else None.
     """
     if backend not in ("local", "ray"):
         raise MopoKitError(f"unknown sweep backend '{backend}' (choose local or ray)")
@@ -292,6 +296,10 @@ def run_sweep(
     pending: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
     for point in dispatch_order(spec.trials(), workers):
         run_dir = sweep_dir / "trials" / trial_id(point)
+        reason = skip(point) if skip is not None else None
+        if reason:
+            say(f"skip {run_dir.name} ({reason})")
+            continue
         status = trial_status(run_dir, epochs)
         if status == "finished":
             say(f"skip {run_dir.name} (finished)")

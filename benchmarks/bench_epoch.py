@@ -58,12 +58,12 @@ def plain_sb3(data, device="cpu"):
     return model
 
 
-def mopo_sac(data, horizon: int, device="cpu"):
+def mopo_sac(data, horizon: int, device="cpu", cuda_graph: bool = True):
     dynamics = GaussianEnsemble(HALFCHEETAH.obs_dim, HALFCHEETAH.act_dim, device=device)
     step = ModelStep(dynamics, MaxAleatoric(), 1.0, HALFCHEETAH.termination_fn)  # generator on the model's device
     starts = StartStates(data, device=dynamics.device)
     env = PenalizedModelEnv(step, data, horizon, action_space=HALFCHEETAH.make_env().action_space)
-    optimizer = SB3SAC(device=str(dynamics.device))
+    optimizer = SB3SAC(device=str(dynamics.device), cuda_graph=cuda_graph)
     optimizer.setup(env, step, starts, data, horizon)
     return optimizer
 
@@ -90,10 +90,21 @@ def main() -> None:
     ours = mopo_sac(data, horizon, device)
     ours.rollout()  # fill the pool once so batches mix real and model rows
     sb3.train(20, 256)
-    ours.sac.train(20, 256)
+    ours.sac.train(20, 256)  # on CUDA: warm-up and graph capture
+    eager = None
+    if device.type == "cuda":  # the same update without the CUDA graph, for the graph's own gain
+        eager = mopo_sac(data, horizon, device, cuda_graph=False)
+        eager.rollout()
+        eager.sac.train(20, 256)
 
-    sb3_times, our_times = [], []
+    sb3_times, our_times, eager_times = [], [], []
     for _ in range(repeats):
+        if eager is not None:
+            sync(device)
+            t0 = time.perf_counter()
+            eager.sac.train(steps, 256)
+            sync(device)
+            eager_times.append((time.perf_counter() - t0) / steps)
         sync(device)
         t0 = time.perf_counter()
         sb3.train(steps, 256)
@@ -126,6 +137,7 @@ def main() -> None:
         "sb3_plain_steps_per_s": 1 / sb3_step,
         "sac_steps_per_s": 1 / our_step,
         "sac_speedup_vs_sb3_plain": sb3_step / our_step,
+        **({"sac_eager_steps_per_s": 1 / statistics.median(eager_times), "cuda_graph_speedup": statistics.median(eager_times) / our_step} if eager_times else {}),
         "rollout_s": rollout_s,
         "rollout_states": ours.config.rollout_batch_size,
         "rollout_horizon": horizon,

@@ -213,6 +213,7 @@ class Campaign:
         parser.add_argument("--workers", type=int, default=2, help="concurrent trials (default 2: one torch thread each on 2 cores)")
         parser.add_argument("--sweep-dir", default=str(ROOT / "sweeps" / self.name))
         parser.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without an API key)")
+        parser.add_argument("--device", help="where trials and models compute: auto (default), cpu, cuda, cuda:N")
         parser.add_argument("--table", action="store_true", help="only rebuild table.json and the plots from the published runs")
         parser.add_argument("--markdown", action="store_true", help="print the docs table")
         parser.add_argument("--rerun", action="store_true", help="also run the grid points whose result at this budget is already published")
@@ -234,6 +235,7 @@ class Campaign:
                 wandb=args.wandb,
                 say=lambda m: print(f"[{self.name}] {m}", flush=True),
                 on_trial_done=done,
+                device=args.device,
                 skip=None if args.rerun else lambda point: self.published_reason(point, budget),
             )
         table = self.build_table()

@@ -71,6 +71,10 @@ def machine() -> dict[str, Any]:
 
 
 def commit() -> str:
+    """HEAD's sha (+ "-dirty"); ``MOPO_KIT_COMMIT`` names it where the tree has no .git (a copy
+    sent to a GPU machine)."""
+    if os.environ.get("MOPO_KIT_COMMIT"):
+        return os.environ["MOPO_KIT_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()

@@ -77,3 +77,19 @@ def test_mixed_buffer_real_ratio_and_fifo():
     assert not (batch.observations[:, 0] == -1000.0).any()
     state = buffer.pool_state()
     assert state["obs"].shape[0] == 100 and (state["obs"][:, 0] == 1000.0).all()
+
+
+def test_a_train_calls_batches_are_drawn_at_once_with_the_mix_per_row():
+    from gymnasium import spaces
+
+    data = linear_system_dataset(n=300, seed=0)
+    box = lambda n: spaces.Box(-1, 1, (n,), np.float32)  # noqa: E731
+    buffer = MixedReplayBuffer(1, box(data.obs_dim), box(data.act_dim), real_data=data, seed=0)
+    assert (buffer.sample_indices(64, 5) < 300).all(), "an empty pool: every row real"
+    buffer.add_model(*(torch.zeros(100, d) for d in (data.obs_dim, data.act_dim)), torch.zeros(100), torch.zeros(100, data.obs_dim), torch.zeros(100, dtype=torch.bool))
+    idx = buffer.sample_indices(256, 7)
+    assert idx.shape == (7, 256) and (idx[:, :12] < 300).all() and ((idx[:, 12:] >= 300) & (idx[:, 12:] < 400)).all()
+    buffer.generator.manual_seed(5)
+    one = buffer.sample_indices(256, 1)[0]
+    buffer.generator.manual_seed(5)
+    assert torch.equal(buffer.sample(256).observations, buffer.rows_at(one).observations), "sample() is one draw of sample_indices"

@@ -115,13 +115,26 @@ class MixedReplayBuffer(ReplayBuffer):
         )
 
     def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
+        return self.rows_at(self.sample_indices(batch_size, 1)[0])
+
+    def sample_indices(self, batch_size: int, steps: int) -> Tensor:
+        """Row indices of ``steps`` batches, (steps, batch_size), drawn on the buffer's device.
+
+        Each row holds the real rows first, then the model rows (the pool does not change between
+        two rollouts, so a whole ``train()`` call's batches can be drawn at once). With
+        ``steps=1`` the draws are exactly :meth:`sample`'s.
+        """
         n_real = batch_size if self.model_size == 0 else int(batch_size * self.real_ratio)
         n_model = batch_size - n_real
-        real_idx = torch.randint(self.n_real, (n_real,), generator=self.generator, device=self.device)
+        idx = torch.randint(self.n_real, (steps, n_real), generator=self.generator, device=self.device)
         if n_model:
-            model_idx = torch.randint(self.model_size, (n_model,), generator=self.generator, device=self.device).add_(self.n_real)
-            real_idx = torch.cat([real_idx, model_idx])
-        return self._split(self.rows[real_idx])
+            model_idx = torch.randint(self.model_size, (steps, n_model), generator=self.generator, device=self.device).add_(self.n_real)
+            idx = torch.cat([idx, model_idx], dim=1)
+        return idx
+
+    def rows_at(self, idx: Tensor) -> ReplayBufferSamples:
+        """The batch at row indices ``idx`` (a gather from fixed storage: CUDA-graph safe)."""
+        return self._split(self.rows[idx])
 
     # ------------------------------------------------------------------------ checkpointing
     def pool_state(self) -> dict[str, Tensor]:

@@ -18,6 +18,8 @@ The SB3 SAC object, its policy, optimizers, saving and loading are untouched.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from stable_baselines3 import SAC
@@ -109,77 +111,154 @@ class StackedCritics:
             param.grad = grad.t() if slot % 2 == 0 else grad[0]
 
 
+@dataclass
+class _GraphState:
+    """A captured update: the graph, its static inputs/outputs and what it was captured with."""
+
+    graph: torch.cuda.CUDAGraph
+    idx: Tensor  # (batch,) row indices read by the graph; each replay's batch is copied in first
+    sums: Tensor  # (4,) running sums of the logged values, added to by every replay
+    batch_size: int
+    lrs: tuple[float, ...]  # the learning rates baked into the captured optimizer steps
+
+
 class LeanSAC(SAC):
-    """SB3 SAC whose ``train()`` computes SB3's exact update with fewer passes (see module doc)."""
+    """SB3 SAC whose ``train()`` computes SB3's exact update with fewer passes (see module doc).
+
+    On CUDA (``use_cuda_graph``, default True) the whole update — batch gather, the three losses,
+    backward passes, fused-Adam steps and the Polyak update — is captured once in a CUDA graph
+    and replayed: a 256×256 SAC update is ~100 small kernels, and launching them one by one from
+    Python costs more than running them. The batches of a ``train()`` call are drawn at once on
+    the device (:meth:`MixedReplayBuffer.sample_indices`); the noise comes from the default CUDA
+    generator as in eager mode (graph replays advance it like eager kernels do). Needs the
+    :class:`MixedReplayBuffer`; anything else runs eagerly.
+    """
+
+    use_cuda_graph: bool = True
+    WARMUP_STEPS = 3  # eager steps on a side stream before capture (cuBLAS handles, Adam state)
 
     def _excluded_save_params(self) -> list[str]:
-        # the stacked critic views are rebuilt on the first train() after loading
-        return [*super()._excluded_save_params(), "_stacked", "_stacked_target"]
+        # the stacked critic views and the captured graph are rebuilt on the first train() after loading
+        return [*super()._excluded_save_params(), "_stacked", "_stacked_target", "_graph_state"]
+
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        return optimizers
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         if self.use_sde or getattr(self.replay_buffer, "n_steps", 1) != 1 or self.target_update_interval != 1:
             return super().train(gradient_steps, batch_size)  # features the lean path does not cover
         self.policy.set_training_mode(True)
-        optimizers = [self.actor.optimizer, self.critic.optimizer]
-        if self.ent_coef_optimizer is not None:
-            optimizers += [self.ent_coef_optimizer]
-        self._update_learning_rate(optimizers)
-
-        actor, critic = self.actor, self.critic
+        self._update_learning_rate(self._optimizers())
         if not hasattr(self, "_stacked"):
-            self._stacked = StackedCritics(list(critic.q_networks))
+            self._stacked = StackedCritics(list(self.critic.q_networks))
             self._stacked_target = StackedCritics(list(self.critic_target.q_networks))
             if self.ent_coef_optimizer is not None and not self.ent_coef_optimizer.defaults.get("fused"):
                 # SB3 builds α's Adam without the policy's optimizer_kwargs; same update, fused
                 state = self.ent_coef_optimizer.state_dict()
                 self.ent_coef_optimizer = type(self.ent_coef_optimizer)([self.log_ent_coef], **{**self.ent_coef_optimizer.defaults, "fused": True, "foreach": None})
                 self.ent_coef_optimizer.load_state_dict(state)
-        stacked, stacked_target = self._stacked, self._stacked_target
-        features, target_features = critic.features_extractor, self.critic_target.features_extractor
-        logs: dict[str, list[Tensor]] = {"ent_coef": [], "actor_loss": [], "critic_loss": [], "ent_coef_loss": []}
-
-        for _ in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            actions_pi, log_prob = action_log_prob(actor, data.observations)
-            log_prob = log_prob.reshape(-1, 1)
-
-            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                ent_coef = torch.exp(self.log_ent_coef.detach())
-                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
-                self.ent_coef_optimizer.zero_grad()
-                ent_coef_loss.backward()
-                self.ent_coef_optimizer.step()
-                logs["ent_coef_loss"].append(ent_coef_loss.detach())
-            else:
-                ent_coef = self.ent_coef_tensor
-            logs["ent_coef"].append(ent_coef.detach().reshape(()))
-
-            with torch.no_grad():
-                next_actions, next_log_prob = action_log_prob(actor, data.next_observations)
-                next_q = stacked_target.q_values(target_features(data.next_observations), next_actions, "none")
-                next_q = next_q.min(dim=0).values - ent_coef * next_log_prob.reshape(-1, 1)
-                target_q = data.rewards + (1 - data.dones) * self.gamma * next_q
-
-            current_q = stacked.q_values(features(data.observations), data.actions, "grad")
-            critic_loss = 0.5 * (current_q - target_q).square().mean(dim=(1, 2)).sum()
-            critic.optimizer.zero_grad()
-            critic_loss.backward()
-            stacked.publish_grads()
-            critic.optimizer.step()
-            logs["critic_loss"].append(critic_loss.detach())
-
-            q_pi = stacked.q_values(features(data.observations), actions_pi, "input")
-            actor_loss = (ent_coef * log_prob - q_pi.min(dim=0).values).mean()
-            actor.optimizer.zero_grad()
-            actor_loss.backward()
-            actor.optimizer.step()
-            logs["actor_loss"].append(actor_loss.detach())
-
-            with torch.no_grad():
-                torch._foreach_lerp_(stacked_target.tensors(), stacked.tensors(), self.tau)
-
+        if self._graphable():
+            sums = self._train_graphed(gradient_steps, batch_size)
+        else:
+            self._set_capturable(False)
+            sums = torch.zeros(4, device=self.device)
+            for _ in range(gradient_steps):
+                sums += self._update(self.replay_buffer.sample(batch_size, env=self._vec_normalize_env))  # type: ignore[union-attr]
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        for key, values in logs.items():
-            if values:
-                self.logger.record(f"train/{key}", float(torch.stack(values).mean()))
+        means = (sums / max(gradient_steps, 1)).tolist()  # the one host sync of the call
+        for key, value in zip(("ent_coef", "actor_loss", "critic_loss", "ent_coef_loss"), means):
+            if key != "ent_coef_loss" or self.ent_coef_optimizer is not None:
+                self.logger.record(f"train/{key}", value)
+
+    # ------------------------------------------------------------------------- one update
+    def _update(self, data: Any) -> Tensor:
+        """One SAC update from a batch; returns (ent_coef, actor_loss, critic_loss, ent_coef_loss)."""
+        actor, critic, stacked, stacked_target = self.actor, self.critic, self._stacked, self._stacked_target
+        features, target_features = critic.features_extractor, self.critic_target.features_extractor
+        actions_pi, log_prob = action_log_prob(actor, data.observations)
+        log_prob = log_prob.reshape(-1, 1)
+
+        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+            ent_coef = torch.exp(self.log_ent_coef.detach())
+            ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+        else:
+            ent_coef = self.ent_coef_tensor
+            ent_coef_loss = torch.zeros((), device=log_prob.device)
+
+        with torch.no_grad():
+            next_actions, next_log_prob = action_log_prob(actor, data.next_observations)
+            next_q = stacked_target.q_values(target_features(data.next_observations), next_actions, "none")
+            next_q = next_q.min(dim=0).values - ent_coef * next_log_prob.reshape(-1, 1)
+            target_q = data.rewards + (1 - data.dones) * self.gamma * next_q
+
+        current_q = stacked.q_values(features(data.observations), data.actions, "grad")
+        critic_loss = 0.5 * (current_q - target_q).square().mean(dim=(1, 2)).sum()
+        critic.optimizer.zero_grad()
+        critic_loss.backward()
+        stacked.publish_grads()
+        critic.optimizer.step()
+
+        q_pi = stacked.q_values(features(data.observations), actions_pi, "input")
+        actor_loss = (ent_coef * log_prob - q_pi.min(dim=0).values).mean()
+        actor.optimizer.zero_grad()
+        actor_loss.backward()
+        actor.optimizer.step()
+
+        with torch.no_grad():
+            torch._foreach_lerp_(stacked_target.tensors(), stacked.tensors(), self.tau)
+            return torch.stack([ent_coef.detach().reshape(()), actor_loss.detach(), critic_loss.detach(), ent_coef_loss.detach()])
+
+    # ------------------------------------------------------------------------- CUDA graph
+    def _graphable(self) -> bool:
+        from mopo_kit.policy.buffer import MixedReplayBuffer
+
+        return bool(self.use_cuda_graph) and self.device.type == "cuda" and isinstance(self.replay_buffer, MixedReplayBuffer)
+
+    def _set_capturable(self, flag: bool) -> None:
+        """Adam's ``capturable`` (step counts read on the device): required inside a graph; off on
+        the eager path so that a checkpoint from a graphed CUDA run steps on a CPU as before."""
+        for optimizer in self._optimizers():
+            for group in optimizer.param_groups:
+                group["capturable"] = flag
+
+    def _train_graphed(self, gradient_steps: int, batch_size: int) -> Tensor:
+        buffer = self.replay_buffer
+        draws = buffer.sample_indices(batch_size, gradient_steps)  # type: ignore[union-attr]
+        lrs = tuple(float(g["lr"]) for o in self._optimizers() for g in o.param_groups)
+        state: _GraphState | None = getattr(self, "_graph_state", None)
+        if state is not None and (state.batch_size != batch_size or state.lrs != lrs):
+            state = self._graph_state = None  # a new batch size or learning rate: capture again
+        first = 0
+        if state is None:
+            self._set_capturable(True)
+            warmup = min(self.WARMUP_STEPS, gradient_steps)
+            sums = torch.zeros(4, device=self.device)
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for i in range(warmup):
+                    sums += self._update(buffer.rows_at(draws[i]))  # type: ignore[union-attr]
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            first = warmup
+            if first == gradient_steps:
+                return sums
+            static_idx = draws[first].clone()
+            static_sums = sums.clone()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_sums.add_(self._update(buffer.rows_at(static_idx)))  # type: ignore[union-attr]
+            state = self._graph_state = _GraphState(graph, static_idx, static_sums, batch_size, lrs)
+            state.sums.copy_(sums)  # capture records the additions, it does not run them
+        else:
+            state.sums.zero_()
+        for i in range(first, gradient_steps):
+            state.idx.copy_(draws[i])
+            state.graph.replay()
+        return state.sums.clone()

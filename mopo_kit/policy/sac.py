@@ -50,6 +50,7 @@ class SACConfig:
     retain_rollouts: int = 5
     lean_train: bool = True
     fused_adam: bool = True
+    cuda_graph: bool = True  # on CUDA, capture LeanSAC's update in a CUDA graph (see lean_sac.py)
     seed: int = 0
     device: str = "auto"  # SB3's device: "auto", "cpu", "cuda", "cuda:N" (MOPO passes its config's)
 
@@ -137,6 +138,8 @@ class SB3SAC:
             device=resolve_device(cfg.device),
         )
         self.sac.set_logger(configure(None, []))
+        if isinstance(self.sac, LeanSAC):
+            self.sac.use_cuda_graph = cfg.cuda_graph
         space = env.action_space
         self.device = self.sac.device
         self._act_low = torch.as_tensor(space.low, dtype=torch.float32, device=self.device)
@@ -256,6 +259,7 @@ class SB3SAC:
             self.sac.log_ent_coef.copy_(loaded.log_ent_coef)
         self.sac.ent_coef_optimizer.load_state_dict(loaded.ent_coef_optimizer.state_dict())
         self.sac._n_updates = loaded._n_updates
+        self.sac.__dict__.pop("_graph_state", None)  # captured over the optimizer state just replaced
         # to the CPU: RNG states must be CPU byte tensors, and the pool is copied into the buffer's
         # device rows by load_pool_state (a checkpoint from a CUDA run loads on a CPU-only machine)
         extra = torch.load(path / "state.pt", map_location="cpu", weights_only=True)

@@ -10,7 +10,7 @@
 # next step still runs; the script exits non-zero if any step failed.
 # Usage: OUT=/some/dir bash benchmarks/device_check.sh [STEP...]   (from the repository root)
 #   STEP: pytest-cuda bench-epoch bench-dynamics bench-collect (default: all four; each has its own
-#   timeout, together at most 10 minutes, typically 4-6).
+#   timeout, together at most 5.5 minutes, typically 3-4).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ PY="${PYTHON:-.venv/bin/python}"
 OUT="${OUT:-benchmarks/results/device}"
 mkdir -p "$OUT"
 STATUS="$OUT/device_check_status.txt"
-: > "$STATUS"
+echo "--- device_check $(date -u +%FT%TZ): ${*:-all steps}" >> "$STATUS"
 
 GPU="$("$PY" -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no-gpu")' 2>/dev/null || echo unknown)"
 TAG="$(printf '%s' "$GPU" | tr -cs 'A-Za-z0-9' '-' | sed 's/^-*//; s/-*$//')"
@@ -41,10 +41,10 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run, log to $OUT/NAME-$TAG.log, reco
 export MOPO_KIT_QUIET=1
 WANT="${*:-pytest-cuda bench-epoch bench-dynamics bench-collect}"
 wanted() { case " $WANT " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-wanted pytest-cuda && step pytest-cuda 150 "$PY" -m pytest -m cuda -q tests/test_cuda.py
-wanted bench-epoch && step bench-epoch 210 "$PY" benchmarks/bench_epoch.py --device cuda --quick --threads "$(nproc)" --out "$OUT/epoch-$TAG.json"
-wanted bench-dynamics && step bench-dynamics 120 "$PY" benchmarks/bench_dynamics.py --device cuda --quick --threads "$(nproc)" --out "$OUT/dynamics-$TAG.json"
-wanted bench-collect && step bench-collect 120 "$PY" benchmarks/bench_collect.py halfcheetah hopper --steps 20000 --workers "$(nproc)" --out "$OUT/collect-$(nproc)cores-$TAG.json"
+wanted pytest-cuda && step pytest-cuda 120 "$PY" -m pytest -m cuda -q tests/test_cuda.py
+wanted bench-epoch && step bench-epoch 150 "$PY" benchmarks/bench_epoch.py --device cuda --quick --threads "$(nproc)" --out "$OUT/epoch-$TAG.json"
+wanted bench-dynamics && step bench-dynamics 100 "$PY" benchmarks/bench_dynamics.py --device cuda --quick --threads "$(nproc)" --out "$OUT/dynamics-$TAG.json"
+wanted bench-collect && step bench-collect 60 "$PY" benchmarks/bench_collect.py halfcheetah hopper --steps 20000 --workers "$(nproc)" --out "$OUT/collect-$(nproc)cores-$TAG.json"
 
 echo "done: failed=$failed" | tee -a "$STATUS"
 exit "$failed"

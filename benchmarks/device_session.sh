@@ -27,7 +27,7 @@ mode="${1:-check}"
 shift || true
 case "$mode" in
 check)
-    bash benchmarks/device_check.sh
+    bash benchmarks/device_check.sh pytest-cuda bench-epoch bench-dynamics
     rc=$?
     # end to end on the GPU: collect a dataset, fit MOPO's ensemble (capped), 5 epochs of MOPO
     # at full size (50k × h rollouts, 1,000 updates per epoch) with a 10-episode evaluation each
@@ -39,6 +39,8 @@ check)
     echo "e2e train --device cuda: rc=$e2e ($(( $(date +%s) - start )) s)" | tee -a "$OUT/device_check_status.txt"
     tail -n 15 "$OUT/e2e.log"
     [ -f /tmp/e2e-run/metrics.jsonl ] && cp /tmp/e2e-run/metrics.jsonl "$OUT/e2e-metrics.jsonl"
+    OUT="$OUT" bash benchmarks/device_check.sh bench-collect > /dev/null 2>&1 || rc=1
+    cat "$OUT/device_check_status.txt"
     exit $(( rc | e2e ))
     ;;
 runs)

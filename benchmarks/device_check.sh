@@ -18,6 +18,8 @@ PY="${PYTHON:-.venv/bin/python}"
 [ -x "$PY" ] || PY=python
 OUT="${OUT:-benchmarks/results/device}"
 mkdir -p "$OUT"
+LOGS="${LOGS:-$OUT}"  # step logs (device_session.sh keeps them apart: $OUT returns at most 8 files)
+mkdir -p "$LOGS"
 STATUS="$OUT/device_check_status.txt"
 echo "--- device_check $(date -u +%FT%TZ): ${*:-all steps}" >> "$STATUS"
 
@@ -32,10 +34,10 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run, log to $OUT/NAME-$TAG.log, reco
     shift 2
     local start rc=0
     start=$(date +%s)
-    timeout "$limit" "$@" > "$OUT/$name-$TAG.log" 2>&1 || rc=$?
+    timeout "$limit" "$@" > "$LOGS/$name-$TAG.log" 2>&1 || rc=$?
     echo "$name: rc=$rc ($(( $(date +%s) - start )) s)" | tee -a "$STATUS"
     [ "$rc" -eq 0 ] || failed=1
-    tail -n 5 "$OUT/$name-$TAG.log" || true
+    tail -n 5 "$LOGS/$name-$TAG.log" || true
 }
 
 export MOPO_KIT_QUIET=1

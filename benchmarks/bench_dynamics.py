@@ -145,6 +145,11 @@ def bench_estimators(repeats: int) -> dict[str, dict[str, float]]:
     return results
 
 
+def median_time_on(fn, repeats: int, inner: int, warmup: int = 2) -> float:
+    """:func:`common.median_time` on the benchmark's device (GPU work waited for)."""
+    return median_time(fn, repeats, inner, warmup, device=DEVICE)
+
+
 def bench_fit_epoch(rows: int = 200_000, epochs: int = 3) -> dict:
     """Seconds per epoch of ``GaussianEnsemble.fit`` on ``rows`` halfcheetah-sized transitions
     (MOPO's ensemble, batch 256, holdout evaluation included; median of ``epochs`` epochs)."""

@@ -2,6 +2,7 @@
 # One call on the lent GPU machine (the library's `device` tool): set up, then the checks or runs.
 #
 #   bash benchmarks/device_session.sh check          # device_check.sh + an end-to-end `mopo-kit train --device cuda`
+#   bash benchmarks/device_session.sh steps STEP...  # only these steps of device_check.sh
 #   bash benchmarks/device_session.sh runs ARGS...   # d4rl_table.py ARGS --device cuda, results packed into $OUT
 #
 # That machine has Python 3.12 with torch (CUDA), numpy, gpytorch, pluggy, h5py, scipy and
@@ -46,6 +47,9 @@ check)
     OUT="$OUT" bash benchmarks/device_check.sh bench-collect > /dev/null 2>&1 || rc=1
     cat "$OUT/device_check_status.txt"
     exit $(( rc | e2e ))
+    ;;
+steps)
+    bash benchmarks/device_check.sh "$@"
     ;;
 runs)
     # finished runs are published one by one as they end; whatever finished comes back

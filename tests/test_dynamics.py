@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mopo_kit.dynamics.fused import FusedTrainer, predict_chunked
+from mopo_kit.dynamics.fused import FusedTrainer, predict_batched, predict_chunked
 from mopo_kit.dynamics.gaussian_ensemble import EnsembleConfig, GaussianEnsemble, TrainingDivergedError
 from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
 
@@ -43,6 +43,10 @@ def test_chunked_prediction_equals_the_batched_forward():
     with torch.no_grad():
         shared_mean, _ = model.net(x)  # the shared-input first-layer path
     assert torch.allclose(shared_mean, ref_mean, atol=1e-5)
+    for chunk in (1000, 384):  # the GPU path (one batched pass per chunk of rows) gives the same
+        b_mean, b_var = predict_batched(model.net, x, chunk=chunk)
+        assert b_mean.shape == (3, 1000, 5) and b_mean.is_contiguous()
+        assert torch.allclose(b_mean, ref_mean, atol=1e-5) and torch.allclose(b_var, ref_logvar.exp(), rtol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 
 from mopo_kit.errors import MopoKitError
 from mopo_kit.mopo import _read_jsonl, recover_checkpoint
-from mopo_kit.experiments.sweep import SweepSpec, dispatch_order, run_sweep, trial_id, trial_status
+from mopo_kit.experiments.sweep import SweepSpec, dispatch_order, plan_trials, run_sweep, trial_id, trial_status
 from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
 
 
@@ -21,6 +21,15 @@ def test_dispatch_order_starts_concurrent_workers_on_different_models_seed_major
     assert [o[2] for o in order[8:]] == [1] * 4
     assert sorted(order) == sorted((p["dataset"], p["uncertainty"], p["seed"]) for p in points)
     assert [(p["dataset"], p["uncertainty"]) for p in dispatch_order(points, workers=1)][:2] == [("a", "mopo"), ("a", "mbpo")]
+
+
+def test_points_left_out_before_ordering_so_workers_still_start_on_different_models(tmp_path):
+    """a/mopo/s0 already published: the two workers start on a0 (mbpo) and b0, not both on a0's model."""
+    spec = SweepSpec(name="t", grid={"dataset": ["a", "b"], "uncertainty": ["mopo", "mbpo"], "seed": [0]}, base={"epochs": 2})
+    said: list[str] = []
+    plan = plan_trials(spec, tmp_path, workers=2, skip=lambda p: "published" if (p["dataset"], p["uncertainty"]) == ("a", "mopo") else None, say=said.append)
+    assert [(p["dataset"], p["uncertainty"], status) for p, status in plan] == [("a", "mbpo", "new"), ("b", "mopo", "new"), ("b", "mbpo", "new")]
+    assert said == ["skip a__mopo__s0 (published)"]
 
 
 def test_a_finished_trial_is_extended_to_a_larger_budget(hopper_file, tmp_path):  # noqa: F811

@@ -32,7 +32,7 @@ from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.device import check_device_spec, resolve_device
 from mopo_kit.dynamics.base import EpochCallback, EpochStats, FitReport
 from mopo_kit.dynamics.ensemble_net import EnsembleNet
-from mopo_kit.dynamics.fused import FusedTrainer, predict_chunked
+from mopo_kit.dynamics.fused import FusedTrainer, predict_batched, predict_chunked
 from mopo_kit.dynamics.scaler import StandardScaler
 from mopo_kit.errors import MopoKitError
 from mopo_kit.fileio import atomic_write_bytes
@@ -310,7 +310,10 @@ class GaussianEnsemble:
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         act = torch.as_tensor(act, dtype=torch.float32, device=self.device)
         x = self.scaler(torch.cat([obs, act], dim=-1))
-        mean, var = predict_chunked(self.net, x, self.config.predict_chunk)
+        if x.is_cuda:  # launch-bound there: one batched pass instead of the cache-sized loop
+            mean, var = predict_batched(self.net, x)
+        else:
+            mean, var = predict_chunked(self.net, x, self.config.predict_chunk)
         mean[..., : self.obs_dim] += obs
         return EnsemblePrediction(mean=mean, var=var, elites=self.elites.clone())
 

@@ -189,6 +189,37 @@ def dispatch_order(points: list[dict[str, Any]], workers: int) -> list[dict[str,
     return result
 
 
+def plan_trials(
+    spec: SweepSpec,
+    sweep_dir: Path,
+    workers: int,
+    skip: Callable[[dict[str, Any]], str | None] | None = None,
+    say: Callable[[str], None] = lambda message: None,
+) -> list[tuple[dict[str, Any], str]]:
+    """The grid points that need a run, with their :func:`trial_status`, in dispatch order.
+
+    Ordered *after* leaving out what needs no run (finished here, or ``skip``ped), so that
+    concurrent workers still start on different shared models.
+    """
+    epochs = int(spec.base.get("epochs", 1000))
+    to_run: list[dict[str, Any]] = []
+    statuses: dict[str, str] = {}
+    for point in spec.trials():
+        run_dir = sweep_dir / "trials" / trial_id(point)
+        reason = skip(point) if skip is not None else None
+        status = "finished" if reason else trial_status(run_dir, epochs)
+        if status == "finished":
+            say(f"skip {run_dir.name} ({reason or 'finished'})")
+        else:
+            to_run.append(point)
+            statuses[run_dir.name] = status
+    ordered = dispatch_order(to_run, workers)
+    for point in ordered:
+        if statuses[trial_id(point)] == "extend":
+            say(f"extend {trial_id(point)} to {epochs} epochs")
+    return [(point, statuses[trial_id(point)]) for point in ordered]
+
+
 def trial_status(run_dir: Path, epochs: int) -> str:
     """``finished``, ``extend`` (finished at fewer epochs than asked), ``resume`` or ``new``."""
     from mopo_kit.mopo import recover_checkpoint
@@ -292,20 +323,9 @@ def run_sweep(
     cores = os.cpu_count() or 1
     workers = max(1, min(workers or cores, cores))
     threads = max(1, cores // workers)
-    epochs = int(spec.base.get("epochs", 1000))
     pending: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
-    for point in dispatch_order(spec.trials(), workers):
+    for point, _status in plan_trials(spec, sweep_dir, workers, skip, say):
         run_dir = sweep_dir / "trials" / trial_id(point)
-        reason = skip(point) if skip is not None else None
-        if reason:
-            say(f"skip {run_dir.name} ({reason})")
-            continue
-        status = trial_status(run_dir, epochs)
-        if status == "finished":
-            say(f"skip {run_dir.name} (finished)")
-            continue
-        if status == "extend":
-            say(f"extend {run_dir.name} to {epochs} epochs")
         config, job = _trial_config(spec, sweep_dir, point, wandb), model_job(spec, sweep_dir, point)
         if device is not None:
             config["device"] = device

@@ -211,6 +211,7 @@ class Campaign:
         parser.add_argument("--seeds", nargs="+", type=int, default=list(self.seeds))
         parser.add_argument("--steps", type=int, help="gradient steps per run (default: the stage's)")
         parser.add_argument("--workers", type=int, default=2, help="concurrent trials (default 2: one torch thread each on 2 cores)")
+        parser.add_argument("--threads", type=int, help="torch threads per trial (default: cores / workers; 1 when two campaigns share 2 cores)")
         parser.add_argument("--sweep-dir", default=str(ROOT / "sweeps" / self.name))
         parser.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without an API key)")
         parser.add_argument("--device", help="where trials and models compute: auto (default), cpu, cuda, cuda:N")
@@ -236,6 +237,7 @@ class Campaign:
                 say=lambda m: print(f"[{self.name}] {m}", flush=True),
                 on_trial_done=done,
                 device=args.device,
+                threads=args.threads,
                 skip=None if args.rerun else lambda point: self.published_reason(point, budget),
             )
         table = self.build_table()

@@ -77,7 +77,8 @@ def test_a_failing_trial_is_reported_in_one_line_and_the_others_finish(hopper_fi
     spec = SweepSpec(name="partial", grid={"dataset": [str(hopper_file), str(missing)], "uncertainty": ["zero"], "seed": [0]}, base=base, dynamics=TINY["dynamics"]["params"])
     said: list[str] = []
     with pytest.raises(MopoKitError, match=r"1 of 2 trial\(s\) failed, the others finished; first: gone__zero__s0: .*gone.hdf5"):
-        run_sweep(spec, tmp_path / "sweep", workers=1, say=said.append)
+        run_sweep(spec, tmp_path / "sweep", workers=1, threads=1, say=said.append)
+    assert "2 trial(s) to run on 1 worker(s) × 1 thread(s) (local)" in said  # threads set, not cores / workers
     good = tmp_path / "sweep" / "trials" / trial_id(spec.trials()[0])
     assert json.loads((good / "results.json").read_text())["gradient_steps"] == TINY["steps_per_epoch"]
     assert [line for line in said if line.startswith("failed ")] == [next(line for line in said if line.startswith("failed gone__zero__s0: "))]

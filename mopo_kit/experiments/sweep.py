@@ -297,6 +297,7 @@ def run_sweep(
     on_trial_done: Callable[[dict[str, Any]], None] | None = None,
     device: str | None = None,
     skip: Callable[[dict[str, Any]], str | None] | None = None,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run every unfinished trial of ``spec`` into ``sweep_dir/trials``; returns their summaries.
 
@@ -310,6 +311,9 @@ def run_sweep(
     ``device`` (default: the spec's ``device`` key, else "auto") is where every trial and shared
     model computes; trials in parallel workers share it.
 
+    ``threads``: torch threads per trial (default: cores / workers; set it when other work shares
+    the machine, e.g. two campaigns with one worker each on 2 cores).
+
     ``skip(point)`` returns a reason to leave a grid point out (e.g. a campaign whose result for it
     is already published, from another machine or an earlier sweep directory), else None.
     """
@@ -322,7 +326,7 @@ def run_sweep(
         os.environ.setdefault("WANDB_DIR", str(sweep_dir))
     cores = os.cpu_count() or 1
     workers = max(1, min(workers or cores, cores))
-    threads = max(1, cores // workers)
+    threads = max(1, threads or cores // workers)
     pending: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
     for point, _status in plan_trials(spec, sweep_dir, workers, skip, say):
         run_dir = sweep_dir / "trials" / trial_id(point)

@@ -10,7 +10,9 @@ losses and every parameter after an update match SB3's to float tolerance):
   instead of a Python loop over 12 parameters;
 * the squashed-Gaussian sample and log-probability are computed without torch.distributions
   objects (same operations, same random draw);
-* losses are kept as tensors and turned into logged numbers once per ``train()`` call.
+* losses are summed on the device and turned into logged numbers once per ``train()`` call;
+* on CUDA the whole update is captured once in a CUDA graph and replayed (see :class:`LeanSAC`;
+  ``tests/test_cuda.py`` checks graphed = eager updates).
 
 The SB3 SAC object, its policy, optimizers, saving and loading are untouched.
 """

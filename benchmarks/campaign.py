@@ -126,7 +126,14 @@ class Campaign:
     def build_table(self) -> dict[str, Any]:
         """table.json: per dataset × budget, each method's mean ± std over seeds beside the paper's."""
         cells: dict[tuple[str, int], dict[str, Any]] = {}
-        records = self.records()
+        records = [r for r in self.records() if r["seed"] in self.seeds]
+        # runs on other seeds chose or checked a setting (e.g. ood_table.py's stage 0, seed 3):
+        # listed apart, never averaged into a reported cell
+        checks = [
+            {k: r.get(k) for k in ("dataset", "method", "seed", "steps", "horizon", "lam", "return_last", "return_best", "mean_penalty_last_epoch")}
+            for r in self.records()
+            if r["seed"] not in self.seeds
+        ]
         for rec in records:
             cell = cells.setdefault((rec["dataset"], rec["steps"]), {"batch_mean": rec["batch_mean"], "batch_max": rec["batch_max"], "runs": {}})
             cell["runs"].setdefault(rec["method"], []).append(rec)
@@ -140,7 +147,7 @@ class Campaign:
             if dataset in self.paper:
                 row["paper"] = self.paper[dataset]
             rows.append(row)
-        table = {"rows": rows, "runs": len(records), "note": "return_last: mean of 10 deterministic episodes after the last epoch; mean ± population std over seeds"}
+        table = {"rows": rows, "runs": len(records), "setting_checks": checks, "note": "return_last: mean of 10 deterministic episodes after the last epoch; mean ± population std over seeds"}
         self.results.mkdir(parents=True, exist_ok=True)
         (self.results / "table.json").write_text(json.dumps(table, indent=2) + "\n")
         return table
@@ -175,6 +182,8 @@ class Campaign:
 
         newest: dict[tuple[str, str, int], dict[str, Any]] = {}
         for rec in self.records():  # a run extended to more steps supersedes its shorter record
+            if rec["seed"] not in self.seeds:
+                continue  # a setting check, not a reported run
             key = (rec["dataset"], rec["method"], rec["seed"])
             if key not in newest or rec["steps"] > newest[key]["steps"]:
                 newest[key] = rec

@@ -44,6 +44,13 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     (png,) = campaign.plot_curves(tmp_path / "img")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
+    # A run on a seed outside the campaign's (a setting check) is listed apart, not averaged in
+    check = {**record, "seed": 7, "return_last": 1e6}
+    campaign.published_path(check["dataset"], check["method"], 7, _budget_of(check)).write_text(json.dumps(check))
+    again = campaign.build_table()
+    assert again["rows"] == table["rows"] and again["runs"] == 4
+    assert [(c["seed"], c["return_last"]) for c in again["setting_checks"]] == [(7, 1e6)]
+
     # A published result is not run again, even from a fresh sweep directory (another session's)
     said: list[str] = []
     assert run_sweep(spec, tmp_path / "fresh-sweep", workers=1, say=said.append,

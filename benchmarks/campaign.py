@@ -126,12 +126,13 @@ class Campaign:
     def build_table(self) -> dict[str, Any]:
         """table.json: per dataset × budget, each method's mean ± std over seeds beside the paper's."""
         cells: dict[tuple[str, int], dict[str, Any]] = {}
-        records = [r for r in self.records() if r["seed"] in self.seeds]
+        everything = self.records()
+        records = [r for r in everything if r["seed"] in self.seeds]
         # runs on other seeds chose or checked a setting (e.g. ood_table.py's stage 0, seed 3):
         # listed apart, never averaged into a reported cell
         checks = [
             {k: r.get(k) for k in ("dataset", "method", "seed", "steps", "horizon", "lam", "return_last", "return_best", "mean_penalty_last_epoch")}
-            for r in self.records()
+            for r in everything
             if r["seed"] not in self.seeds
         ]
         for rec in records:

@@ -252,12 +252,10 @@ class LeanSAC(SAC):
             if first == gradient_steps:
                 return sums
             static_idx = draws[first].clone()
-            static_sums = sums.clone()
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_sums.add_(self._update(buffer.rows_at(static_idx)))  # type: ignore[union-attr]
-            state = self._graph_state = _GraphState(graph, static_idx, static_sums, batch_size, lrs)
-            state.sums.copy_(sums)  # capture records the additions, it does not run them
+            with torch.cuda.graph(graph):  # records the update into ``sums``; runs nothing yet
+                sums.add_(self._update(buffer.rows_at(static_idx)))  # type: ignore[union-attr]
+            state = self._graph_state = _GraphState(graph, static_idx, sums, batch_size, lrs)
         else:
             state.sums.zero_()
         for i in range(first, gradient_steps):

@@ -119,6 +119,45 @@ class Campaign:
         path = self.published_path(str(point["dataset"]), self.method_of(str(point["uncertainty"])), int(point["seed"]), budget)
         return f"published as {path.name}" if path.exists() else None
 
+    def status(self, spec: SweepSpec, sweep_dir: Path, budget: str) -> list[dict[str, Any]]:
+        """Where each grid point stands, read-only (safe while the campaign runs in the background).
+
+        ``published`` (its JSON exists at this budget), ``finished`` (done here but not yet
+        published: the next run of the campaign publishes it), ``started`` (a trial directory with
+        ``epoch`` of ``epochs`` done, in progress or killed; a resume restarts from
+        ``checkpoint_epoch``, and a run finished at a smaller budget is extended from there), or
+        ``waiting``; ``model`` says whether its shared dynamics model is fitted in ``sweep_dir``.
+        """
+        from mopo_kit.dynamics.storage import is_dynamics_dir
+        from mopo_kit.experiments.sweep import model_job, trial_id
+
+        epochs = int(spec.base["epochs"])
+        rows = []
+        for point in spec.trials():
+            run_dir = sweep_dir / "trials" / trial_id(point)
+            row: dict[str, Any] = {
+                "trial": trial_id(point),
+                "model": is_dynamics_dir(Path(model_job(spec, sweep_dir, point)["target"])),
+                "epochs": epochs,
+            }
+            if self.published_reason(point, budget):
+                row["state"] = "published"
+            elif (run_dir / "metrics.jsonl").exists():
+                lines = [line for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+                progress = run_dir / "checkpoint" / "progress.json"
+                row["epoch"] = json.loads(lines[-1]).get("epoch", len(lines)) if lines else 0
+                row["checkpoint_epoch"] = json.loads(progress.read_text()).get("epoch", 0) if progress.exists() else 0
+                row["state"] = "finished" if _finished_epochs(run_dir) >= epochs else "started"
+            else:
+                row["state"] = "waiting"
+            rows.append(row)
+        return rows
+
+    def publish_finished(self, spec: SweepSpec, sweep_dir: Path, budget: str, command: str) -> list[Path]:
+        """Publish the trials that finished here but were not published (a kill fell in between)."""
+        rows = self.status(spec, sweep_dir, budget)
+        return [self.publish(sweep_dir / "trials" / row["trial"], command) for row in rows if row["state"] == "finished"]
+
     def records(self) -> list[dict[str, Any]]:
         return [json.loads(p.read_text()) for p in sorted(self.results.glob("*__s*__*.json"))]
 
@@ -227,8 +266,20 @@ class Campaign:
         parser.add_argument("--device", help="where trials and models compute: auto (default), cpu, cuda, cuda:N")
         parser.add_argument("--table", action="store_true", help="only rebuild table.json and the plots from the published runs")
         parser.add_argument("--markdown", action="store_true", help="print the docs table")
+        parser.add_argument("--status", action="store_true", help="only say where each run of the selection stands (published, in progress, waiting); read-only")
         parser.add_argument("--rerun", action="store_true", help="also run the grid points whose result at this budget is already published")
         args = parser.parse_args(argv)
+        if args.status:
+            stage = self.stages[args.stage]
+            steps = args.steps or stage.steps
+            spec = self.sweep_spec(args.cell or list(stage.cells), args.methods, args.seeds, steps)
+            rows = self.status(spec, Path(args.sweep_dir), _budget(steps))
+            for row in rows:
+                progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
+                print(f"{row['state']:9} {row['trial']}{progress}  model {'fitted' if row['model'] else '-'}")
+            counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
+            print(f"[{self.name}] stage {args.stage} at {_budget(steps)}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
+            return 0
         command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         if not args.table:
             stage = self.stages[args.stage]
@@ -239,6 +290,8 @@ class Campaign:
                 self.build_table()
 
             budget = _budget(args.steps or stage.steps)
+            for path in self.publish_finished(spec, Path(args.sweep_dir), budget, command):
+                print(f"[{self.name}] published {path.name}", flush=True)
             run_sweep(
                 spec,
                 Path(args.sweep_dir),
@@ -254,6 +307,12 @@ class Campaign:
         self.plot_curves(ROOT / "docs" / "img")
         print(self.markdown(table) if args.markdown else json.dumps(table["rows"], indent=1, default=str)[:4000])
         return 0
+
+
+def _finished_epochs(run_dir: Path) -> int:
+    """Epochs of the run's last finished training (0 if it never finished)."""
+    results = run_dir / "results.json"
+    return int(json.loads(results.read_text()).get("epochs", 0)) if results.exists() else 0
 
 
 def _dataset_summary(dataset: str) -> tuple[float, float]:

@@ -51,6 +51,19 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     assert again["rows"] == table["rows"] and again["runs"] == 4
     assert [(c["seed"], c["return_last"]) for c in again["setting_checks"]] == [(7, 1e6)]
 
+    # Where each run stands, read-only: a finished run whose JSON was lost is published again
+    assert [r["state"] for r in campaign.status(spec, tmp_path / "sweep", _budget_of(record))] == ["published"] * 4
+    published[0].unlink()
+    states = campaign.status(spec, tmp_path / "sweep", _budget_of(record))
+    assert [r["state"] for r in states].count("finished") == 1 and all(r["model"] for r in states)
+    assert campaign.publish_finished(spec, tmp_path / "sweep", _budget_of(record), "toy") == [published[0]]
+    assert json.loads(published[0].read_text())["return_last"] == record["return_last"]
+    longer = SweepSpec(name="toy", grid=spec.grid, base={**base, "epochs": 3}, dynamics=spec.dynamics)
+    extend = campaign.status(longer, tmp_path / "sweep", "other-budget")
+    assert {(r["state"], r["epoch"], r["epochs"]) for r in extend} == {("started", 2, 3)}
+    fresh = campaign.status(spec, tmp_path / "other-sweep", "1000k")
+    assert {r["state"] for r in fresh} == {"waiting"} and not any(r["model"] for r in fresh)
+
     # A published result is not run again, even from a fresh sweep directory (another session's)
     said: list[str] = []
     assert run_sweep(spec, tmp_path / "fresh-sweep", workers=1, say=said.append,

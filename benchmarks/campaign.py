@@ -126,9 +126,9 @@ class Campaign:
         published: the next run of the campaign publishes it), ``started`` (a trial directory with
         ``epoch`` of ``epochs`` done, in progress or killed; a resume restarts from
         ``checkpoint_epoch``, and a run finished at a smaller budget is extended from there), or
-        ``waiting``; ``model`` says whether its shared dynamics model is fitted in ``sweep_dir``.
+        ``waiting``; ``model`` says whether its shared dynamics model in ``sweep_dir`` is
+        ``fitted``, ``fitting`` (a process holds its fit lock) or ``missing``.
         """
-        from mopo_kit.dynamics.storage import is_dynamics_dir
         from mopo_kit.experiments.sweep import model_job, trial_id
 
         epochs = int(spec.base["epochs"])
@@ -137,7 +137,7 @@ class Campaign:
             run_dir = sweep_dir / "trials" / trial_id(point)
             row: dict[str, Any] = {
                 "trial": trial_id(point),
-                "model": is_dynamics_dir(Path(model_job(spec, sweep_dir, point)["target"])),
+                "model": _model_state(Path(model_job(spec, sweep_dir, point)["target"])),
                 "epochs": epochs,
             }
             if self.published_reason(point, budget):
@@ -276,7 +276,7 @@ class Campaign:
             rows = self.status(spec, Path(args.sweep_dir), _budget(steps))
             for row in rows:
                 progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
-                print(f"{row['state']:9} {row['trial']}{progress}  model {'fitted' if row['model'] else '-'}")
+                print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}")
             counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
             print(f"[{self.name}] stage {args.stage} at {_budget(steps)}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
             return 0
@@ -307,6 +307,26 @@ class Campaign:
         self.plot_curves(ROOT / "docs" / "img")
         print(self.markdown(table) if args.markdown else json.dumps(table["rows"], indent=1, default=str)[:4000])
         return 0
+
+
+def _model_state(target: Path) -> str:
+    """``fitted``, ``fitting`` (another process holds the fit lock of ``ensure_shared_dynamics``) or ``missing``."""
+    import fcntl
+
+    from mopo_kit.dynamics.storage import is_dynamics_dir
+
+    if is_dynamics_dir(target):
+        return "fitted"
+    lock = target.parent.parent / ".locks" / f"{target.name}.lock"
+    if not lock.exists():
+        return "missing"
+    with open(lock) as handle:  # a shared, non-blocking probe: never waits, never blocks the fitter
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "fitting"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return "missing"
 
 
 def _finished_epochs(run_dir: Path) -> int:

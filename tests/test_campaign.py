@@ -55,20 +55,36 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     assert [r["state"] for r in campaign.status(spec, tmp_path / "sweep", _budget_of(record))] == ["published"] * 4
     published[0].unlink()
     states = campaign.status(spec, tmp_path / "sweep", _budget_of(record))
-    assert [r["state"] for r in states].count("finished") == 1 and all(r["model"] for r in states)
+    assert [r["state"] for r in states].count("finished") == 1 and {r["model"] for r in states} == {"fitted"}
     assert campaign.publish_finished(spec, tmp_path / "sweep", _budget_of(record), "toy") == [published[0]]
     assert json.loads(published[0].read_text())["return_last"] == record["return_last"]
     longer = SweepSpec(name="toy", grid=spec.grid, base={**base, "epochs": 3}, dynamics=spec.dynamics)
     extend = campaign.status(longer, tmp_path / "sweep", "other-budget")
     assert {(r["state"], r["epoch"], r["epochs"]) for r in extend} == {("started", 2, 3)}
     fresh = campaign.status(spec, tmp_path / "other-sweep", "1000k")
-    assert {r["state"] for r in fresh} == {"waiting"} and not any(r["model"] for r in fresh)
+    assert {r["state"] for r in fresh} == {"waiting"} and {r["model"] for r in fresh} == {"missing"}
 
     # A published result is not run again, even from a fresh sweep directory (another session's)
     said: list[str] = []
     assert run_sweep(spec, tmp_path / "fresh-sweep", workers=1, say=said.append,
                      skip=lambda point: campaign.published_reason(point, _budget_of(record))) == []
     assert sum("published as" in line for line in said) == 4
+
+
+def test_status_sees_a_model_fit_in_progress_through_its_lock(tmp_path):
+    """A process fitting a shared model holds its lock; the status probe sees it without waiting."""
+    import fcntl
+
+    from campaign import _model_state
+
+    target = tmp_path / "sweep" / "dynamics" / "hopper-mixed-s0"
+    assert _model_state(target) == "missing"
+    lock_path = tmp_path / "sweep" / ".locks" / "hopper-mixed-s0.lock"
+    lock_path.parent.mkdir(parents=True)
+    with open(lock_path, "w") as fitter:
+        fcntl.flock(fitter, fcntl.LOCK_EX)
+        assert _model_state(target) == "fitting"
+    assert _model_state(target) == "missing"  # the fitter died or finished without a model
 
 
 def _budget_of(record: dict) -> str:

@@ -40,6 +40,8 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     assert row["mopo"]["n"] == 2 and row["mopo"]["mean"] == pytest.approx(sum(returns) / 2, abs=0.06)
     assert row["mopo"]["std"] == pytest.approx(abs(returns[0] - returns[1]) / 2, abs=0.06)
     assert row["batch_mean"] == record["batch_mean"]
+    tails = [sum(p["return_mean"] for p in json.loads(f.read_text())["curve"][-5:]) / 2 for f in sorted(published) if "__mopo__" in f.name]
+    assert row["mopo"]["last5_evals"]["mean"] == pytest.approx(sum(tails) / 2, abs=0.06)  # 2 evaluations per toy run
     assert f"{row['mopo']['mean']:,.1f} ± {row['mopo']['std']:,.1f} (2 seeds)" in campaign.markdown(table)
     (png,) = campaign.plot_curves(tmp_path / "img")
     assert png.read_bytes()[:4] == b"\x89PNG"

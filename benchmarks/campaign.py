@@ -282,27 +282,25 @@ class Campaign:
         parser.add_argument("--status", action="store_true", help="only say where each run of the selection stands (published, in progress, waiting); read-only")
         parser.add_argument("--rerun", action="store_true", help="also run the grid points whose result at this budget is already published")
         args = parser.parse_args(argv)
+        stage = self.stages[args.stage]
+        steps = args.steps or stage.steps
+        budget = _budget(steps)
+        spec = self.sweep_spec(args.cell or list(stage.cells), args.methods, args.seeds, steps)
         if args.status:
-            stage = self.stages[args.stage]
-            steps = args.steps or stage.steps
-            spec = self.sweep_spec(args.cell or list(stage.cells), args.methods, args.seeds, steps)
-            rows = self.status(spec, Path(args.sweep_dir), _budget(steps))
+            rows = self.status(spec, Path(args.sweep_dir), budget)
             for row in rows:
                 progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
                 print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}")
             counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
-            print(f"[{self.name}] stage {args.stage} at {_budget(steps)}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
+            print(f"[{self.name}] stage {args.stage} at {budget}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
             return 0
         command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         if not args.table:
-            stage = self.stages[args.stage]
-            spec = self.sweep_spec(args.cell or list(stage.cells), args.methods, args.seeds, args.steps or stage.steps)
 
             def done(summary: dict[str, Any]) -> None:
                 print(f"[{self.name}] published {self.publish(Path(summary['run_dir']), command).name}", flush=True)
                 self.build_table()
 
-            budget = _budget(args.steps or stage.steps)
             for path in self.publish_finished(spec, Path(args.sweep_dir), budget, command):
                 print(f"[{self.name}] published {path.name}", flush=True)
             run_sweep(

@@ -158,7 +158,11 @@ class Campaign:
         return rows
 
     def publish_finished(self, spec: SweepSpec, sweep_dir: Path, budget: str, command: str) -> list[Path]:
-        """Publish the trials that finished here but were not published (a kill fell in between)."""
+        """Publish the trials that finished here but were not published (a kill fell in between).
+
+        The record's ``commit`` and ``command`` are those of the publishing call, which continues
+        the same campaign.
+        """
         rows = self.status(spec, sweep_dir, budget)
         return [self.publish(sweep_dir / "trials" / row["trial"], command) for row in rows if row["state"] == "finished"]
 

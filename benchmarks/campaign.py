@@ -43,6 +43,9 @@ CURVE_KEYS = ("epoch", "gradient_steps", "return_mean", "return_std", "normalize
 class Stage:
     cells: tuple[str, ...]
     steps: int
+    #: a stage that checks a setting runs on its own seeds and methods (e.g. MOPO on seed 3 only)
+    seeds: tuple[int, ...] | None = None
+    methods: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Campaign:
     fixed: dict[str, list[Any]] = field(default_factory=dict)  # extra grid values, e.g. {"lam": [1.0], "horizon": [5]}
     seeds: tuple[int, ...] = (0, 1, 2)
     plot_prefix: str = ""
+    default_stage: int | None = None  # what runs without --stage (default: the lowest stage)
 
     def method_of(self, uncertainty: str) -> str:
         return next((m for m, u in self.methods.items() if u == uncertainty), uncertainty)
@@ -271,10 +275,11 @@ class Campaign:
     # ---------------------------------------------------------------------------------- CLI
     def main(self, argv: list[str] | None = None, description: str = "") -> int:
         parser = argparse.ArgumentParser(description=description)
-        parser.add_argument("--stage", type=int, choices=sorted(self.stages), default=min(self.stages))
+        default_stage = min(self.stages) if self.default_stage is None else self.default_stage
+        parser.add_argument("--stage", type=int, choices=sorted(self.stages), default=default_stage)
         parser.add_argument("--cell", action="append", metavar="DATASET", help="run only these datasets (repeatable)")
-        parser.add_argument("--methods", nargs="+", choices=list(self.methods), default=list(self.methods))
-        parser.add_argument("--seeds", nargs="+", type=int, default=list(self.seeds))
+        parser.add_argument("--methods", nargs="+", choices=list(self.methods), help="default: the stage's, else all")
+        parser.add_argument("--seeds", nargs="+", type=int, help="default: the stage's, else the campaign's")
         parser.add_argument("--steps", type=int, help="gradient steps per run (default: the stage's)")
         parser.add_argument("--workers", type=int, default=2, help="concurrent trials (default 2: one torch thread each on 2 cores)")
         parser.add_argument("--threads", type=int, help="torch threads per trial (default: cores / workers; 1 when two campaigns share 2 cores)")
@@ -289,7 +294,9 @@ class Campaign:
         stage = self.stages[args.stage]
         steps = args.steps or stage.steps
         budget = _budget(steps)
-        spec = self.sweep_spec(args.cell or list(stage.cells), args.methods, args.seeds, steps)
+        methods = args.methods or list(stage.methods or self.methods)
+        seeds = args.seeds or list(stage.seeds or self.seeds)
+        spec = self.sweep_spec(args.cell or list(stage.cells), methods, seeds, steps)
         if args.status:
             rows = self.status(spec, Path(args.sweep_dir), budget)
             for row in rows:

@@ -27,7 +27,9 @@ HORIZON, LAM = 5, 1.0
 OOD = Campaign(
     name="ood-table",
     results=ROOT / "benchmarks" / "results" / "ood",
-    stages={0: Stage(CELLS, 100_000), 1: Stage(CELLS, 100_000)},
+    # stage 0 checks the setting with MOPO on seed 3, which no reported run uses; stage 1 reports
+    stages={0: Stage(CELLS, 100_000, seeds=(3,), methods=("mopo",)), 1: Stage(CELLS, 100_000)},
+    default_stage=1,
     methods={"mopo": "max_aleatoric", "wasserstein": "wasserstein", "mbpo": "zero"},
     # the talk's Table 2 (raw returns); the paper's text gives MOPO 2,530.9 ± 137 on ant-angle
     paper={
@@ -39,7 +41,4 @@ OOD = Campaign(
 )
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    if "--stage" in argv and argv[argv.index("--stage") + 1] == "0" and "--seeds" not in argv:
-        argv += ["--seeds", "3", "--methods", "mopo"]  # the tuning seed, not among the reported ones
-    raise SystemExit(OOD.main(argv, description=__doc__.split("\n\n")[0]))
+    raise SystemExit(OOD.main(description=__doc__.split("\n\n")[0]))

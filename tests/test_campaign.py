@@ -76,8 +76,9 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
 def test_status_command_counts_published_and_waiting_runs_without_touching_the_sweep(tmp_path, capsys):
     from campaign import Campaign, Stage
 
-    campaign = Campaign(name="toy", results=tmp_path / "results", stages={1: Stage(("hopper-mixed",), 2000)},
-                        methods={"mopo": "max_aleatoric", "mbpo": "zero"}, seeds=(0, 1))
+    campaign = Campaign(name="toy", results=tmp_path / "results",
+                        stages={0: Stage(("hopper-mixed",), 2000, seeds=(3,), methods=("mopo",)), 1: Stage(("hopper-mixed",), 2000)},
+                        methods={"mopo": "max_aleatoric", "mbpo": "zero"}, seeds=(0, 1), default_stage=1)
     campaign.results.mkdir()
     (campaign.results / "hopper-mixed__mbpo__s1__2k.json").write_text("{}")
     assert campaign.main(["--status", "--sweep-dir", str(tmp_path / "sweep")]) == 0
@@ -85,6 +86,11 @@ def test_status_command_counts_published_and_waiting_runs_without_touching_the_s
     assert out[-1] == "[toy] stage 1 at 2k: 1 published, 0 finished, 0 started, 3 waiting of 4"
     assert "published hopper-mixed__zero__s1  model missing" in out
     assert not (tmp_path / "sweep").exists()
+    # a setting-check stage runs on its own seeds and methods unless told otherwise
+    assert campaign.main(["--status", "--stage", "0", "--sweep-dir", str(tmp_path / "sweep")]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["waiting", "hopper-mixed__max_aleatoric__s3", "model", "missing"]
+    assert campaign.main(["--status", "--stage", "0", "--seeds", "1", "--methods", "mbpo", "--sweep-dir", str(tmp_path / "sweep")]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[:2] == ["published", "hopper-mixed__zero__s1"]
 
 
 def test_status_sees_a_model_fit_in_progress_through_its_lock(tmp_path):

@@ -137,7 +137,7 @@ class Campaign:
         ``waiting``; ``model`` says whether its shared dynamics model in ``sweep_dir`` is
         ``fitted``, ``fitting`` (a process holds its fit lock) or ``missing``.
         """
-        from mopo_kit.experiments.sweep import model_job, trial_id
+        from mopo_kit.experiments.sweep import finished_epochs, model_job, trial_id
 
         epochs = int(spec.base["epochs"])
         rows = []
@@ -155,7 +155,7 @@ class Campaign:
                 progress = run_dir / "checkpoint" / "progress.json"
                 row["epoch"] = json.loads(lines[-1]).get("epoch", len(lines)) if lines else 0
                 row["checkpoint_epoch"] = json.loads(progress.read_text()).get("epoch", 0) if progress.exists() else 0
-                row["state"] = "finished" if _finished_epochs(run_dir) >= epochs else "started"
+                row["state"] = "finished" if finished_epochs(run_dir) >= epochs else "started"
             else:
                 row["state"] = "waiting"
             rows.append(row)
@@ -349,12 +349,6 @@ def _model_state(target: Path) -> str:
             return "fitting"
         fcntl.flock(handle, fcntl.LOCK_UN)
     return "missing"
-
-
-def _finished_epochs(run_dir: Path) -> int:
-    """Epochs of the run's last finished training (0 if it never finished)."""
-    results = run_dir / "results.json"
-    return int(json.loads(results.read_text()).get("epochs", 0)) if results.exists() else 0
 
 
 def _dataset_summary(dataset: str) -> tuple[float, float]:

@@ -224,15 +224,19 @@ def trial_status(run_dir: Path, epochs: int) -> str:
     """``finished``, ``extend`` (finished at fewer epochs than asked), ``resume`` or ``new``."""
     from mopo_kit.mopo import recover_checkpoint
 
-    results = run_dir / "results.json"
     if run_dir.exists():
         recover_checkpoint(run_dir)
-    if results.exists():
-        done = int(json.loads(results.read_text()).get("epochs", 0))
-        return "finished" if done >= epochs else "extend"
+    if (run_dir / "results.json").exists():
+        return "finished" if finished_epochs(run_dir) >= epochs else "extend"
     if (run_dir / "checkpoint" / "progress.json").exists():
         return "resume"
     return "new"
+
+
+def finished_epochs(run_dir: Path) -> int:
+    """Epochs of the trial's last finished training (0 if it never finished); reads only."""
+    results = run_dir / "results.json"
+    return int(json.loads(results.read_text()).get("epochs", 0)) if results.exists() else 0
 
 
 def _trial_config(spec: SweepSpec, sweep_dir: Path, point: Mapping[str, Any], wandb: bool) -> dict[str, Any]:

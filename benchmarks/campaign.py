@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, commit, machine  # noqa: E402
 
-from mopo_kit.experiments.sweep import SweepSpec, run_sweep  # noqa: E402
+from mopo_kit.experiments.sweep import SweepSpec, fit_shared_dynamics, run_sweep  # noqa: E402
 
 #: The same for every cell: MOPO's early stopping (1 %, 5 epochs), capped so a campaign's models
 #: fit a few sessions of 2 CPU cores (each run's JSON states how its model stopped).
@@ -103,7 +103,7 @@ class Campaign:
             "batch_mean": summary[0],
             "batch_max": summary[1],
             "mean_penalty_last_epoch": penalties[-1] if penalties else None,
-            "dynamics_fit": {k: fit.get(k) for k in ("epochs", "stop_reason", "holdout_mse", "elites", "seconds") if k in fit},
+            "dynamics_fit": {k: fit.get(k) for k in ("epochs", "stop_reason", "holdout_mse", "elites", "seconds", "device", "dataset_sha256") if k in fit},
             "eval": {"episodes": config["eval_episodes"], "every_epochs": config["eval_every"], "deterministic": True},
             "seconds": results.get("seconds"),
             "curve": [{k: row.get(k) for k in CURVE_KEYS} for row in metrics if "return_mean" in row],
@@ -290,6 +290,9 @@ class Campaign:
         parser.add_argument("--markdown", action="store_true", help="print the docs table")
         parser.add_argument("--status", action="store_true", help="only say where each run of the selection stands (published, in progress, waiting); read-only")
         parser.add_argument("--rerun", action="store_true", help="also run the grid points whose result at this budget is already published")
+        parser.add_argument(
+            "--models-only", action="store_true", help="only fit the selection's shared dynamics models (--workers at once), e.g. on a GPU before the runs go to CPUs"
+        )
         args = parser.parse_args(argv)
         stage = self.stages[args.stage]
         steps = args.steps or stage.steps
@@ -305,6 +308,10 @@ class Campaign:
             counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
             print(f"[{self.name}] stage {args.stage} at {budget}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
             return 0
+        if args.models_only:
+            say = lambda m: print(f"[{self.name}] {m}", flush=True)  # noqa: E731
+            failures = fit_shared_dynamics(spec, Path(args.sweep_dir), say, args.device, workers=args.workers, threads=args.threads)
+            return 1 if failures else 0
         command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         if not args.table:
 

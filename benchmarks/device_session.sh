@@ -4,6 +4,7 @@
 #   bash benchmarks/device_session.sh check          # device_check.sh + an end-to-end `mopo-kit train --device cuda`
 #   bash benchmarks/device_session.sh steps STEP...  # only these steps of device_check.sh
 #   bash benchmarks/device_session.sh runs ARGS...   # d4rl_table.py ARGS --device cuda, results packed into $OUT
+#   DATASETS="..." bash benchmarks/device_session.sh models "TABLE.py ARGS"...  # fit campaign models on the GPU
 #
 # That machine has Python 3.12 with torch (CUDA), numpy, gpytorch, pluggy, h5py, scipy and
 # matplotlib, but not MuJoCo, gymnasium or SB3, and no network: those travel as wheels in .whl/
@@ -21,10 +22,12 @@ pack_logs() { tar czf "$OUT/logs.tgz" -C "$LOGS" . 2>/dev/null; }
 trap pack_logs EXIT
 export PYTHONUNBUFFERED=1 MOPO_KIT_QUIET=1 MUJOCO_GL="${MUJOCO_GL:-egl}"
 if [ -d .whl ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 3
+    [ -f /tmp/site/.installed ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 3
     export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . -e plugins/mopo-kit-gp -e plugins/mopo-kit-example > "$LOGS/install.log" 2>&1 || { tail -5 "$LOGS/install.log"; exit 3; }
+# a second call in the same command (e.g. `steps ...; models ...`) skips the installs
+[ -f /tmp/site/.installed ] || python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . -e plugins/mopo-kit-gp -e plugins/mopo-kit-example > "$LOGS/install.log" 2>&1 || { tail -5 "$LOGS/install.log"; exit 3; }
+mkdir -p /tmp/site && touch /tmp/site/.installed
 export PYTHON=python3
 python3 -c 'import torch, mujoco, gymnasium, stable_baselines3, mopo_kit; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
 
@@ -60,8 +63,47 @@ runs)
     tar czf "$OUT/published.tgz" benchmarks/results/d4rl/*.json docs/img/*.png 2>/dev/null
     ls -la "$OUT"
     ;;
+models)
+    # Fit campaigns' shared dynamics models on the GPU (`--models-only`); CPU runs then use them.
+    #   DATASETS="name ..." bash benchmarks/device_session.sh models "d4rl_table.py ARGS" "ood_table.py ARGS" ...
+    # The datasets are generated first (2 collection workers each, in parallel) and their array
+    # checksums listed, to compare with the CPU machine's; then every campaign command runs at once
+    # with --models-only --device cuda into /tmp/sweeps/<table>; the fitted models come back in
+    # tarballs of at most ~15 MB ($OUT returns at most 8 files of 16 MiB).
+    start=$(date +%s)
+    for name in ${DATASETS:-}; do
+        MOPO_KIT_COLLECT_WORKERS=2 timeout "${DATA_LIMIT_S:-240}" python3 -m mopo_kit dataset info "$name" > "$LOGS/data-$name.log" 2>&1 &
+    done
+    wait
+    echo "datasets: $(( $(date +%s) - start )) s" | tee -a "$OUT/models_status.txt"
+    python3 -c 'import glob, os, h5py
+for p in sorted(glob.glob(os.path.expanduser("~/.cache/mopo_kit/datasets/*.hdf5"))):
+    print(os.path.basename(p), h5py.File(p, "r").attrs.get("sha256"))' | tee -a "$OUT/models_status.txt"
+    start=$(date +%s)
+    for command in "$@"; do
+        table="${command%%.py*}"
+        timeout -s INT "${FIT_LIMIT_S:-300}" python3 benchmarks/$command --models-only --device "${DEVICE:-cuda}" --threads 1 --sweep-dir "/tmp/sweeps/$table" >> "$LOGS/models-$table.log" 2>&1 &
+    done
+    wait
+    echo "models: $(( $(date +%s) - start )) s" | tee -a "$OUT/models_status.txt"
+    grep -h "ready\|failed" "$LOGS"/models-*.log | tee -a "$OUT/models_status.txt"
+    python3 - "$OUT" <<'PY'
+import os, subprocess, sys
+from pathlib import Path
+out, packs, size = Path(sys.argv[1]), [[]], 0
+models = sorted(p for p in Path("/tmp/sweeps").glob("*/dynamics/*") if (p / "dynamics.pt").exists())
+for model in models:
+    bytes_ = sum(f.stat().st_size for f in model.iterdir())
+    if packs[-1] and size + bytes_ > 15_000_000:
+        packs.append([]); size = 0
+    packs[-1].append(model); size += bytes_
+for i, pack in enumerate(p for p in packs if p):
+    subprocess.run(["tar", "czf", str(out / f"models-{i}.tgz"), "-C", "/tmp/sweeps", *[str(m.relative_to("/tmp/sweeps")) for m in pack]], check=True)
+    print(f"models-{i}.tgz:", " ".join(m.parent.parent.name + "/" + m.name for m in pack))
+PY
+    ;;
 *)
-    echo "usage: bash benchmarks/device_session.sh check | runs D4RL_TABLE_ARGS..." >&2
+    echo "usage: bash benchmarks/device_session.sh check | steps STEP... | runs D4RL_TABLE_ARGS... | models \"TABLE.py ARGS\"..." >&2
     exit 2
     ;;
 esac

@@ -221,10 +221,10 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
             report = model.fit(data, callback=on_epoch)
         except TrainingDivergedError as exc:
             save_dynamics(model, out, args.model)
-            write_fit_report(out, exc.report, data)
+            write_fit_report(out, exc.report, data, device=device)
             raise MopoKitError(f"{exc}; the last good model is saved in {out}") from None
     save_dynamics(model, out, args.model)
-    write_fit_report(out, report, data)
+    write_fit_report(out, report, data, device=device)
     print(
         f"{out}: {report.epochs} epochs ({report.stop_reason}), {report.seconds:.0f} s; "
         f"holdout MSE {', '.join(f'{v:.4g}' for v in report.holdout_mse)}; elites {report.elites}"

@@ -162,7 +162,7 @@ class MOPO:
             report = model.fit(self.data, callback=lambda s: (bar.update(description=f"dynamics epoch {s.epoch}, holdout MSE {min(s.holdout_mse):.4g}"), bar.advance(1)))
         if run_dir is not None:
             save_dynamics(model, run_dir / "dynamics", cfg.dynamics.type)
-            write_fit_report(run_dir / "dynamics", report, self.data)
+            write_fit_report(run_dir / "dynamics", report, self.data, device=self.device)
         return model
 
     # ------------------------------------------------------------------------------ running

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mopo_kit.errors import MopoKitError
-from mopo_kit.experiments.sweep import SweepSpec, run_sweep, trial_id
+from mopo_kit.experiments.sweep import SweepSpec, fit_shared_dynamics, run_sweep, trial_id
 from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
 
 
@@ -66,6 +66,28 @@ def test_local_sweep_with_wandb_offline_resume_and_report(hopper_file, tmp_path,
     for name in ("learning_curves.png", "final_scores.png", "penalty_vs_return.png"):
         assert (sweep_dir / name).read_bytes()[:4] == b"\x89PNG"
     assert "method: grid" in (sweep_dir / "wandb_sweep.yaml").read_text()
+
+
+def test_models_only_fits_each_shared_model_once_in_parallel_and_trials_reuse_them(hopper_file, tmp_path):  # noqa: F811
+    spec = _spec(tmp_path / "sweep.json", hopper_file)
+    spec.grid["seed"] = [0, 1]
+    sweep_dir = tmp_path / "sweep"
+    said: list[str] = []
+    assert fit_shared_dynamics(spec, sweep_dir, said.append, "cpu", workers=2, threads=1) == []
+    models = sorted(p.name for p in (sweep_dir / "dynamics").iterdir())
+    assert models == [f"{hopper_file.stem}-s0", f"{hopper_file.stem}-s1"], "one per dataset × seed, not per trial"
+    assert sorted(m for m in said if m.startswith("model")) == [f"model {name} ready" for name in models]
+    from mopo_kit.data.d4rl_io import arrays_checksum
+    from mopo_kit.data.load import load_dataset
+
+    report = json.loads((sweep_dir / "dynamics" / models[0] / "fit_report.json").read_text())
+    assert report["dataset_sha256"] == arrays_checksum(load_dataset(str(hopper_file)).arrays())
+    assert report["device"] == "cpu"
+    stamps = {name: (sweep_dir / "dynamics" / name / "dynamics.pt").stat().st_mtime_ns for name in models}
+    assert fit_shared_dynamics(spec, sweep_dir, said.append, "cpu") == [], "fitted models are found, not refitted"
+    spec.grid["seed"] = [1]
+    run_sweep(spec, sweep_dir, workers=1)
+    assert {name: (sweep_dir / "dynamics" / name / "dynamics.pt").stat().st_mtime_ns for name in models} == stamps
 
 
 def test_bad_sweep_files(tmp_path):

@@ -39,12 +39,32 @@ def save_dynamics(model: Any, directory: str | Path, name: str) -> None:
     atomic_write_bytes(directory / COMPONENT_FILE, json.dumps(payload, indent=2).encode())
 
 
-def write_fit_report(directory: str | Path, report: Any, data: Any) -> None:
-    """``fit_report.json`` beside a stored model: data, epochs, why it stopped, holdout MSE, history."""
+def write_fit_report(directory: str | Path, report: Any, data: Any, device: Any = None) -> None:
+    """``fit_report.json`` beside a stored model: data, epochs, why it stopped, holdout MSE, history.
+
+    It names the data by its array checksum (the same as a D4RL file's ``sha256``) and the device
+    that fitted it, so a model fitted on another machine (e.g. a GPU, then used by CPU runs) is
+    shown to be fitted on exactly the data the runs read.
+    """
     from dataclasses import asdict
 
-    payload = {"dataset": data.source, "transitions": len(data), **asdict(report)}
+    from mopo_kit.data.d4rl_io import arrays_checksum
+
+    payload: dict[str, Any] = {"dataset": data.source, "transitions": len(data), "dataset_sha256": arrays_checksum(data.arrays())}
+    if device is not None:
+        payload["device"] = _device_name(device)
+    payload.update(asdict(report))
     atomic_write_bytes(Path(directory) / "fit_report.json", json.dumps(payload, indent=2).encode())
+
+
+def _device_name(device: Any) -> str:
+    """``cpu`` or e.g. ``cuda:0 (NVIDIA H100 80GB HBM3)``."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
+    return str(device)
 
 
 def stored_type(directory: str | Path) -> str:

@@ -151,22 +151,66 @@ def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = 
 
         data = load_dataset(job["dataset"])
         registry = get_registry()
-        params = with_device(registry.get("dynamics", job["type"]).factory, {"seed": job["seed"], **job["params"]}, resolve_device(job.get("device", "auto")))
+        device = resolve_device(job.get("device", "auto"))
+        params = with_device(registry.get("dynamics", job["type"]).factory, {"seed": job["seed"], **job["params"]}, device)
         model = registry.create("dynamics", job["type"], obs_dim=data.obs_dim, act_dim=data.act_dim, **params)
         report = model.fit(data)
         save_dynamics(model, target, job["type"])
-        write_fit_report(target, report, data)
+        write_fit_report(target, report, data, device=device)
 
 
-def fit_shared_dynamics(spec: SweepSpec, sweep_dir: Path, say: Callable[[str], None], device: str | None = None) -> None:
-    """Fit (or find) every shared model of the sweep in this process, one after the other."""
-    seen: set[str] = set()
+def fit_shared_dynamics(
+    spec: SweepSpec, sweep_dir: Path, say: Callable[[str], None], device: str | None = None, workers: int = 1, threads: int | None = None
+) -> list[str]:
+    """Fit (or find) every shared model of the sweep; returns the targets that failed, one line each.
+
+    ``workers`` > 1 fits that many models at once in spawned processes (``threads`` torch threads
+    each): on a GPU one ensemble's small kernels leave most of the device idle, so several fits
+    share it well — e.g. fit a campaign's models on a lent GPU, then run its trials on CPUs.
+    """
+    jobs: dict[str, dict[str, Any]] = {}
     for point in spec.trials():
         job = model_job(spec, sweep_dir, point)
         job["device"] = str(device or spec.base.get("device", "auto"))
-        if job["target"] not in seen:
-            seen.add(job["target"])
-            ensure_shared_dynamics(job, say)
+        jobs.setdefault(job["target"], job)
+    failures: list[str] = []
+    if workers <= 1:
+        for target, job in jobs.items():
+            try:
+                _fit_job(job, threads, say)
+            except Exception as exc:
+                failures.append(f"{Path(target).name}: {_first_line(exc)}")
+                say(f"failed {failures[-1]}")
+        return failures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
+        futures = {pool.submit(_fit_job, job, threads): target for target, job in jobs.items()}
+        for future in as_completed(futures):
+            name = Path(futures[future]).name
+            try:
+                future.result()
+            except Exception as exc:
+                failures.append(f"{name}: {_first_line(exc)}")
+                say(f"failed {failures[-1]}")
+            else:
+                say(f"model {name} ready")
+    return failures
+
+
+def _fit_job(job: Mapping[str, Any], threads: int | None, say: Callable[[str], None] = lambda message: None) -> None:
+    """One shared model in this (possibly worker) process, with ``threads`` torch threads."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    ensure_shared_dynamics(job, say)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def dispatch_order(points: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
@@ -341,7 +385,9 @@ def run_sweep(
         pending.append((config, str(run_dir), job))
     say(f"{len(pending)} trial(s) to run on {workers} worker(s) × {threads} thread(s) ({backend})")
     if backend == "ray":
-        fit_shared_dynamics(spec, sweep_dir, say, device)
+        model_failures = fit_shared_dynamics(spec, sweep_dir, say, device)
+        if model_failures:
+            raise MopoKitError(f"{len(model_failures)} shared model(s) could not be fitted; first: {model_failures[0]}")
         return _run_on_ray(spec, sweep_dir, [(c, r) for c, r, _ in pending], threads, address, say)
     summaries: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -354,8 +400,7 @@ def run_sweep(
 
     def failed(run_dir: str, exc: BaseException) -> None:
         """A failing trial is reported in one line; the others go on (its checkpoint stays)."""
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        failures.append(f"{Path(run_dir).name}: {text}")
+        failures.append(f"{Path(run_dir).name}: {_first_line(exc)}")
         say(f"failed {failures[-1]}")
 
     if workers == 1:

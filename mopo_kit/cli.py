@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="output .hdf5 (default: TASK-KIND.hdf5)")
     p.add_argument("--policy", metavar="FILE", help="behavior actor file (.pt) to roll out, actions sampled")
     p.add_argument("--force", action="store_true", help="overwrite FILE")
-    add_device_argument(p, "cpu", "the behavior actor's device; on the CPU the same seed gives the same file everywhere")
+    add_device_argument(p, "cpu", "the behavior actor's device; on the CPU the same seed gives the same file for one torch build")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("train-behavior", help="train a SAC behavior policy in the real environment (resumable)")

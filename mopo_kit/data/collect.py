@@ -10,7 +10,11 @@ one per training stage). :func:`collect_segments` cuts each segment into a fixed
 shards and runs the shards in worker processes: a shard is a whole lockstep collection with its
 own seed, so there is no per-step inter-process traffic (per-step pipes were measured slower
 than one process on 2 cores), and since the shards depend only on the segment — never on how
-many processes run them — the same seed gives the same file on any machine.
+many processes run them — the same seed gives the same file for any number of workers. Across
+machines, ``random`` datasets (no actor) came out byte for byte the same on two measured machines;
+datasets a behavior actor collects did not (torch 2.13 on AMD EPYC vs torch 2.11 on Xeon: last-bit
+differences in the actor's matrix products grow through the MuJoCo dynamics), so a model fitted
+elsewhere names its data's checksum (``fit_report.json``).
 
 ``device`` places the behavior actor. The default is the CPU, not "auto": a GPU's matrix
 products round differently, which changes sampled actions and so the file, and a 256×256 actor

@@ -110,7 +110,7 @@ class NamedDataset:
         return meta
 
     def generate(self, workers: int | None = None, device: str = "cpu") -> TransitionDataset:
-        """Collect the dataset; ``device`` runs the behavior actor (CPU: the same file everywhere)."""
+        """Collect the dataset; ``device`` runs the behavior actor (CPU: the same file for one torch build)."""
         return collect_segments(self.task, self.segments(), self.seed, workers=workers, description=self.name, device=device)
 
     def load(self) -> TransitionDataset:

@@ -31,6 +31,7 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     record = json.loads(published[0].read_text())
     assert record["steps"] == 2 * TINY["steps_per_epoch"] and [p["epoch"] for p in record["curve"]] == [1, 2]
     assert record["dynamics_fit"]["epochs"] >= 1 and record["commit"] and record["command"] == "toy"
+    assert record["dynamics_fit"]["device"] == "cpu" and len(record["dynamics_fit"]["dataset_sha256"]) == 64
     mbpo = [json.loads(p.read_text()) for p in published if "__mbpo__" in p.name]
     assert {r["lam"] for r in mbpo} == {0.0} and {r["uncertainty"] for r in mbpo} == {"zero"}
 
@@ -113,3 +114,17 @@ def _budget_of(record: dict) -> str:
     from campaign import _budget
 
     return _budget(record["steps"])
+
+
+def test_models_only_fits_the_selections_models_and_runs_nothing(hopper_file, tmp_path, monkeypatch):  # noqa: F811
+    import campaign as campaign_module
+    from campaign import Campaign, Stage
+
+    monkeypatch.setattr(campaign_module, "MODEL_MAX_EPOCHS", 2)
+    campaign = Campaign(name="toy", results=tmp_path / "results", stages={1: Stage((str(hopper_file),), 100)}, methods={"mopo": "max_aleatoric", "mbpo": "zero"})
+    sweep = tmp_path / "sweep"
+    assert campaign.main(["--models-only", "--seeds", "0", "1", "--workers", "2", "--threads", "1", "--device", "cpu", "--sweep-dir", str(sweep)]) == 0
+    reports = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("dynamics/*/fit_report.json")}
+    assert sorted(reports) == [f"{hopper_file.stem}-s0", f"{hopper_file.stem}-s1"]
+    assert {r["epochs"] for r in reports.values()} == {2} and {r["device"] for r in reports.values()} == {"cpu"}
+    assert not (sweep / "trials").exists() and not (tmp_path / "results").exists(), "no run, nothing published"

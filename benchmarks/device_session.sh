@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/device_session.sh check          # device_check.sh + an end-to-end `mopo-kit train --device cuda`
 #   bash benchmarks/device_session.sh steps STEP...  # only these steps of device_check.sh
-#   bash benchmarks/device_session.sh runs ARGS...   # d4rl_table.py ARGS --device cuda, results packed into $OUT
+#   bash benchmarks/device_session.sh runs [TABLE.py] ARGS...   # a campaign's runs with --device cuda, results packed into $OUT
 #   DATASETS="..." bash benchmarks/device_session.sh models "TABLE.py ARGS"...  # fit campaign models on the GPU
 #
 # That machine has Python 3.12 with torch (CUDA), numpy, gpytorch, pluggy, h5py, scipy and
@@ -55,12 +55,17 @@ steps)
     bash benchmarks/device_check.sh "$@"
     ;;
 runs)
-    # finished runs are published one by one as they end; whatever finished comes back
+    # finished runs are published one by one as they end; whatever finished comes back.
+    #   bash benchmarks/device_session.sh runs [TABLE.py] ARGS...   (default d4rl_table.py)
+    # With the campaign's models carried (e.g. `--sweep-dir .carry/sweeps/d4rl`, the dynamics/
+    # folders copied from the CPU machine's sweep) the trials fit nothing and only run.
+    table=d4rl_table.py
+    case "${1:-}" in *.py) table="$1"; shift ;; esac
     limit="${RUN_LIMIT_S:-400}"
-    timeout -s INT "$limit" python3 benchmarks/d4rl_table.py --device cuda "$@" > "$LOGS/runs.log" 2>&1
+    timeout -s INT "$limit" python3 "benchmarks/$table" --device cuda "$@" > "$LOGS/runs.log" 2>&1
     echo "runs: rc=$? after at most $limit s"
     tail -n 20 "$LOGS/runs.log"
-    tar czf "$OUT/published.tgz" benchmarks/results/d4rl/*.json docs/img/*.png 2>/dev/null
+    tar czf "$OUT/published.tgz" benchmarks/results/d4rl/*.json benchmarks/results/ood/*.json docs/img/*.png 2>/dev/null
     ls -la "$OUT"
     ;;
 models)

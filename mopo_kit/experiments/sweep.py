@@ -442,8 +442,20 @@ def _run_on_ray(
     if not pending:
         return []
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials use absolute run directories
-    if not ray.is_initialized():
+    started_here = not ray.is_initialized()
+    if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        return _tune_grid(tune, spec, sweep_dir, pending, threads, say)
+    finally:
+        if started_here:  # stop the local Ray we started now, not in an exit hook (that can hang under load)
+            ray.shutdown()
+
+
+def _tune_grid(
+    tune: Any, spec: SweepSpec, sweep_dir: Path, pending: list[tuple[dict[str, Any], str]], threads: int, say: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """One Tune trial per MOPO trial on an initialized Ray; their summaries, or one error line."""
 
     def trainable(params: dict[str, Any]) -> dict[str, Any]:
         trial = params["trial"]

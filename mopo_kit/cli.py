@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -371,13 +372,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from mopo_kit.experiments.sweep import SweepSpec, run_sweep
+    from mopo_kit.experiments.sweep import SweepSpec, fit_shared_dynamics, run_sweep
 
     if args.device is not None:
         resolve_device(args.device)
     spec = SweepSpec.from_file(args.file)
     out = Path(args.output or f"sweeps/{spec.name}")
     console = _stderr_console()
+    if args.models_only:
+        failures = fit_shared_dynamics(spec, out, lambda m: console.print(f"[sweep] {m}", highlight=False), args.device, workers=args.workers or 1, threads=max(1, (os.cpu_count() or 1) // (args.workers or 1)))
+        if failures:
+            raise MopoKitError(f"{len(failures)} shared model(s) could not be fitted; first: {failures[0]}")
+        print(f"{out / 'dynamics'}: the sweep's shared models are fitted; run the same command without --models-only for the trials")
+        return 0
     summaries = run_sweep(
         spec, out, workers=args.workers, wandb=args.wandb, backend=args.backend, address=args.address, device=args.device,
         say=lambda m: console.print(f"[sweep] {m}", highlight=False),
@@ -514,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
     p.add_argument("--workers", type=COUNT, help="parallel trials (default: one per core)")
     p.add_argument("--wandb", action="store_true", help="log every trial to W&B (offline without an API key), grouped by sweep")
+    p.add_argument("--models-only", action="store_true", help="only fit the shared models (--workers at once; e.g. on a GPU, then run the trials on CPUs)")
     add_device_argument(p, None, "the sweep file's 'device', else auto")
     p.set_defaults(func=cmd_sweep)
 

@@ -90,6 +90,13 @@ def test_models_only_fits_each_shared_model_once_in_parallel_and_trials_reuse_th
     assert {name: (sweep_dir / "dynamics" / name / "dynamics.pt").stat().st_mtime_ns for name in models} == stamps
 
 
+def test_sweep_cli_models_only(hopper_file, tmp_path, run_cli):  # noqa: F811
+    _spec(tmp_path / "sweep.json", hopper_file)
+    proc = run_cli("sweep", str(tmp_path / "sweep.yaml"), "-o", str(tmp_path / "out"), "--models-only", "--device", "cpu", check_rc=0)
+    assert [p.name for p in (tmp_path / "out" / "dynamics").iterdir()] == [f"{hopper_file.stem}-s0"]
+    assert not (tmp_path / "out" / "trials").exists() and "without --models-only" in proc.stdout
+
+
 def test_bad_sweep_files(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[grid]\ndataset = ["a"]\nuncertainty = ["zero"]\nbatch = [1]\n')

@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from mopo_kit.data.episodes import episode_returns
+from mopo_kit.data.episodes import episode_returns_and_terms
 from mopo_kit.envs.model_env import ModelStep, StartStates
 from mopo_kit.envs.tasks import Task
 
@@ -33,9 +33,18 @@ class RealEvaluation:
     return_std: float
     normalized_mean: float | None
     normalized_std: float | None
+    #: mean per-episode sum of each ``reward_*`` term the env reports in ``info`` (e.g. the OOD
+    #: tasks' run/height or forward/ctrl/contact/healthy terms); empty when it reports none
+    reward_terms: dict[str, float] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, float | int | None]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def flat(self) -> dict[str, float | int | None]:
+        """One level of scalars for metric rows (CSV, W&B): the terms as ``eval_reward_*`` keys."""
+        row: dict[str, float | int | None] = {k: v for k, v in asdict(self).items() if k != "reward_terms"}
+        row.update({f"eval_{key}": value for key, value in self.reward_terms.items()})
+        return row
 
 
 @dataclass
@@ -62,7 +71,7 @@ def evaluate_in_env(task: Task, policy: Policy, episodes: int = 10, seed: int = 
     def normalized_policy(obs: np.ndarray) -> np.ndarray:  # episode_returns expects [-1, 1]
         return 2.0 * (policy(obs) - low) / (high - low) - 1.0
 
-    returns = episode_returns(task, normalized_policy, episodes, seed)
+    returns, terms = episode_returns_and_terms(task, normalized_policy, episodes, seed)
     normalized = None if task.ref_min_score is None else np.array([task.normalized_score(r) for r in returns])
     return RealEvaluation(
         episodes=episodes,
@@ -70,6 +79,7 @@ def evaluate_in_env(task: Task, policy: Policy, episodes: int = 10, seed: int = 
         return_std=float(returns.std()),
         normalized_mean=None if normalized is None else float(normalized.mean()),
         normalized_std=None if normalized is None else float(normalized.std()),
+        reward_terms={key: float(values.mean()) for key, values in terms.items()},
     )
 
 

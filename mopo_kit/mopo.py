@@ -199,7 +199,7 @@ class MOPO:
                 row["gradient_steps"] = self.policy.num_steps
                 if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                     evaluation = evaluate_in_env(self.task, self.policy.predict, cfg.eval_episodes, seed=cfg.seed * 1000 + epoch)
-                    row.update(evaluation.to_json())
+                    row.update(evaluation.flat())
                     if best is None or row["return_mean"] > best["return_mean"]:
                         best = dict(row)
                 row["epoch_seconds"] = round(time.perf_counter() - t0, 3)

@@ -63,7 +63,24 @@ def test_jump_reward_matches_mujoco_state_and_never_terminates():
         assert reward == pytest.approx(_jump(before, data.qpos, action, dt, z_init), abs=1e-9)
         assert not terminated and truncated == (t == 1000)
         assert reward != pytest.approx(info["original_reward"])
+        # the terms in info are the jump reward's (HalfCheetah's own reward_run is replaced)
+        v_x = (data.qpos[0] - before[0]) / dt
+        assert info["reward_run"] == pytest.approx(min(v_x, 3.0), abs=1e-9)
+        assert info["reward_height"] == pytest.approx(15.0 * (data.qpos[1] - z_init), abs=1e-9)
+        assert info["reward_run"] + info["reward_height"] + info["reward_ctrl"] == pytest.approx(reward, abs=1e-9)
     env.close()
+
+
+def test_evaluation_reports_what_a_jump_return_is_made_of():
+    from mopo_kit.evaluation import evaluate_in_env
+
+    task = mopo_kit.get_task("halfcheetah-jump")
+    still = evaluate_in_env(task, lambda obs: np.zeros((len(obs), 6), dtype=np.float32), episodes=2, seed=0)
+    assert set(still.reward_terms) == {"reward_run", "reward_height", "reward_ctrl"}
+    assert sum(still.reward_terms.values()) == pytest.approx(still.return_mean, rel=1e-9)
+    assert still.reward_terms["reward_ctrl"] == 0.0 and abs(still.reward_terms["reward_run"]) < 50, "a zero action neither runs nor pays"
+    flat = still.flat()
+    assert flat["eval_reward_height"] == still.reward_terms["reward_height"] and "reward_terms" not in flat
 
 
 def test_angle_reward_matches_mujoco_state_with_the_bonus_on_terminal_steps():
@@ -76,9 +93,11 @@ def test_angle_reward_matches_mujoco_state_with_the_bonus_on_terminal_steps():
     for _ in range(1500):
         action = rng.uniform(-1, 1, 8).astype(np.float32)
         before = data.qpos.copy()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
+        next_obs, reward, terminated, truncated, info = env.step(action)
         assert next_obs.shape == (27,)
         assert reward == pytest.approx(_angle(before, data.qpos, action, dt, data.cfrc_ext), abs=1e-9)
+        assert sum(v for k, v in info.items() if k.startswith("reward_")) == pytest.approx(reward, abs=1e-9)
+        assert info["reward_healthy"] == 1.0 and info["reward_contact"] <= 0.0
         z = data.qpos[2]
         assert terminated == (not (np.isfinite(data.qpos).all() and np.isfinite(data.qvel).all() and 0.2 <= z <= 1.0))
         rows.append((obs, action, next_obs, terminated))

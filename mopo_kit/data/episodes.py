@@ -17,24 +17,37 @@ def episode_returns(task: Task, policy: BatchPolicy, episodes: int, seed: int) -
     ``policy`` maps observations (n, obs_dim) to actions in [-1, 1] (n, act_dim); actions are
     rescaled to the env's action bounds here.
     """
+    return episode_returns_and_terms(task, policy, episodes, seed)[0]
+
+
+def episode_returns_and_terms(task: Task, policy: BatchPolicy, episodes: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`episode_returns` and, per episode, the sum of every numeric ``reward_*`` term in ``info``.
+
+    The terms say what a return is made of (e.g. halfcheetah-jump: running vs height); an env
+    that reports none gives an empty dict.
+    """
     envs = [task.make_env() for _ in range(episodes)]
     try:
         space = envs[0].action_space
         low, high = space.low.astype(np.float32), space.high.astype(np.float32)
         obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
         returns = np.zeros(episodes, dtype=np.float64)
+        terms: dict[str, np.ndarray] = {}
         alive = np.ones(episodes, dtype=bool)
         while alive.any():
             idx = np.flatnonzero(alive)
             actions = policy(obs[idx])
             actions = low + (np.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
             for row, i in enumerate(idx):
-                next_obs, reward, terminated, truncated, _ = envs[i].step(actions[row])
+                next_obs, reward, terminated, truncated, info = envs[i].step(actions[row])
                 returns[i] += float(reward)
+                for key, value in info.items():
+                    if key.startswith("reward_") and isinstance(value, (int, float, np.floating)):
+                        terms.setdefault(key, np.zeros(episodes, dtype=np.float64))[i] += float(value)
                 obs[i] = next_obs
                 if terminated or truncated:
                     alive[i] = False
-        return returns
+        return returns, terms
     finally:
         for env in envs:
             env.close()

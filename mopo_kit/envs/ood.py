@@ -44,6 +44,16 @@ def jump_reward(qpos_before: np.ndarray, qpos_after: np.ndarray, action: np.ndar
     return min(v_x, JUMP_MAX_VELOCITY) + JUMP_HEIGHT_WEIGHT * (float(qpos_after[1]) - z_init) - ctrl
 
 
+def jump_reward_terms(qpos_before: np.ndarray, qpos_after: np.ndarray, action: np.ndarray, dt: float, z_init: float) -> dict[str, float]:
+    """:func:`jump_reward`'s three terms (they sum to it), for ``info`` — whether a policy runs or jumps."""
+    v_x = (float(qpos_after[0]) - float(qpos_before[0])) / dt
+    return {
+        "reward_run": min(v_x, JUMP_MAX_VELOCITY),
+        "reward_height": JUMP_HEIGHT_WEIGHT * (float(qpos_after[1]) - z_init),
+        "reward_ctrl": -JUMP_CTRL_WEIGHT * float(np.sum(np.square(action, dtype=np.float64))),
+    }
+
+
 def contact_cost(cfrc_ext: np.ndarray) -> float:
     """5e-4 · Σ clip(cfrc_ext, −1, 1)² over every body (the world's row is always zero)."""
     clipped = np.clip(np.asarray(cfrc_ext, dtype=np.float64), *ANGLE_CONTACT_RANGE)
@@ -59,8 +69,24 @@ def angle_reward(qpos_before: np.ndarray, qpos_after: np.ndarray, action: np.nda
     return forward - ctrl - contact_cost(cfrc_ext) + ANGLE_HEALTHY_BONUS
 
 
+def angle_reward_terms(qpos_before: np.ndarray, qpos_after: np.ndarray, action: np.ndarray, dt: float, cfrc_ext: np.ndarray) -> dict[str, float]:
+    """:func:`angle_reward`'s four terms (they sum to it), for ``info``."""
+    v_x = (float(qpos_after[0]) - float(qpos_before[0])) / dt
+    v_y = (float(qpos_after[1]) - float(qpos_before[1])) / dt
+    return {
+        "reward_forward": v_x * math.cos(ANGLE_GOAL) + v_y * math.sin(ANGLE_GOAL),
+        "reward_ctrl": -ANGLE_CTRL_WEIGHT * float(np.sum(np.square(action, dtype=np.float64))),
+        "reward_contact": -contact_cost(cfrc_ext),
+        "reward_healthy": ANGLE_HEALTHY_BONUS,
+    }
+
+
 class _RewardWrapper(gym.Wrapper):
-    """Replaces the wrapped MuJoCo env's reward; the env's own reward stays in ``info["original_reward"]``."""
+    """Replaces the wrapped MuJoCo env's reward; the env's own reward stays in ``info["original_reward"]``.
+
+    The new reward's terms go to ``info`` under ``reward_*`` keys (as Gymnasium's MuJoCo envs report
+    theirs), replacing the wrapped env's, so evaluations can say what a return is made of.
+    """
 
     def _data(self) -> Any:
         return self.env.unwrapped.data  # type: ignore[attr-defined]
@@ -86,8 +112,10 @@ class JumpReward(_RewardWrapper):
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         before = self._data().qpos.copy()
         obs, original, _, truncated, info = self.env.step(action)
-        reward = jump_reward(before, self._data().qpos, np.asarray(action), self._dt(), self.z_init)
-        return obs, reward, False, truncated, {**info, "original_reward": original}
+        after, action = self._data().qpos, np.asarray(action)
+        reward = jump_reward(before, after, action, self._dt(), self.z_init)
+        terms = jump_reward_terms(before, after, action, self._dt(), self.z_init)
+        return obs, reward, False, truncated, {**_without_terms(info), **terms, "original_reward": original}
 
 
 class AngleReward(_RewardWrapper):
@@ -99,14 +127,23 @@ class AngleReward(_RewardWrapper):
         before = self._data().qpos.copy()
         obs, original, terminated, truncated, info = self.env.step(action)
         data = self._data()
-        reward = angle_reward(before, data.qpos, np.asarray(action), self._dt(), data.cfrc_ext)
-        return obs, reward, terminated, truncated, {**info, "original_reward": original}
+        action = np.asarray(action)
+        reward = angle_reward(before, data.qpos, action, self._dt(), data.cfrc_ext)
+        terms = angle_reward_terms(before, data.qpos, action, self._dt(), data.cfrc_ext)
+        return obs, reward, terminated, truncated, {**_without_terms(info), **terms, "original_reward": original}
+
+
+def _without_terms(info: dict[str, Any]) -> dict[str, Any]:
+    """The wrapped env's info less its own ``reward_*`` terms (they describe the replaced reward)."""
+    return {key: value for key, value in info.items() if not key.startswith("reward_")}
 
 
 __all__ = [
     "AngleReward",
     "JumpReward",
     "angle_reward",
+    "angle_reward_terms",
+    "jump_reward_terms",
     "contact_cost",
     "jump_reward",
 ]

@@ -380,7 +380,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.output or f"sweeps/{spec.name}")
     console = _stderr_console()
     if args.models_only:
-        failures = fit_shared_dynamics(spec, out, lambda m: console.print(f"[sweep] {m}", highlight=False), args.device, workers=args.workers or 1, threads=max(1, (os.cpu_count() or 1) // (args.workers or 1)))
+        workers = args.workers or 1
+        say = lambda m: console.print(f"[sweep] {m}", highlight=False)  # noqa: E731
+        failures = fit_shared_dynamics(spec, out, say, args.device, workers=workers, threads=max(1, (os.cpu_count() or 1) // workers))
         if failures:
             raise MopoKitError(f"{len(failures)} shared model(s) could not be fitted; first: {failures[0]}")
         print(f"{out / 'dynamics'}: the sweep's shared models are fitted; run the same command without --models-only for the trials")

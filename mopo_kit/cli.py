@@ -359,14 +359,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     out = Path(args.output)
-    results = run_demo(out, DemoSettings(device=str(device)))
+    results = run_demo(out, DemoSettings(task=args.task, device=str(device)))
     rows = [
         ("data: batch mean", f"{results['return_mean']:.1f}", ""),
         ("data: batch max", f"{results['return_max']:.1f}", ""),
     ]
     for label, m in results["methods"].items():
         rows.append((label, f"{m['return']:.1f} ± {m['return_std']:.1f}", f"{m['normalized']:.1f}"))
-    _console().print(_table(f"mopo-kit demo ({results['seconds']:.0f} s): halfcheetah, random data", ("", "return", "normalized"), rows))
+    _console().print(_table(f"mopo-kit demo ({results['seconds']:.0f} s): {results['dataset']['name']}, {results['settings']['epochs'] * results['settings']['steps_per_epoch']:,} SAC steps, seed {results['settings']['seed']}", ("", "return", "normalized"), rows))
     print(f"wrote {out / 'results.json'} and {out / 'results.png'}")
     return 0
 
@@ -532,8 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("demo", help="the main job: small dataset, model, several penalties, SAC, real-env evaluation")
+    p = sub.add_parser("demo", help="the main job: small random dataset, model, MOPO vs MBPO, real-env evaluation")
     p.add_argument("-o", "--output", metavar="DIR", default="mopo-demo")
+    p.add_argument("--task", default="hopper", help="registered task whose random data the demo collects (default hopper: the D4RL table's cell where MOPO leads MBPO)")
     add_device_argument(p)
     p.set_defaults(func=cmd_demo)
     return parser

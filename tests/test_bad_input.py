@@ -102,6 +102,11 @@ def test_unknown_component_kind_and_name(run_cli):
     _assert_one_line_error(run_cli("collect", "cheetah", "--kind", "random"), "unknown task 'cheetah'")
 
 
+def test_demo_unknown_task_is_one_line_and_writes_nothing(run_cli, tmp_path):
+    _assert_one_line_error(run_cli("demo", "--task", "cheetah", "-o", str(tmp_path / "demo")), "unknown task 'cheetah'")
+    assert not (tmp_path / "demo").exists()
+
+
 def test_usage_error_is_one_line(run_cli):
     proc = run_cli("dataset", "info")
     assert proc.returncode == 2

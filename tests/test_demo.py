@@ -23,4 +23,8 @@ def test_demo_writes_results_and_plot(tmp_path):
     for method in on_disk["methods"].values():
         assert math.isfinite(method["return"])
     assert on_disk["methods"]["MBPO (λ = 0)"]["bound"]["epsilon"] == 0.0
+    # hopper-random by default, with MOPO's published h and λ for it (as the D4RL table uses)
+    assert on_disk["dataset"]["name"] == "hopper-random (demo)" and on_disk["env_id"] == "Hopper-v5"
+    assert (on_disk["settings"]["horizon"], on_disk["settings"]["lam"]) == (5, 1.0)
+    assert on_disk["methods"]["MOPO (max_aleatoric)"]["lam"] == 1.0 and on_disk["methods"]["MOPO (max_aleatoric)"]["bound"]["epsilon"] > 0.0
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"

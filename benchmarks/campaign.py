@@ -203,10 +203,73 @@ class Campaign:
             if dataset in self.paper:
                 row["paper"] = self.paper[dataset]
             rows.append(row)
-        table = {"rows": rows, "runs": len(records), "setting_checks": checks, "note": f"return_last: mean of 10 deterministic episodes after the last epoch; last{TAIL_EVALS}_evals: each run's mean of its last {TAIL_EVALS} evaluations; mean ± population std over seeds"}
+        table = {
+            "rows": rows, "models": self.model_rows(records), "runs": len(records), "setting_checks": checks,
+            "note": (
+                f"return_last: mean of 10 deterministic episodes after the last epoch; last{TAIL_EVALS}_evals: each run's mean of its last {TAIL_EVALS} evaluations; "
+                "mean ± population std over seeds; models: one row per shared model (dataset × seed) with its fit and each method's mean u(s, a) (before λ) "
+                "and raw model reward per model step at the last epoch"
+            ),
+        }
         self.results.mkdir(parents=True, exist_ok=True)
         (self.results / "table.json").write_text(json.dumps(table, indent=2) + "\n")
         return table
+
+    def model_rows(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One row per shared model (dataset × seed): how it was fitted, and what each method saw in it.
+
+        The model's fit sets the penalty's scale (a worse fit, larger variances, larger u), so the
+        penalty is read beside the fit: epochs and why it stopped, the elites' mean holdout MSE, the
+        device, and per method its λ, the mean u(s, a) (before λ; not computed at λ = 0) and mean
+        raw model reward per model step at the last epoch, and the last return. Runs at several
+        budgets of one model: the longest.
+        """
+        newest: dict[tuple[str, int, str], dict[str, Any]] = {}
+        for rec in records:
+            key = (rec["dataset"], rec["seed"], rec["method"])
+            if key not in newest or rec["steps"] > newest[key]["steps"]:
+                newest[key] = rec
+        models: dict[tuple[str, int], dict[str, Any]] = {}
+        for (dataset, seed, method), rec in sorted(newest.items()):
+            fit = rec.get("dynamics_fit") or {}
+            holdout = fit.get("holdout_mse") or []
+            elites = fit.get("elites") or range(len(holdout))
+            row = models.setdefault((dataset, seed), {
+                "dataset": dataset, "seed": seed, "epochs": fit.get("epochs"), "stop_reason": fit.get("stop_reason"),
+                "elite_holdout_mse": round(statistics.fmean(holdout[i] for i in elites), 5) if holdout else None,
+                "device": "cuda" if str(fit.get("device", "cpu")).startswith("cuda") else fit.get("device", "cpu"),
+                "methods": {},
+            })
+            last = rec["curve"][-1] if rec.get("curve") else {}
+            row["methods"][method] = {
+                "steps": rec["steps"], "return_last": round(rec["return_last"], 1), "lam": rec["lam"],
+                "u": _round(last.get("rollout_mean_penalty")) if rec["lam"] else None, "raw_model_reward": _round(last.get("rollout_mean_raw_reward")),
+            }
+        return list(models.values())
+
+    def models_markdown(self, table: dict[str, Any]) -> str:
+        """The docs table of shared models: fit, and per method u (λ) and raw model reward per step, return."""
+        methods = list(self.methods)
+        names = [m.upper() if m in ("mopo", "mbpo") else m for m in methods]
+        lines = [
+            "| dataset | seed | model: epochs (stop) | elite holdout MSE | fitted on | "
+            + " | ".join(f"{n}: u (λ) / raw model reward per step → return" for n in names) + " |",
+            "|---|---|---|---|---|" + "---|" * len(methods),
+        ]
+        for row in table.get("models", []):
+            stop = "cap" if str(row["stop_reason"]).startswith("max_epochs") else ("early stop" if row["stop_reason"] == "early stopping" else row["stop_reason"])
+            cells = []
+            for m in methods:
+                entry = row["methods"].get(m)
+                if not entry:
+                    cells.append("—")
+                    continue
+                penalty = "—" if entry["u"] is None else f"{entry['u']:.3g} (λ = {entry['lam']:g})"
+                raw = "—" if entry["raw_model_reward"] is None else f"{entry['raw_model_reward']:.3g}"
+                cells.append(f"{penalty} / {raw} → {entry['return_last']:,.0f}")
+            mse = "—" if row["elite_holdout_mse"] is None else f"{row['elite_holdout_mse']:.4g}"
+            lines.append(f"| {row['dataset']} | {row['seed']} | {row['epochs']} ({stop}) | {mse} | {row['device']} | {' | '.join(cells)} |")
+        return "\n".join(lines)
 
     def markdown(self, table: dict[str, Any]) -> str:
         """The docs table: one row per dataset × budget, mean ± std (seeds) per method, the paper's."""
@@ -288,6 +351,7 @@ class Campaign:
         parser.add_argument("--device", help="where trials and models compute: auto (default), cpu, cuda, cuda:N")
         parser.add_argument("--table", action="store_true", help="only rebuild table.json and the plots from the published runs")
         parser.add_argument("--markdown", action="store_true", help="print the docs table")
+        parser.add_argument("--models-table", action="store_true", help="print the docs table of shared models: fit, penalty and raw model reward per method")
         parser.add_argument("--status", action="store_true", help="only say where each run of the selection stands (published, in progress, waiting); read-only")
         parser.add_argument("--rerun", action="store_true", help="also run the grid points whose result at this budget is already published")
         parser.add_argument(
@@ -334,7 +398,10 @@ class Campaign:
             )
         table = self.build_table()
         self.plot_curves(ROOT / "docs" / "img")
-        print(self.markdown(table) if args.markdown else json.dumps(table["rows"], indent=1, default=str)[:4000])
+        if args.models_table:
+            print(self.models_markdown(table))
+        else:
+            print(self.markdown(table) if args.markdown else json.dumps(table["rows"], indent=1, default=str)[:4000])
         return 0
 
 
@@ -367,6 +434,10 @@ def _dataset_summary(dataset: str) -> tuple[float, float]:
 
 def _mean_std(values: list[float]) -> dict[str, Any]:
     return {"mean": round(statistics.fmean(values), 1), "std": round(statistics.pstdev(values), 1) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
 
 
 def _file_safe(dataset: str) -> str:

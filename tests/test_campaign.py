@@ -47,6 +47,19 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     (png,) = campaign.plot_curves(tmp_path / "img")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
+    # One row per shared model (dataset × seed): its fit, and what each method saw in it
+    assert [(m["dataset"], m["seed"]) for m in table["models"]] == [(record["dataset"], 0), (record["dataset"], 1)]
+    for model in table["models"]:
+        runs = {r["method"]: r for r in map(json.loads, (p.read_text() for p in published)) if r["seed"] == model["seed"]}
+        fit = runs["mopo"]["dynamics_fit"]
+        assert model["epochs"] == fit["epochs"] and model["device"] == "cpu"
+        assert model["elite_holdout_mse"] == pytest.approx(sum(fit["holdout_mse"][i] for i in fit["elites"]) / len(fit["elites"]), abs=1e-5)
+        assert model["methods"]["mopo"]["u"] > 0
+        assert model["methods"]["mopo"]["u"] == pytest.approx(runs["mopo"]["curve"][-1]["rollout_mean_penalty"], abs=1e-4)
+        assert model["methods"]["mbpo"]["u"] is None and model["methods"]["mbpo"]["lam"] == 0.0  # not computed at λ = 0
+        assert model["methods"]["mbpo"]["return_last"] == pytest.approx(runs["mbpo"]["return_last"], abs=0.06)
+    assert f"| {record['dataset']} | 1 | " in campaign.models_markdown(table)
+
     # A run on a seed outside the campaign's (a setting check) is listed apart, not averaged in
     check = {**record, "seed": 7, "return_last": 1e6}
     campaign.published_path(check["dataset"], check["method"], 7, _budget_of(check)).write_text(json.dumps(check))

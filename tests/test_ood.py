@@ -83,6 +83,29 @@ def test_evaluation_reports_what_a_jump_return_is_made_of():
     assert flat["eval_reward_height"] == still.reward_terms["reward_height"] and "reward_terms" not in flat
 
 
+def test_evaluation_returns_do_not_depend_on_the_callers_torch_threads():
+    from mopo_kit.evaluation import evaluate_in_env
+
+    torch.manual_seed(0)  # an actor-sized MLP: its 10-row batch rounds differently on 1 and 2 threads
+    net = torch.nn.Sequential(torch.nn.Linear(17, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 6), torch.nn.Tanh())
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return net(torch.as_tensor(obs)).numpy()
+
+    task = mopo_kit.get_task("halfcheetah")
+    before = torch.get_num_threads()
+    try:
+        scores = {}
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            scores[threads] = evaluate_in_env(task, policy, episodes=10, seed=0)
+            assert torch.get_num_threads() == threads, "the caller's thread count is given back"
+    finally:
+        torch.set_num_threads(before)
+    assert scores[1].to_json() == scores[2].to_json()
+
+
 def test_angle_reward_matches_mujoco_state_with_the_bonus_on_terminal_steps():
     task = mopo_kit.get_task("ant-angle")
     env = task.make_env()

@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest

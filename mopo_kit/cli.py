@@ -534,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: small random dataset, model, MOPO vs MBPO, real-env evaluation")
     p.add_argument("-o", "--output", metavar="DIR", default="mopo-demo")
-    p.add_argument("--task", default="hopper", help="registered task whose random data the demo collects (default hopper: the D4RL table's cell where MOPO leads MBPO)")
+    p.add_argument("--task", default="hopper", help="registered task whose random data the demo collects (default hopper: the D4RL table's cell where MOPO leads MBPO at 10k and 100k steps)")
     add_device_argument(p)
     p.set_defaults(func=cmd_demo)
     return parser

@@ -224,13 +224,8 @@ class Campaign:
         raw model reward per model step at the last epoch, and the last return. Runs at several
         budgets of one model: the longest.
         """
-        newest: dict[tuple[str, int, str], dict[str, Any]] = {}
-        for rec in records:
-            key = (rec["dataset"], rec["seed"], rec["method"])
-            if key not in newest or rec["steps"] > newest[key]["steps"]:
-                newest[key] = rec
         models: dict[tuple[str, int], dict[str, Any]] = {}
-        for (dataset, seed, method), rec in sorted(newest.items()):
+        for (dataset, method, seed), rec in sorted(_longest_runs(records).items(), key=lambda item: (item[0][0], item[0][2], item[0][1])):
             fit = rec.get("dynamics_fit") or {}
             holdout = fit.get("holdout_mse") or []
             elites = fit.get("elites") or range(len(holdout))
@@ -304,13 +299,8 @@ class Campaign:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        newest: dict[tuple[str, str, int], dict[str, Any]] = {}
-        for rec in self.records():  # a run extended to more steps supersedes its shorter record
-            if rec["seed"] not in self.seeds:
-                continue  # a setting check, not a reported run
-            key = (rec["dataset"], rec["method"], rec["seed"])
-            if key not in newest or rec["steps"] > newest[key]["steps"]:
-                newest[key] = rec
+        # a setting check (a seed outside the campaign's) is not a reported run
+        newest = _longest_runs([rec for rec in self.records() if rec["seed"] in self.seeds])
         colors = {m: f"C{i}" for i, m in enumerate(self.methods)}
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -434,6 +424,16 @@ def _dataset_summary(dataset: str) -> tuple[float, float]:
 
 def _mean_std(values: list[float]) -> dict[str, Any]:
     return {"mean": round(statistics.fmean(values), 1), "std": round(statistics.pstdev(values), 1) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def _longest_runs(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """(dataset, method, seed) → its record at the largest budget: an extended run supersedes its shorter record."""
+    longest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for rec in records:
+        key = (rec["dataset"], rec["method"], rec["seed"])
+        if key not in longest or rec["steps"] > longest[key]["steps"]:
+            longest[key] = rec
+    return longest
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:

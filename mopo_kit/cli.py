@@ -183,7 +183,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
 
     from mopo_kit.data.load import load_dataset
     from mopo_kit.dynamics.gaussian_ensemble import TrainingDivergedError
-    from mopo_kit.dynamics.storage import is_dynamics_dir, save_dynamics, write_fit_report
+    from mopo_kit.dynamics.storage import fit_and_save, is_dynamics_dir, save_dynamics, write_fit_report
     from mopo_kit.plugins import get_registry
     from mopo_kit.device import with_device
     from mopo_kit.progress import progress_bar, progress_enabled
@@ -218,14 +218,17 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
             if log_lines:
                 console.print(line, highlight=False)
 
+        # killed midway, the same command continues the fit from its last epoch
+        checkpoint = out / "fit_checkpoint.pt"
+        if checkpoint.exists() and not args.quiet:
+            console.print(f"continuing the killed fit in {checkpoint}", highlight=False)
         try:
-            report = model.fit(data, callback=on_epoch)
+            report = fit_and_save(model, data, args.model, out, checkpoint=checkpoint, device=device, callback=on_epoch)
         except TrainingDivergedError as exc:
             save_dynamics(model, out, args.model)
             write_fit_report(out, exc.report, data, device=device)
+            checkpoint.unlink(missing_ok=True)  # it would only diverge again
             raise MopoKitError(f"{exc}; the last good model is saved in {out}") from None
-    save_dynamics(model, out, args.model)
-    write_fit_report(out, report, data, device=device)
     print(
         f"{out}: {report.epochs} epochs ({report.stop_reason}), {report.seconds:.0f} s; "
         f"holdout MSE {', '.join(f'{v:.4g}' for v in report.holdout_mse)}; elites {report.elites}"

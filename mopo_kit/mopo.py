@@ -33,7 +33,7 @@ from mopo_kit.data.actor import save_actor
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.data.load import load_dataset
 from mopo_kit.device import generator_on, resolve_device, with_device as _with_device
-from mopo_kit.dynamics.storage import COMPONENT_FILE, is_dynamics_dir, load_dynamics, save_dynamics, write_fit_report
+from mopo_kit.dynamics.storage import COMPONENT_FILE, fit_and_save, is_dynamics_dir, load_dynamics
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
 from mopo_kit.envs.tasks import Task
 from mopo_kit.errors import MopoKitError
@@ -158,11 +158,16 @@ class MOPO:
         factory = registry.get("dynamics", cfg.dynamics.type).factory
         params = _with_device(factory, {"seed": cfg.seed, **cfg.dynamics.params}, self.device)
         model = registry.create("dynamics", cfg.dynamics.type, obs_dim=self.data.obs_dim, act_dim=self.data.act_dim, **params)
+        # a run killed while fitting continues the fit from its last epoch (``dynamics_fit.pt``)
+        checkpoint = run_dir / "dynamics_fit.pt" if run_dir is not None else None
         with progress_bar("fit dynamics", total=cfg.dynamics.params.get("max_epochs")) as bar:
-            report = model.fit(self.data, callback=lambda s: (bar.update(description=f"dynamics epoch {s.epoch}, holdout MSE {min(s.holdout_mse):.4g}"), bar.advance(1)))
-        if run_dir is not None:
-            save_dynamics(model, run_dir / "dynamics", cfg.dynamics.type)
-            write_fit_report(run_dir / "dynamics", report, self.data, device=self.device)
+
+            def progress(stats: Any) -> None:
+                bar.update(description=f"dynamics epoch {stats.epoch}, holdout MSE {min(stats.holdout_mse):.4g}")
+                bar.advance(1)
+
+            target = run_dir / "dynamics" if run_dir is not None else None
+            fit_and_save(model, self.data, cfg.dynamics.type, target, checkpoint=checkpoint, device=self.device, callback=progress)
         return model
 
     # ------------------------------------------------------------------------------ running

@@ -32,6 +32,7 @@ from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.device import check_device_spec, resolve_device
 from mopo_kit.dynamics.base import EpochCallback, EpochStats, FitReport
 from mopo_kit.dynamics.ensemble_net import EnsembleNet
+from mopo_kit.dynamics.fit_checkpoint import fit_identity, load_fit_state, save_fit_state
 from mopo_kit.dynamics.fused import FusedTrainer, predict_batched, predict_chunked
 from mopo_kit.dynamics.scaler import StandardScaler
 from mopo_kit.errors import MopoKitError
@@ -69,6 +70,9 @@ class TrainingDivergedError(MopoKitError):
         super().__init__(message)
         self.report = report
 
+
+#: Limits of a fit, not what it is a fit of: a checkpoint may be continued under new ones.
+_FIT_LIMITS = ("max_epochs", "max_seconds", "predict_chunk")
 
 #: What each numeric param of :class:`EnsembleConfig` may hold (checked on construction).
 ENSEMBLE_RANGES: dict[str, Range] = {
@@ -215,8 +219,16 @@ class GaussianEnsemble:
         mean, _ = self.net(split.x_hold)
         return (mean - split.y_hold).square().mean(dim=(1, 2))
 
-    def fit(self, data: TransitionDataset, *, callback: EpochCallback | None = None) -> FitReport:
-        """Train on ``data`` until early stopping (or ``max_epochs`` / ``max_seconds``)."""
+    def fit(
+        self, data: TransitionDataset, *, callback: EpochCallback | None = None, checkpoint: str | Path | None = None
+    ) -> FitReport:
+        """Train on ``data`` until early stopping (or ``max_epochs`` / ``max_seconds``).
+
+        With ``checkpoint`` (a file path) the whole training state is written there after every
+        epoch and a fit killed midway continues from it, ending exactly where an uninterrupted
+        fit ends (``fit_checkpoint``); the caller removes the file once the model is saved.
+        A larger ``max_epochs`` or ``max_seconds`` than the checkpoint's fit had may continue it.
+        """
         cfg = self.config
         if data.obs_dim != self.obs_dim or data.act_dim != self.act_dim:
             raise MopoKitError(
@@ -225,7 +237,8 @@ class GaussianEnsemble:
         # the RNG stays on the CPU (bootstrap and shuffles are index draws, moved once per epoch):
         # the same seed draws the same minibatches on every device
         gen = torch.Generator().manual_seed(cfg.seed)
-        split = self._split(data.with_known_next(), gen)  # a terminal row of a v0 file has no s'
+        data = data.with_known_next()  # a terminal row of a v0 file has no s'
+        split = self._split(data, gen)
         n_train = split.x_train.shape[0]
         bootstrap = torch.randint(n_train, (cfg.members, n_train), generator=gen)
         trainer = FusedTrainer(self.net, cfg.weight_decays, cfg.lr, cfg.logvar_loss_coef)
@@ -235,10 +248,26 @@ class GaussianEnsemble:
         best = self._holdout_mse(split).tolist()
         snapshots = [self._member_state(k) for k in range(cfg.members)]
         history: list[EpochStats] = []
-        since_update, epoch, stop_reason = 0, 0, "early stopping"
+        since_update, epoch, elapsed, stop_reason = 0, 0, 0.0, "early stopping"
+        identity = fit_identity(data, {k: v for k, v in asdict(cfg).items() if k not in _FIT_LIMITS}) if checkpoint else {}
+        saved = load_fit_state(checkpoint, identity, self.device) if checkpoint else None
+        if saved is not None:
+            self.net.load_state_dict(saved["net"])
+            trainer.optimizer.load_state_dict(saved["optimizer"])
+            gen.set_state(saved["generator"])
+            best, snapshots, since_update, epoch = saved["best"], saved["snapshots"], saved["since_update"], saved["epoch"]
+            history, elapsed = [EpochStats(**row) for row in saved["history"]], saved["seconds"]
         batches = math.ceil(n_train / cfg.batch_size)
-        start = time.perf_counter()
+        start = time.perf_counter() - elapsed
         while True:
+            if since_update > cfg.patience:
+                break
+            if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
+                stop_reason = f"max_epochs={cfg.max_epochs}"
+                break
+            if cfg.max_seconds is not None and time.perf_counter() - start >= cfg.max_seconds:
+                stop_reason = f"max_seconds={cfg.max_seconds}"
+                break
             t0 = time.perf_counter()
             order = torch.argsort(torch.rand(cfg.members, n_train, generator=gen), dim=1)
             shuffled = torch.gather(bootstrap, 1, order).to(self.device)
@@ -264,16 +293,21 @@ class GaussianEnsemble:
             epoch += 1
             stats = EpochStats(epoch, train_loss, mse, time.perf_counter() - t0)
             history.append(stats)
+            if checkpoint:
+                state = {
+                    "net": self.net.state_dict(),
+                    "optimizer": trainer.optimizer.state_dict(),
+                    "generator": gen.get_state(),
+                    "best": best,
+                    "snapshots": snapshots,
+                    "since_update": since_update,
+                    "epoch": epoch,
+                    "history": [asdict(row) for row in history],
+                    "seconds": time.perf_counter() - start,
+                }
+                save_fit_state(checkpoint, identity, state)
             if callback is not None:
                 callback(stats)
-            if since_update > cfg.patience:
-                break
-            if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
-                stop_reason = f"max_epochs={cfg.max_epochs}"
-                break
-            if cfg.max_seconds is not None and time.perf_counter() - start >= cfg.max_seconds:
-                stop_reason = f"max_seconds={cfg.max_seconds}"
-                break
         for k in range(cfg.members):
             self._load_member_state(k, snapshots[k])
         final = self._holdout_mse(split)

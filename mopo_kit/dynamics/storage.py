@@ -57,6 +57,35 @@ def write_fit_report(directory: str | Path, report: Any, data: Any, device: Any 
     atomic_write_bytes(Path(directory) / "fit_report.json", json.dumps(payload, indent=2).encode())
 
 
+def fit_and_save(
+    model: Any,
+    data: Any,
+    name: str,
+    target: str | Path | None,
+    *,
+    checkpoint: str | Path | None = None,
+    device: Any = None,
+    callback: Any = None,
+) -> Any:
+    """Fit ``model`` on ``data``, save it with its fit report to ``target``; return the report.
+
+    A model whose ``fit`` takes a ``checkpoint`` keyword (the built-in ensemble does) writes its
+    training state to that file after every epoch and continues from it when a killed fit is
+    run again; the file goes once the model is saved. Plugins' models without the keyword are
+    fitted as before, from scratch each time.
+    """
+    from mopo_kit.device import accepts_keyword
+
+    resumable = checkpoint is not None and accepts_keyword(model.fit, "checkpoint")
+    report = model.fit(data, callback=callback, **({"checkpoint": Path(checkpoint)} if resumable else {}))
+    if target is not None:
+        save_dynamics(model, target, name)
+        write_fit_report(target, report, data, device=device)
+    if resumable:
+        Path(checkpoint).unlink(missing_ok=True)
+    return report
+
+
 def _device_name(device: Any) -> str:
     """``cpu`` or e.g. ``cuda:0 (NVIDIA H100 80GB HBM3)``."""
     import torch
@@ -115,4 +144,4 @@ def load_dynamics(
     return model
 
 
-__all__ = ["COMPONENT_FILE", "is_dynamics_dir", "save_dynamics", "write_fit_report", "stored_type", "load_dynamics"]
+__all__ = ["COMPONENT_FILE", "is_dynamics_dir", "save_dynamics", "write_fit_report", "fit_and_save", "stored_type", "load_dynamics"]

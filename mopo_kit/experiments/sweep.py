@@ -128,19 +128,20 @@ def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = 
     """Fit the shared model of ``job`` unless it exists; a file lock makes concurrent callers wait.
 
     The lock is held while fitting, so a second trial on the same model blocks until the first has
-    saved it and then loads it; a fit killed midway leaves no model directory (saves are atomic)
-    and is redone by the next caller.
+    saved it and then loads it; a fit killed midway leaves no model directory (saves are atomic),
+    only its per-epoch checkpoint ``.fits/<model>.pt``, from which the next caller continues it.
     """
     import fcntl
 
     from mopo_kit.data.load import load_dataset
-    from mopo_kit.dynamics.storage import is_dynamics_dir, save_dynamics, write_fit_report
+    from mopo_kit.dynamics.storage import fit_and_save, is_dynamics_dir
     from mopo_kit.plugins import get_registry
 
     target = Path(job["target"])
     if is_dynamics_dir(target):
         return
     locks = target.parent.parent / ".locks"  # beside dynamics/, which holds only models
+    checkpoint = target.parent.parent / ".fits" / f"{target.name}.pt"
     locks.mkdir(parents=True, exist_ok=True)
     with open(locks / f"{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -154,9 +155,7 @@ def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = 
         device = resolve_device(job.get("device", "auto"))
         params = with_device(registry.get("dynamics", job["type"]).factory, {"seed": job["seed"], **job["params"]}, device)
         model = registry.create("dynamics", job["type"], obs_dim=data.obs_dim, act_dim=data.act_dim, **params)
-        report = model.fit(data)
-        save_dynamics(model, target, job["type"])
-        write_fit_report(target, report, data, device=device)
+        fit_and_save(model, data, job["type"], target, checkpoint=checkpoint, device=device)
 
 
 def fit_shared_dynamics(

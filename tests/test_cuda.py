@@ -210,6 +210,27 @@ def test_checkpoint_saved_on_cuda_resumes_on_cpu(fitted, tmp_path):
     assert np.isfinite(metrics["critic_loss"]) and gpu.sac._graph_state is not None
 
 
+
+def test_a_fit_killed_on_cuda_resumes_there_to_the_uninterrupted_weights(tmp_path):
+    """The fit checkpoint holds the CPU minibatch RNG and device tensors (map_location)."""
+
+    def kill_at_3(stats):
+        if stats.epoch == 3:
+            raise KeyboardInterrupt
+
+    data = linear_system_dataset(n=1500, seed=3)
+    straight = tiny_ensemble(max_epochs=6).to(CUDA)
+    straight.fit(data)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_ensemble(max_epochs=6).to(CUDA).fit(data, callback=kill_at_3, checkpoint=tmp_path / "fit.pt")
+    resumed = tiny_ensemble(max_epochs=6).to(CUDA)
+    report = resumed.fit(data, checkpoint=tmp_path / "fit.pt")
+    assert [h.epoch for h in report.history] == list(range(1, 7))
+    assert resumed.elites.tolist() == straight.elites.tolist()
+    for a, b in zip(resumed.net.state_dict().values(), straight.net.state_dict().values()):
+        assert a.is_cuda
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
 def test_gp_plugin_follows_its_inputs_device(fitted):
     gp_module = pytest.importorskip("mopo_kit_gp")
     data, _, directory = fitted

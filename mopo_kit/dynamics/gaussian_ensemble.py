@@ -254,7 +254,7 @@ class GaussianEnsemble:
         if saved is not None:
             self.net.load_state_dict(saved["net"])
             trainer.optimizer.load_state_dict(saved["optimizer"])
-            gen.set_state(saved["generator"])
+            gen.set_state(saved["generator"].cpu())  # the minibatch RNG lives on the CPU on every device
             best, snapshots, since_update, epoch = saved["best"], saved["snapshots"], saved["since_update"], saved["epoch"]
             history, elapsed = [EpochStats(**row) for row in saved["history"]], saved["seconds"]
         batches = math.ceil(n_train / cfg.batch_size)

@@ -135,7 +135,8 @@ class Campaign:
         ``epoch`` of ``epochs`` done, in progress or killed; a resume restarts from
         ``checkpoint_epoch``, and a run finished at a smaller budget is extended from there), or
         ``waiting``; ``model`` says whether its shared dynamics model in ``sweep_dir`` is
-        ``fitted``, ``fitting`` (a process holds its fit lock) or ``missing``.
+        ``fitted``, ``fitting`` (a process holds its fit lock) or ``missing``, with the epoch its fit
+        checkpoint holds when there is one.
         """
         from mopo_kit.experiments.sweep import finished_epochs, model_job, trial_id
 
@@ -396,23 +397,36 @@ class Campaign:
 
 
 def _model_state(target: Path) -> str:
-    """``fitted``, ``fitting`` (another process holds the fit lock of ``ensure_shared_dynamics``) or ``missing``."""
-    import fcntl
+    """``fitted``, ``fitting`` (another process holds the fit lock of ``ensure_shared_dynamics``) or ``missing``.
 
+    A fit's per-epoch checkpoint adds how far it got: ``fitting (epoch 23 saved)``, or for a
+    killed fit that the next run continues, ``missing (fit saved at epoch 23)``.
+    """
+    from mopo_kit.dynamics.fit_checkpoint import saved_epoch
     from mopo_kit.dynamics.storage import is_dynamics_dir
+    from mopo_kit.experiments.sweep import fit_checkpoint_path
 
     if is_dynamics_dir(target):
         return "fitted"
-    lock = target.parent.parent / ".locks" / f"{target.name}.lock"
+    epoch = saved_epoch(fit_checkpoint_path(target))
+    if _fit_lock_held(target.parent.parent / ".locks" / f"{target.name}.lock"):
+        return "fitting" if epoch is None else f"fitting (epoch {epoch} saved)"
+    return "missing" if epoch is None else f"missing (fit saved at epoch {epoch})"
+
+
+def _fit_lock_held(lock: Path) -> bool:
+    """Whether a process holds ``lock``: a shared, non-blocking probe that never waits or blocks the fitter."""
+    import fcntl
+
     if not lock.exists():
-        return "missing"
-    with open(lock) as handle:  # a shared, non-blocking probe: never waits, never blocks the fitter
+        return False
+    with open(lock) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return "fitting"
+            return True
         fcntl.flock(handle, fcntl.LOCK_UN)
-    return "missing"
+    return False
 
 
 def _dataset_summary(dataset: str) -> tuple[float, float]:

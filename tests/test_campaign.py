@@ -123,6 +123,22 @@ def test_status_sees_a_model_fit_in_progress_through_its_lock(tmp_path):
     assert _model_state(target) == "missing"  # the fitter died or finished without a model
 
 
+def test_status_says_how_far_a_fit_got_from_its_checkpoint(tmp_path):
+    import fcntl
+
+    from campaign import _model_state
+    from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
+
+    target = tmp_path / "sweep" / "dynamics" / "hopper-mixed-s0"
+    tiny_ensemble(max_epochs=2).fit(linear_system_dataset(n=600), checkpoint=tmp_path / "sweep" / ".fits" / "hopper-mixed-s0.pt")
+    assert _model_state(target) == "missing (fit saved at epoch 2)"
+    lock_path = tmp_path / "sweep" / ".locks" / "hopper-mixed-s0.lock"
+    lock_path.parent.mkdir(parents=True)
+    with open(lock_path, "w") as fitter:
+        fcntl.flock(fitter, fcntl.LOCK_EX)
+        assert _model_state(target) == "fitting (epoch 2 saved)"
+
+
 def _budget_of(record: dict) -> str:
     from campaign import _budget
 

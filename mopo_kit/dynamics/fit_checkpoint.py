@@ -78,6 +78,14 @@ def load_fit_state(path: str | Path, identity: Mapping[str, Any], device: torch.
     return state
 
 
+def saved_epoch(path: str | Path) -> int | None:
+    """The last epoch a checkpoint holds (for progress reports), ``None`` when absent or unreadable."""
+    try:
+        return int(torch.load(Path(path), map_location="cpu", weights_only=True)["state"]["epoch"])
+    except Exception:  # a progress report must not fail on a damaged file
+        return None
+
+
 def _differences(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
     """'data (sha256 1a2b… vs 3c4d…)' or 'settings (lr: 0.001 vs 0.0003)', '' when they match."""
     if saved.get("dataset_sha256") != wanted.get("dataset_sha256"):
@@ -100,4 +108,4 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
-__all__ = ["CHECKPOINT_VERSION", "fit_identity", "save_fit_state", "load_fit_state"]
+__all__ = ["CHECKPOINT_VERSION", "fit_identity", "save_fit_state", "load_fit_state", "saved_epoch"]

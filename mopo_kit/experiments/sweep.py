@@ -124,6 +124,11 @@ def model_job(spec: SweepSpec, sweep_dir: Path, point: Mapping[str, Any]) -> dic
     }
 
 
+def fit_checkpoint_path(target: Path) -> Path:
+    """Where the shared model ``target``'s fit writes its per-epoch checkpoint (beside ``dynamics/``)."""
+    return target.parent.parent / ".fits" / f"{target.name}.pt"
+
+
 def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = lambda message: None) -> None:
     """Fit the shared model of ``job`` unless it exists; a file lock makes concurrent callers wait.
 
@@ -141,7 +146,7 @@ def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = 
     if is_dynamics_dir(target):
         return
     locks = target.parent.parent / ".locks"  # beside dynamics/, which holds only models
-    checkpoint = target.parent.parent / ".fits" / f"{target.name}.pt"
+    checkpoint = fit_checkpoint_path(target)
     locks.mkdir(parents=True, exist_ok=True)
     with open(locks / f"{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -107,36 +107,28 @@ def test_status_command_counts_published_and_waiting_runs_without_touching_the_s
     assert capsys.readouterr().out.splitlines()[0].split()[:2] == ["published", "hopper-mixed__zero__s1"]
 
 
-def test_status_sees_a_model_fit_in_progress_through_its_lock(tmp_path):
-    """A process fitting a shared model holds its lock; the status probe sees it without waiting."""
-    import fcntl
-
-    from campaign import _model_state
-
-    target = tmp_path / "sweep" / "dynamics" / "hopper-mixed-s0"
-    assert _model_state(target) == "missing"
-    lock_path = tmp_path / "sweep" / ".locks" / "hopper-mixed-s0.lock"
-    lock_path.parent.mkdir(parents=True)
-    with open(lock_path, "w") as fitter:
-        fcntl.flock(fitter, fcntl.LOCK_EX)
-        assert _model_state(target) == "fitting"
-    assert _model_state(target) == "missing"  # the fitter died or finished without a model
-
-
-def test_status_says_how_far_a_fit_got_from_its_checkpoint(tmp_path):
+@pytest.mark.parametrize("killed_fit_epochs", [None, 2])
+def test_status_sees_a_model_fit_in_progress_through_its_lock(tmp_path, killed_fit_epochs):
+    """A process fitting a shared model holds its lock; the status probe sees it without waiting,
+    and says how far the fit got when it has a checkpoint (a killed fit continues from there)."""
     import fcntl
 
     from campaign import _model_state
     from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
 
     target = tmp_path / "sweep" / "dynamics" / "hopper-mixed-s0"
-    tiny_ensemble(max_epochs=2).fit(linear_system_dataset(n=600), checkpoint=tmp_path / "sweep" / ".fits" / "hopper-mixed-s0.pt")
-    assert _model_state(target) == "missing (fit saved at epoch 2)"
+    saved = ""
+    if killed_fit_epochs:
+        checkpoint = tmp_path / "sweep" / ".fits" / "hopper-mixed-s0.pt"
+        tiny_ensemble(max_epochs=killed_fit_epochs).fit(linear_system_dataset(n=600), checkpoint=checkpoint)
+        saved = f" (fit saved at epoch {killed_fit_epochs})"
+    assert _model_state(target) == "missing" + saved
     lock_path = tmp_path / "sweep" / ".locks" / "hopper-mixed-s0.lock"
     lock_path.parent.mkdir(parents=True)
     with open(lock_path, "w") as fitter:
         fcntl.flock(fitter, fcntl.LOCK_EX)
-        assert _model_state(target) == "fitting (epoch 2 saved)"
+        assert _model_state(target) == "fitting" + (f" (epoch {killed_fit_epochs} saved)" if killed_fit_epochs else "")
+    assert _model_state(target) == "missing" + saved  # the fitter died or finished without a model
 
 
 def _budget_of(record: dict) -> str:

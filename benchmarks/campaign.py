@@ -61,6 +61,11 @@ class Campaign:
     seeds: tuple[int, ...] = (0, 1, 2)
     plot_prefix: str = ""
     default_stage: int | None = None  # what runs without --stage (default: the lowest stage)
+    script: str = ""  # the campaign's script, e.g. "d4rl_table.py": named in the docs' generated blocks
+    #: (file relative to the repository, block) pairs that ``--write-docs`` regenerates from table.json;
+    #: blocks: "table" (:meth:`markdown`), "models" (:meth:`models_markdown`), "summary" (:meth:`summary_markdown`)
+    docs: tuple[tuple[str, str], ...] = ()
+    paper_label: str = "paper"  # what the summary calls the reference numbers ("talk" for the D4RL table)
 
     def method_of(self, uncertainty: str) -> str:
         return next((m for m, u in self.methods.items() if u == uncertainty), uncertainty)
@@ -176,7 +181,14 @@ class Campaign:
 
     # ------------------------------------------------------------------------------- tables
     def build_table(self) -> dict[str, Any]:
-        """table.json: per dataset × budget, each method's mean ± std over seeds beside the paper's."""
+        """Write table.json (:meth:`table`) and return it."""
+        table = self.table()
+        self.results.mkdir(parents=True, exist_ok=True)
+        (self.results / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+        return table
+
+    def table(self) -> dict[str, Any]:
+        """Per dataset × budget, each method's mean ± std over seeds beside the paper's, from the published runs alone."""
         cells: dict[tuple[str, int], dict[str, Any]] = {}
         everything = self.records()
         records = [r for r in everything if r["seed"] in self.seeds]
@@ -212,8 +224,6 @@ class Campaign:
                 "and raw model reward per model step at the last epoch"
             ),
         }
-        self.results.mkdir(parents=True, exist_ok=True)
-        (self.results / "table.json").write_text(json.dumps(table, indent=2) + "\n")
         return table
 
     def model_rows(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -293,6 +303,58 @@ class Campaign:
             lines.append(f"| {row['dataset']} | {_budget(row['steps'])} | {' | '.join(cells)} | {tails} | {row['batch_mean']:,.1f} / {row['batch_max']:,.1f} | {paper_text} |")
         return "\n".join(lines)
 
+    def summary_markdown(self, table: dict[str, Any]) -> str:
+        """The README's short table: each cell at its first stage's budget, the leading method in bold.
+
+        Integers, mean ± std over seeds (the seeds column says how many each method holds), the
+        mean of the last evaluations beside it, and the paper's numbers; a cell appears once every
+        method has a run.
+        """
+        methods = list(self.methods)
+        names = [_display(m) for m in methods]
+        rows = {(row["dataset"], row["steps"]): row for row in table["rows"]}
+        order = [(cell, stage.steps) for _, stage in sorted(self.stages.items()) for cell in stage.cells]
+        lines = [
+            f"| cell | seeds | {names[0]} (last iterate) | {' | '.join(names[1:])} | {' / '.join(names)}, last {TAIL_EVALS} evaluations | "
+            f"{self.paper_label}: {' / '.join(names)} |",
+            "|---|---|" + "---|" * len(methods) + "---|---|",
+        ]
+        seen: set[str] = set()
+        for cell, steps in order:
+            row = rows.get((cell, steps))
+            if cell in seen or row is None or any(m not in row for m in methods):
+                continue
+            seen.add(cell)
+            entries = [row[m] for m in methods]
+            counts = [e["n"] for e in entries]
+            seeds = str(counts[0]) if len(set(counts)) == 1 else " / ".join(map(str, counts))
+            means = [e["mean"] for e in entries]
+            tails = [e[f"last{TAIL_EVALS}_evals"]["mean"] for e in entries]
+            last = [_bold(_integer_spread(e), e["mean"] == max(means)) for e in entries]
+            tail = " / ".join(_bold(f"{t:,.0f}", t == max(tails)) for t in tails)
+            paper = row.get("paper")
+            paper_text = " / ".join(f"{paper[m]:,.0f}" if m in paper else "—" for m in methods) if paper else "—"
+            lines.append(f"| {cell} | {seeds} | {' | '.join(last)} | {tail} | {paper_text} |")
+        return "\n".join(lines)
+
+    def doc_blocks(self, table: dict[str, Any]) -> dict[tuple[str, str], str]:
+        """(file, block) → the markdown ``--write-docs`` puts between that block's markers."""
+        render = {"table": self.markdown, "models": self.models_markdown, "summary": self.summary_markdown}
+        return {(path, block): render[block](table) for path, block in self.docs}
+
+    def write_docs(self, table: dict[str, Any]) -> list[Path]:
+        """Replace every generated block of :attr:`docs` with what ``table`` gives now."""
+        written = []
+        for (path, block), body in self.doc_blocks(table).items():
+            target = ROOT / path
+            text = replace_generated_block(target.read_text(), self.block_marker(block), body, where=path)
+            target.write_text(text)
+            written.append(target)
+        return written
+
+    def block_marker(self, block: str) -> str:
+        return f"<!-- begin generated: python benchmarks/{self.script} --write-docs ({block}) -->"
+
     def plot_curves(self, out_dir: Path) -> list[Path]:
         """One PNG per dataset: evaluation return over gradient steps, one line per run."""
         import matplotlib
@@ -343,6 +405,9 @@ class Campaign:
         parser.add_argument("--table", action="store_true", help="only rebuild table.json and the plots from the published runs")
         parser.add_argument("--markdown", action="store_true", help="print the docs table")
         parser.add_argument("--models-table", action="store_true", help="print the docs table of shared models: fit, penalty and raw model reward per method")
+        parser.add_argument(
+            "--write-docs", action="store_true", help="rebuild table.json and the plots, then regenerate the tables between the docs' generated-block markers"
+        )
         parser.add_argument("--status", action="store_true", help="only say where each run of the selection stands (published, in progress, waiting); read-only")
         parser.add_argument("--rerun", action="store_true", help="also run the grid points whose result at this budget is already published")
         parser.add_argument(
@@ -368,7 +433,7 @@ class Campaign:
             failures = fit_shared_dynamics(spec, Path(args.sweep_dir), say, args.device, workers=args.workers, threads=args.threads)
             return 1 if failures else 0
         command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        if not args.table:
+        if not (args.table or args.write_docs):
 
             def done(summary: dict[str, Any]) -> None:
                 print(f"[{self.name}] published {self.publish(Path(summary['run_dir']), command).name}", flush=True)
@@ -389,6 +454,10 @@ class Campaign:
             )
         table = self.build_table()
         self.plot_curves(ROOT / "docs" / "img")
+        if args.write_docs:
+            for path in self.write_docs(table):
+                print(f"[{self.name}] wrote {path.relative_to(ROOT)}")
+            return 0
         if args.models_table:
             print(self.models_markdown(table))
         else:
@@ -427,6 +496,40 @@ def _fit_lock_held(lock: Path) -> bool:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
     return False
+
+
+END_MARKER = "<!-- end generated -->"
+
+
+def replace_generated_block(text: str, marker: str, body: str, where: str = "the document") -> str:
+    """``text`` with the lines between ``marker`` and the next end marker replaced by ``body``."""
+    start = text.find(marker)
+    if start < 0:
+        raise SystemExit(f"{where}: no generated block marker '{marker}'")
+    start += len(marker)
+    end = text.find(END_MARKER, start)
+    if end < 0:
+        raise SystemExit(f"{where}: the block '{marker}' has no '{END_MARKER}'")
+    return f"{text[:start]}\n{body}\n{text[end:]}"
+
+
+def generated_block(text: str, marker: str) -> str | None:
+    """What stands between ``marker`` and its end marker (for checks), ``None`` without the block."""
+    start = text.find(marker)
+    end = text.find(END_MARKER, start)
+    return None if start < 0 or end < 0 else text[start + len(marker) : end].strip("\n")
+
+
+def _display(method: str) -> str:
+    return method.upper() if method in ("mopo", "mbpo") else method
+
+
+def _integer_spread(entry: dict[str, Any]) -> str:
+    return f"{entry['mean']:,.0f}" if entry["n"] == 1 else f"{entry['mean']:,.0f} ± {entry['std']:,.0f}"
+
+
+def _bold(text: str, bold: bool) -> str:
+    return f"**{text}**" if bold else text
 
 
 def _dataset_summary(dataset: str) -> tuple[float, float]:

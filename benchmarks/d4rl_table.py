@@ -4,7 +4,8 @@
     python benchmarks/d4rl_table.py --stage 2            # medium + medium-expert
     python benchmarks/d4rl_table.py --stage 3            # mixed cells extended to 300k steps
     python benchmarks/d4rl_table.py --cell hopper-mixed  # one cell (any dataset), its stage's budget
-    python benchmarks/d4rl_table.py --table --markdown   # only rebuild table.json, the plots, the docs table
+    python benchmarks/d4rl_table.py --table --markdown   # only rebuild table.json, the plots; print the docs table
+    python benchmarks/d4rl_table.py --write-docs         # ... and regenerate the tables in docs/results.md, README.md
 
 MOPO = ``max_aleatoric`` with MOPO's per-task h and λ (``MOPO_HYPERPARAMETERS``: the grid leaves
 them unset, so every run resolves its dataset's published values); MBPO = the ``zero`` estimator
@@ -53,6 +54,9 @@ D4RL = Campaign(
     methods={"mopo": "max_aleatoric", "mbpo": "zero"},
     paper={name: dict(zip(("mopo", "mbpo", "batch_mean"), numbers)) for name, numbers in TALK.items()},
     plot_prefix="d4rl_",
+    script="d4rl_table.py",
+    docs=(("docs/results.md", "table"), ("docs/results.md", "models"), ("README.md", "summary")),
+    paper_label="talk",
 )
 
 if __name__ == "__main__":

@@ -56,3 +56,42 @@ def test_toml_config_examples_are_valid_configs():
     for block in blocks:
         config = MOPOConfig.from_dict(tomllib.loads(block))
         assert config.uncertainty.type == "mmd" and config.uncertainty.params == {"lengthscale": 0.5}
+
+
+def _campaigns():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from d4rl_table import D4RL
+    from ood_table import OOD
+
+    return [D4RL, OOD]
+
+
+@pytest.mark.parametrize("campaign", _campaigns(), ids=lambda c: c.name)
+def test_published_result_tables_are_what_the_committed_runs_give(campaign):
+    """table.json is recomputed from the per-run JSONs, and every generated docs table from table.json:
+    a run published without regenerating them (or a hand edit of a number) fails here."""
+    import json
+
+    from campaign import generated_block
+
+    committed = json.loads((campaign.results / "table.json").read_text())
+    assert committed == json.loads(json.dumps(campaign.table())), (
+        f"{campaign.results / 'table.json'} is stale: run python benchmarks/{campaign.script} --write-docs"
+    )
+    blocks = campaign.doc_blocks(committed)
+    assert blocks, "the campaign names its docs tables"
+    for (path, block), body in blocks.items():
+        shown = generated_block((ROOT / path).read_text(), campaign.block_marker(block))
+        assert shown is not None, f"{path}: no generated block ({block})"
+        assert shown == body, f"{path} ({block}) is stale: run python benchmarks/{campaign.script} --write-docs"
+
+
+def test_a_generated_block_is_replaced_between_its_markers_and_a_missing_one_is_one_line():
+    from campaign import END_MARKER, replace_generated_block
+
+    text = f"intro\n<!-- begin x -->\n| old |\n{END_MARKER}\nafter\n"
+    assert replace_generated_block(text, "<!-- begin x -->", "| new |\n| rows |") == f"intro\n<!-- begin x -->\n| new |\n| rows |\n{END_MARKER}\nafter\n"
+    with pytest.raises(SystemExit, match=r"^doc.md: no generated block marker '<!-- begin y -->'$"):
+        replace_generated_block(text, "<!-- begin y -->", "| new |", where="doc.md")

@@ -473,12 +473,12 @@ def _model_state(target: Path) -> str:
     """
     from mopo_kit.dynamics.fit_checkpoint import saved_epoch
     from mopo_kit.dynamics.storage import is_dynamics_dir
-    from mopo_kit.experiments.sweep import fit_checkpoint_path
+    from mopo_kit.experiments.sweep import fit_checkpoint_path, fit_lock_path
 
     if is_dynamics_dir(target):
         return "fitted"
     epoch = saved_epoch(fit_checkpoint_path(target))
-    if _fit_lock_held(target.parent.parent / ".locks" / f"{target.name}.lock"):
+    if _fit_lock_held(fit_lock_path(target)):
         return "fitting" if epoch is None else f"fitting (epoch {epoch} saved)"
     return "missing" if epoch is None else f"missing (fit saved at epoch {epoch})"
 

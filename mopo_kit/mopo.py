@@ -160,13 +160,13 @@ class MOPO:
         model = registry.create("dynamics", cfg.dynamics.type, obs_dim=self.data.obs_dim, act_dim=self.data.act_dim, **params)
         # a run killed while fitting continues the fit from its last epoch (``dynamics_fit.pt``)
         checkpoint = run_dir / "dynamics_fit.pt" if run_dir is not None else None
+        target = run_dir / "dynamics" if run_dir is not None else None
         with progress_bar("fit dynamics", total=cfg.dynamics.params.get("max_epochs")) as bar:
 
             def progress(stats: Any) -> None:
                 bar.update(description=f"dynamics epoch {stats.epoch}, holdout MSE {min(stats.holdout_mse):.4g}")
                 bar.advance(1)
 
-            target = run_dir / "dynamics" if run_dir is not None else None
             fit_and_save(model, self.data, cfg.dynamics.type, target, checkpoint=checkpoint, device=self.device, callback=progress)
         return model
 

@@ -129,6 +129,11 @@ def fit_checkpoint_path(target: Path) -> Path:
     return target.parent.parent / ".fits" / f"{target.name}.pt"
 
 
+def fit_lock_path(target: Path) -> Path:
+    """The file lock held while the shared model ``target`` is fitted (beside ``dynamics/``, which holds only models)."""
+    return target.parent.parent / ".locks" / f"{target.name}.lock"
+
+
 def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = lambda message: None) -> None:
     """Fit the shared model of ``job`` unless it exists; a file lock makes concurrent callers wait.
 
@@ -145,10 +150,9 @@ def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = 
     target = Path(job["target"])
     if is_dynamics_dir(target):
         return
-    locks = target.parent.parent / ".locks"  # beside dynamics/, which holds only models
-    checkpoint = fit_checkpoint_path(target)
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{target.name}.lock", "w") as lock:
+    lock_path, checkpoint = fit_lock_path(target), fit_checkpoint_path(target)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if is_dynamics_dir(target):
             return

@@ -127,6 +127,9 @@ class MOPO:
         h, lam = default_horizon_and_lambda(self.task.name, kind)
         self.horizon = cfg.horizon if cfg.horizon is not None else h
         self.lam = cfg.lam if cfg.lam is not None else lam
+        if run_dir is not None:
+            # before the (long) model fit: a run killed inside it is a run ``--resume`` continues
+            self._write_run_files(run_dir)
 
         self.dynamics = self._objects["dynamics"] or self._dynamics(run_dir)
         if self._objects["dynamics"] is not None and callable(getattr(self.dynamics, "to", None)):
@@ -190,7 +193,6 @@ class MOPO:
                 self.policy.load(run / "checkpoint")
                 start_epoch = int(progress["epoch"])
                 history = [row for row in _read_jsonl(run / "metrics.jsonl") if row["epoch"] <= start_epoch]
-            self._write_run_files(run)
             _write_metrics(run, history)
         loggers = self._start_loggers(run)
         best: dict[str, Any] | None = max((r for r in history if "return_mean" in r), key=lambda r: r["return_mean"], default=None)

@@ -46,3 +46,56 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(hopper_file,
     assert straight.keys() == resumed.keys()
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=f"actor weight {key} differs after resume")
+
+
+def test_a_run_killed_inside_its_own_dynamics_fit_resumes_the_fit_mid_way(hopper_file, tmp_path, monkeypatch):  # noqa: F811
+    """A run that fits its own model keeps ``RUN/dynamics_fit.pt``: the resume fits only the epochs left.
+
+    The end state is the uninterrupted run's: the same model weights and elites, and then the same
+    policy (the fit's RNG state is part of the checkpoint, so nothing after it shifts).
+    """
+    from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+
+    cfg = copy.deepcopy(TINY)
+    cfg["dynamics"]["params"]["max_epochs"] = 4
+    cfg.update(epochs=2)
+    config = MOPOConfig(dataset=str(hopper_file), **cfg)
+    MOPO(config).fit(tmp_path / "straight")
+
+    original_fit = GaussianEnsemble.fit
+    epochs_run: list[int] = []
+
+    def fit_watched(kill_at: int | None):
+        def fit(self, data, *, callback=None, checkpoint=None):
+            def watch(stats):
+                epochs_run.append(stats.epoch)
+                if callback is not None:
+                    callback(stats)
+                if stats.epoch == kill_at:
+                    raise _Killed
+
+            return original_fit(self, data, callback=watch, checkpoint=checkpoint)
+
+        return fit
+
+    run = tmp_path / "killed"
+    monkeypatch.setattr(GaussianEnsemble, "fit", fit_watched(kill_at=2))
+    with pytest.raises(_Killed):
+        MOPO(config).fit(run)
+    assert (run / "dynamics_fit.pt").exists() and not (run / "dynamics").exists()
+    assert (run / "config.json").exists(), "the config is written before the fit: the run is resumable"
+    assert epochs_run == [1, 2]
+
+    epochs_run.clear()
+    monkeypatch.setattr(GaussianEnsemble, "fit", fit_watched(kill_at=None))
+    MOPO.resume(run)
+    assert epochs_run == [3, 4], "the resumed run fitted only the epochs after the checkpoint"
+    assert not (run / "dynamics_fit.pt").exists(), "the fit checkpoint goes once the model is saved"
+
+    straight_model, resumed_model = (GaussianEnsemble.load(r / "dynamics") for r in (tmp_path / "straight", run))
+    for (key, want), got in zip(straight_model.net.state_dict().items(), resumed_model.net.state_dict().values()):
+        assert torch.equal(got, want), f"dynamics weight {key} differs after a resume mid-fit"
+    assert resumed_model.elites.tolist() == straight_model.elites.tolist()
+    straight, resumed = _final_weights(tmp_path / "straight"), _final_weights(run)
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=f"actor weight {key} differs after resume")

@@ -19,6 +19,7 @@ import shlex
 import statistics
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -389,10 +390,39 @@ class Campaign:
         return paths
 
     # ---------------------------------------------------------------------------------- CLI
+    def _stage_spec(self, args: argparse.Namespace, number: int) -> tuple[SweepSpec, str]:
+        """The sweep of one stage as the command line narrows it, and its budget label (``100k``)."""
+        stage = self.stages[number]
+        steps = args.steps or stage.steps
+        methods = args.methods or list(stage.methods or self.methods)
+        seeds = args.seeds or list(stage.seeds or self.seeds)
+        return self.sweep_spec(args.cell or list(stage.cells), methods, seeds, steps), _budget(steps)
+
+    def _inspect_or_fit_stage(self, args: argparse.Namespace, number: int) -> int:
+        """``--status`` (print where each run stands) or ``--models-only`` for one stage; failures."""
+        spec, budget = self._stage_spec(args, number)
+        if args.models_only:
+            say = lambda m: print(f"[{self.name}] {m}", flush=True)  # noqa: E731
+            return len(fit_shared_dynamics(spec, Path(args.sweep_dir), say, args.device, workers=args.workers, threads=args.threads))
+        rows = self.status(spec, Path(args.sweep_dir), budget)
+        for row in rows:
+            progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
+            print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}")
+        counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
+        print(f"[{self.name}] stage {number} at {budget}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
+        return 0
+
     def main(self, argv: list[str] | None = None, description: str = "") -> int:
         parser = argparse.ArgumentParser(description=description)
         default_stage = min(self.stages) if self.default_stage is None else self.default_stage
-        parser.add_argument("--stage", type=int, choices=sorted(self.stages), default=default_stage)
+        parser.add_argument(
+            "--stage",
+            type=int,
+            nargs="+",
+            choices=sorted(self.stages),
+            default=[default_stage],
+            help="one or more stages, run in this order (--stage 1 2: stage 2 starts once stage 1 is done, so a background job never idles)",
+        )
         parser.add_argument("--cell", action="append", metavar="DATASET", help="run only these datasets (repeatable)")
         parser.add_argument("--methods", nargs="+", choices=list(self.methods), help="default: the stage's, else all")
         parser.add_argument("--seeds", nargs="+", type=int, help="default: the stage's, else the campaign's")
@@ -414,31 +444,17 @@ class Campaign:
             "--models-only", action="store_true", help="only fit the selection's shared dynamics models (--workers at once), e.g. on a GPU before the runs go to CPUs"
         )
         args = parser.parse_args(argv)
-        stage = self.stages[args.stage]
-        steps = args.steps or stage.steps
-        budget = _budget(steps)
-        methods = args.methods or list(stage.methods or self.methods)
-        seeds = args.seeds or list(stage.seeds or self.seeds)
-        spec = self.sweep_spec(args.cell or list(stage.cells), methods, seeds, steps)
-        if args.status:
-            rows = self.status(spec, Path(args.sweep_dir), budget)
-            for row in rows:
-                progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
-                print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}")
-            counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
-            print(f"[{self.name}] stage {args.stage} at {budget}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
-            return 0
-        if args.models_only:
-            say = lambda m: print(f"[{self.name}] {m}", flush=True)  # noqa: E731
-            failures = fit_shared_dynamics(spec, Path(args.sweep_dir), say, args.device, workers=args.workers, threads=args.threads)
+        if args.status or args.models_only:
+            failures = sum(self._inspect_or_fit_stage(args, stage) for stage in args.stage)
             return 1 if failures else 0
         command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        if not (args.table or args.write_docs):
 
-            def done(summary: dict[str, Any]) -> None:
-                print(f"[{self.name}] published {self.publish(Path(summary['run_dir']), command).name}", flush=True)
-                self.build_table()
+        def done(summary: dict[str, Any]) -> None:
+            print(f"[{self.name}] published {self.publish(Path(summary['run_dir']), command).name}", flush=True)
+            self.build_table()
 
+        for number in args.stage if not (args.table or args.write_docs) else ():
+            spec, budget = self._stage_spec(args, number)
             for path in self.publish_finished(spec, Path(args.sweep_dir), budget, command):
                 print(f"[{self.name}] published {path.name}", flush=True)
             run_sweep(
@@ -450,7 +466,7 @@ class Campaign:
                 on_trial_done=done,
                 device=args.device,
                 threads=args.threads,
-                skip=None if args.rerun else lambda point: self.published_reason(point, budget),
+                skip=None if args.rerun else partial(self.published_reason, budget=budget),
             )
         table = self.build_table()
         self.plot_curves(ROOT / "docs" / "img")

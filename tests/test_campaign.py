@@ -105,6 +105,11 @@ def test_status_command_counts_published_and_waiting_runs_without_touching_the_s
     assert capsys.readouterr().out.splitlines()[0].split() == ["waiting", "hopper-mixed__max_aleatoric__s3", "model", "missing"]
     assert campaign.main(["--status", "--stage", "0", "--seeds", "1", "--methods", "mbpo", "--sweep-dir", str(tmp_path / "sweep")]) == 0
     assert capsys.readouterr().out.splitlines()[0].split()[:2] == ["published", "hopper-mixed__zero__s1"]
+    # several stages are taken in the order given, each with its own selection
+    assert campaign.main(["--status", "--stage", "1", "0", "--sweep-dir", str(tmp_path / "sweep")]) == 0
+    summaries = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[toy]")]
+    assert summaries == ["[toy] stage 1 at 2k: 1 published, 0 finished, 0 started, 3 waiting of 4",
+                         "[toy] stage 0 at 2k: 0 published, 0 finished, 0 started, 1 waiting of 1"]
 
 
 @pytest.mark.parametrize("killed_fit_epochs", [None, 2])

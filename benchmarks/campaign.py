@@ -47,6 +47,7 @@ class Stage:
     #: a stage that checks a setting runs on its own seeds and methods (e.g. MOPO on seed 3 only)
     seeds: tuple[int, ...] | None = None
     methods: tuple[str, ...] | None = None
+    label: str = ""  # what the docs' progress lines call it, e.g. "random and mixed"
 
 
 @dataclass
@@ -64,7 +65,8 @@ class Campaign:
     default_stage: int | None = None  # what runs without --stage (default: the lowest stage)
     script: str = ""  # the campaign's script, e.g. "d4rl_table.py": named in the docs' generated blocks
     #: (file relative to the repository, block) pairs that ``--write-docs`` regenerates from table.json;
-    #: blocks: "table" (:meth:`markdown`), "models" (:meth:`models_markdown`), "summary" (:meth:`summary_markdown`)
+    #: blocks: "table" (:meth:`markdown`), "models" (:meth:`models_markdown`), "summary" (:meth:`summary_markdown`),
+    #: "progress" (:meth:`progress_markdown`)
     docs: tuple[tuple[str, str], ...] = ()
     paper_label: str = "paper"  # what the summary calls the reference numbers ("talk" for the D4RL table)
 
@@ -338,9 +340,57 @@ class Campaign:
             lines.append(f"| {cell} | {seeds} | {' | '.join(last)} | {tail} | {paper_text} |")
         return "\n".join(lines)
 
+    def progress(self, table: dict[str, Any]) -> list[dict[str, Any]]:
+        """Per reported stage: how many of its runs are published and which are missing, by cell.
+
+        Read from ``table`` alone (the published runs), so the docs' counts are regenerated with
+        the tables and cannot go stale by hand; a stage that checks a setting on its own seeds
+        (its runs are ``setting_checks``, never reported) is left out.
+        """
+        published = {
+            (row["dataset"], _budget(row["steps"]), method, seed)
+            for row in table["rows"] for method in self.methods if method in row for seed in row[method]["seeds"]
+        }
+        stages = []
+        for number, stage in sorted(self.stages.items()):
+            if stage.seeds is not None:
+                continue
+            methods = list(stage.methods or self.methods)
+            missing: dict[str, list[tuple[str, int]]] = {}
+            for cell in stage.cells:
+                for method in methods:
+                    for seed in self.seeds:
+                        if (cell, _budget(stage.steps), method, seed) not in published:
+                            missing.setdefault(cell, []).append((method, seed))
+            total = len(stage.cells) * len(methods) * len(self.seeds)
+            done = total - sum(len(runs) for runs in missing.values())
+            stages.append({
+                "stage": number, "label": stage.label or ", ".join(stage.cells), "steps": stage.steps,
+                "published": done, "total": total, "missing": missing, "runs_per_cell": len(methods) * len(self.seeds),
+            })
+        return stages
+
+    def progress_markdown(self, table: dict[str, Any]) -> str:
+        """One line per reported stage: runs published of the stage's total, and what is missing."""
+        lines = []
+        stages = self.progress(table)
+        for stage in stages:
+            # one reported stage: its label names it (a "Stage 1" beside another campaign's would confuse)
+            name = f"**Stage {stage['stage']}** ({stage['label']}, " if len(stages) > 1 else f"**{stage['label']}** ("
+            head = f"* {name}{_budget(stage['steps'])} steps): **{stage['published']} of {stage['total']} runs published**"
+            if not stage["missing"]:
+                lines.append(head + ", complete.")
+                continue
+            whole = [cell for cell, runs in stage["missing"].items() if len(runs) == stage["runs_per_cell"]]
+            parts = [f"{cell} ({', '.join(f'{_display(m)} seed {s}' for m, s in runs)})" for cell, runs in stage["missing"].items() if cell not in whole]
+            if whole:
+                parts.append(f"every run of {', '.join(whole)}")
+            lines.append(head + "; missing: " + "; ".join(parts) + ".")
+        return "\n".join(lines)
+
     def doc_blocks(self, table: dict[str, Any]) -> dict[tuple[str, str], str]:
         """(file, block) → the markdown ``--write-docs`` puts between that block's markers."""
-        render = {"table": self.markdown, "models": self.models_markdown, "summary": self.summary_markdown}
+        render = {"table": self.markdown, "models": self.models_markdown, "summary": self.summary_markdown, "progress": self.progress_markdown}
         return {(path, block): render[block](table) for path, block in self.docs}
 
     def write_docs(self, table: dict[str, Any]) -> list[Path]:
@@ -350,7 +400,8 @@ class Campaign:
             target = ROOT / path
             text = replace_generated_block(target.read_text(), self.block_marker(block), body, where=path)
             target.write_text(text)
-            written.append(target)
+            if target not in written:
+                written.append(target)
         return written
 
     def block_marker(self, block: str) -> str:

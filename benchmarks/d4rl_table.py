@@ -47,15 +47,18 @@ D4RL = Campaign(
     name="d4rl-table",
     results=ROOT / "benchmarks" / "results" / "d4rl",
     stages={
-        1: Stage(_cells("random", "mixed"), 100_000),
-        2: Stage(_cells("medium", "medium-expert"), 100_000),
-        3: Stage(_cells("mixed"), 300_000),
+        1: Stage(_cells("random", "mixed"), 100_000, label="random and mixed"),
+        2: Stage(_cells("medium", "medium-expert"), 100_000, label="medium and medium-expert"),
+        3: Stage(_cells("mixed"), 300_000, label="the mixed cells, extended"),
     },
     methods={"mopo": "max_aleatoric", "mbpo": "zero"},
     paper={name: dict(zip(("mopo", "mbpo", "batch_mean"), numbers)) for name, numbers in TALK.items()},
     plot_prefix="d4rl_",
     script="d4rl_table.py",
-    docs=(("docs/results.md", "table"), ("docs/results.md", "models"), ("README.md", "summary")),
+    docs=(
+        ("docs/results.md", "table"), ("docs/results.md", "progress"), ("docs/results.md", "models"),
+        ("README.md", "summary"), ("README.md", "progress"),
+    ),
     paper_label="talk",
 )
 

@@ -112,6 +112,35 @@ def test_status_command_counts_published_and_waiting_runs_without_touching_the_s
                          "[toy] stage 0 at 2k: 0 published, 0 finished, 0 started, 1 waiting of 1"]
 
 
+def test_progress_lines_count_each_reported_stage_and_name_what_is_missing():
+    """The docs' progress block comes from the published runs: a stale hand-kept count cannot happen."""
+    from campaign import Campaign, Stage
+
+    stages = {
+        0: Stage(("hopper-mixed",), 2000, seeds=(3,), methods=("mopo",)),  # a setting check: never reported
+        1: Stage(("hopper-mixed", "walker2d-mixed"), 2000, label="mixed"),
+        3: Stage(("hopper-mixed",), 4000, label="extended"),
+    }
+    campaign = Campaign(name="toy", results=Path("unused"), stages=stages, methods={"mopo": "max_aleatoric", "mbpo": "zero"}, seeds=(0, 1))
+    table = {"rows": [
+        {"dataset": "hopper-mixed", "steps": 2000, "mopo": {"seeds": [0, 1]}, "mbpo": {"seeds": [1]}},
+        {"dataset": "walker2d-mixed", "steps": 2000, "mopo": {"seeds": [0, 1]}, "mbpo": {"seeds": [0, 1]}},
+        {"dataset": "hopper-mixed", "steps": 4000, "mopo": {"seeds": [0, 1]}, "mbpo": {"seeds": [0, 1]}},
+    ]}
+    assert campaign.progress_markdown(table).splitlines() == [
+        "* **Stage 1** (mixed, 2k steps): **7 of 8 runs published**; missing: hopper-mixed (MBPO seed 0).",
+        "* **Stage 3** (extended, 4k steps): **4 of 4 runs published**, complete.",
+    ]
+    table["rows"] = table["rows"][:1]
+    assert campaign.progress_markdown(table).splitlines() == [
+        "* **Stage 1** (mixed, 2k steps): **3 of 8 runs published**; missing: hopper-mixed (MBPO seed 0); every run of walker2d-mixed.",
+        "* **Stage 3** (extended, 4k steps): **0 of 4 runs published**; missing: every run of hopper-mixed.",
+    ]
+    # one reported stage is named by its label alone
+    single = Campaign(name="ood", results=Path("unused"), stages={1: stages[1]}, methods={"mopo": "max_aleatoric"}, seeds=(0,))
+    assert single.progress_markdown(table) == "* **mixed** (2k steps): **1 of 2 runs published**; missing: every run of walker2d-mixed."
+
+
 @pytest.mark.parametrize("killed_fit_epochs", [None, 2])
 def test_status_sees_a_model_fit_in_progress_through_its_lock(tmp_path, killed_fit_epochs):
     """A process fitting a shared model holds its lock; the status probe sees it without waiting,

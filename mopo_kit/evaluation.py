@@ -63,15 +63,24 @@ class ModelBound:
         return asdict(self)
 
 
-def evaluate_in_env(task: Task, policy: Policy, episodes: int = 10, seed: int = 0) -> RealEvaluation:
-    """Deterministic episodes in the real environment (``policy`` returns env-unit actions)."""
+def unit_policy(task: Task, policy: Policy) -> Policy:
+    """``policy`` (env-unit actions) as the episode runners take it: actions in [-1, 1].
+
+    Shared by every real-env evaluation, so that episodes run through it again (e.g.
+    ``benchmarks/ood_behavior.py``) are bit for bit the evaluation's own.
+    """
     space = task.make_env().action_space
     low, high = space.low.astype(np.float32), space.high.astype(np.float32)
 
-    def normalized_policy(obs: np.ndarray) -> np.ndarray:  # episode_returns expects [-1, 1]
+    def normalized_policy(obs: np.ndarray) -> np.ndarray:
         return 2.0 * (policy(obs) - low) / (high - low) - 1.0
 
-    returns, terms = episode_returns_and_terms(task, normalized_policy, episodes, seed)
+    return normalized_policy
+
+
+def evaluate_in_env(task: Task, policy: Policy, episodes: int = 10, seed: int = 0) -> RealEvaluation:
+    """Deterministic episodes in the real environment (``policy`` returns env-unit actions)."""
+    returns, terms = episode_returns_and_terms(task, unit_policy(task, policy), episodes, seed)
     normalized = None if task.ref_min_score is None else np.array([task.normalized_score(r) for r in returns])
     return RealEvaluation(
         episodes=episodes,

@@ -83,6 +83,35 @@ def test_evaluation_reports_what_a_jump_return_is_made_of():
     assert flat["eval_reward_height"] == still.reward_terms["reward_height"] and "reward_terms" not in flat
 
 
+def test_episodes_record_where_the_body_went_as_stepping_the_env_by_hand_does():
+    """run_episodes' first/last info (Ant's x/y position) and lengths, against the env stepped directly."""
+    from mopo_kit.data.episodes import episode_returns_and_terms, run_episodes
+
+    task = mopo_kit.get_task("hopper")  # random actions topple it in tens of steps: short episodes
+    rng = np.random.default_rng(0)
+    table = rng.uniform(-1, 1, size=(64, 3)).astype(np.float32)
+
+    def policy(obs: np.ndarray) -> np.ndarray:  # deterministic in the state, so a hand replay is exact
+        return table[(np.abs(obs[:, 0]) * 1e4).astype(np.int64) % len(table)]
+
+    batch = run_episodes(task, policy, episodes=3, seed=5)
+    returns, terms = episode_returns_and_terms(task, policy, episodes=3, seed=5)
+    np.testing.assert_array_equal(batch.returns, returns)
+    for i in range(3):
+        env = task.make_env()
+        low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
+        obs, info = env.reset(seed=5 + i)
+        assert batch.first_info["x_position"][i] == info["x_position"]
+        steps, done = 0, False
+        while not done:
+            action = policy(obs[None].astype(np.float32))[0]
+            obs, _, terminated, truncated, info = env.step(low + (action + 1.0) * 0.5 * (high - low))  # the runner's rescaling
+            steps, done = steps + 1, terminated or truncated
+        assert batch.lengths[i] == steps < 1000, "the episode ended where the env ended it"
+        assert batch.last_info["x_position"][i] == info["x_position"]
+    assert not any(key.startswith("reward_") for key in batch.last_info), "reward terms are summed, not recorded as positions"
+
+
 def test_evaluation_returns_do_not_depend_on_the_callers_torch_threads():
     from mopo_kit.evaluation import evaluate_in_env
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -48,13 +49,39 @@ def episode_returns_and_terms(task: Task, policy: BatchPolicy, episodes: int, se
     that reports none gives an empty dict. The policy runs on one torch thread
     (:func:`one_torch_thread`), so the returns do not depend on the caller's thread count.
     """
+    batch = run_episodes(task, policy, episodes, seed)
+    return batch.returns, batch.terms
+
+
+@dataclass
+class EpisodeBatch:
+    """What :func:`run_episodes` saw, one entry per episode."""
+
+    returns: np.ndarray
+    terms: dict[str, np.ndarray]  # per-episode sums of each numeric ``reward_*`` info term
+    lengths: np.ndarray
+    #: numeric scalar ``info`` values at reset and at the last step, other than the reward terms
+    #: (e.g. Ant's ``x_position``/``y_position``: where the body went, which the return alone
+    #: does not say — ant-angle pays for running at 30° but also, less, for running along x)
+    first_info: dict[str, np.ndarray] = field(default_factory=dict)
+    last_info: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def run_episodes(task: Task, policy: BatchPolicy, episodes: int, seed: int) -> EpisodeBatch:
+    """Whole episodes in lockstep (the policy sees one batch per step); episode ``i`` is reset with ``seed + i``."""
     envs = [task.make_env() for _ in range(episodes)]
     try:
         space = envs[0].action_space
         low, high = space.low.astype(np.float32), space.high.astype(np.float32)
-        obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
+        resets = [env.reset(seed=seed + i) for i, env in enumerate(envs)]
+        obs = np.stack([o for o, _ in resets]).astype(np.float32)
         returns = np.zeros(episodes, dtype=np.float64)
+        lengths = np.zeros(episodes, dtype=np.int64)
         terms: dict[str, np.ndarray] = {}
+        first_info: dict[str, np.ndarray] = {}
+        last_info: dict[str, np.ndarray] = {}
+        for i, (_, info) in enumerate(resets):
+            _record_info(first_info, info, i, episodes)
         alive = np.ones(episodes, dtype=bool)
         with one_torch_thread():
             while alive.any():
@@ -64,13 +91,25 @@ def episode_returns_and_terms(task: Task, policy: BatchPolicy, episodes: int, se
                 for row, i in enumerate(idx):
                     next_obs, reward, terminated, truncated, info = envs[i].step(actions[row])
                     returns[i] += float(reward)
+                    lengths[i] += 1
                     for key, value in info.items():
-                        if key.startswith("reward_") and isinstance(value, (int, float, np.floating)):
+                        if key.startswith("reward_") and _is_number(value):
                             terms.setdefault(key, np.zeros(episodes, dtype=np.float64))[i] += float(value)
                     obs[i] = next_obs
                     if terminated or truncated:
                         alive[i] = False
-        return returns, terms
+                        _record_info(last_info, info, i, episodes)
+        return EpisodeBatch(returns, terms, lengths, first_info, last_info)
     finally:
         for env in envs:
             env.close()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+
+
+def _record_info(into: dict[str, np.ndarray], info: dict[str, Any], episode: int, episodes: int) -> None:
+    for key, value in info.items():
+        if not key.startswith("reward_") and _is_number(value):
+            into.setdefault(key, np.full(episodes, np.nan))[episode] = float(value)

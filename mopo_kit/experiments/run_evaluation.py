@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mopo_kit.config import MOPOConfig
@@ -26,25 +28,9 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 12345, device: s
     any device load here).
     """
     device = resolve_device(device) if not isinstance(device, torch.device) else device
-    config_path, policy_path = run_dir / "config.json", run_dir / "policy.pt"
-    for path in (config_path, policy_path):
-        if not path.exists():
-            raise MopoKitError(f"{run_dir}: not a finished run directory ({path.name} missing)")
-    try:
-        saved = json.loads(config_path.read_text())
-        config, resolved = MOPOConfig.from_dict(saved["config"]), saved["resolved"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise MopoKitError(f"{config_path}: unreadable run config, corrupt or truncated ({type(exc).__name__}: {exc})") from None
+    run = load_run(run_dir, device)
+    config, resolved, task, policy = run.config, run.resolved, run.task, run.env_policy
     registry = get_registry()
-    task = registry.create("task", resolved["task"])
-    actor = _load_policy(policy_path, task, device)
-    low = torch.as_tensor(task.make_env().action_space.low, device=device)
-    high = torch.as_tensor(task.make_env().action_space.high, device=device)
-
-    def policy(obs):
-        act = actor.act(torch.as_tensor(obs, dtype=torch.float32, device=device), deterministic=True)
-        return (low + (act + 1.0) * 0.5 * (high - low)).cpu().numpy()
-
     real = evaluate_in_env(task, policy, episodes, seed)
     dynamics_dir = Path(config.dynamics_dir) if config.dynamics_dir else run_dir / "dynamics"
     report: dict[str, Any] = {"run_dir": str(run_dir), "task": task.name, "real": real.to_json()}
@@ -58,6 +44,42 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 12345, device: s
         starts = StartStates(data, generator_on(device, seed + 1))
         report["bound"] = model_bound(policy, step, starts, rollouts=config.bound_rollouts, horizon=config.bound_horizon or resolved["horizon"]).to_json()
     return report
+
+
+@dataclass
+class LoadedRun:
+    """A run directory's settings, task and deterministic policy, ready to act in the real env."""
+
+    config: MOPOConfig
+    resolved: dict[str, Any]
+    task: Any
+    actor: Any
+    device: torch.device
+    low: torch.Tensor  # the env's action bounds, on ``device``
+    high: torch.Tensor
+
+    def env_policy(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic actions in the env's units for a batch of observations."""
+        act = self.actor.act(torch.as_tensor(obs, dtype=torch.float32, device=self.device), deterministic=True)
+        return (self.low + (act + 1.0) * 0.5 * (self.high - self.low)).cpu().numpy()
+
+
+def load_run(run_dir: Path, device: str | torch.device = "cpu") -> LoadedRun:
+    """Read ``config.json`` and ``policy.pt`` of a run; one line naming the file when either is unusable."""
+    device = resolve_device(device) if not isinstance(device, torch.device) else device
+    config_path, policy_path = run_dir / "config.json", run_dir / "policy.pt"
+    for path in (config_path, policy_path):
+        if not path.exists():
+            raise MopoKitError(f"{run_dir}: not a finished run directory ({path.name} missing)")
+    try:
+        saved = json.loads(config_path.read_text())
+        config, resolved = MOPOConfig.from_dict(saved["config"]), saved["resolved"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise MopoKitError(f"{config_path}: unreadable run config, corrupt or truncated ({type(exc).__name__}: {exc})") from None
+    task = get_registry().create("task", resolved["task"])
+    space = task.make_env().action_space
+    low, high = (torch.as_tensor(bound, device=device) for bound in (space.low, space.high))
+    return LoadedRun(config, resolved, task, _load_policy(policy_path, task, device), device, low, high)
 
 
 def _load_policy(path: Path, task: Any, device: torch.device | str = "cpu") -> Any:

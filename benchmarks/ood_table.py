@@ -40,7 +40,7 @@ OOD = Campaign(
     fixed={"lam": [LAM], "horizon": [HORIZON]},
     plot_prefix="ood_",
     script="ood_table.py",
-    docs=(("docs/ood.md", "table"), ("docs/ood.md", "progress"), ("docs/ood.md", "models"), ("README.md", "progress")),
+    docs=(("docs/ood.md", "table"), ("docs/ood.md", "progress"), ("docs/ood.md", "models"), ("README.md", "progress"), ("README.md", "summary")),
 )
 
 if __name__ == "__main__":

@@ -105,10 +105,10 @@ def _rounded(values: np.ndarray) -> list[float]:
     return [round(float(v), 2) for v in values]
 
 
-def _travel_text(travel: dict[str, Any] | None) -> str:
-    if travel is None:
+def _travel_text(moved: dict[str, Any] | None) -> str:
+    if moved is None:
         return ""
-    return f"  |  Δx {travel['mean_dx']:,.1f} m, Δy {travel['mean_dy']:,.1f} m, heading {travel['heading_of_mean_deg']:.0f}°"
+    return f"  |  Δx {moved['mean_dx']:,.1f} m, Δy {moved['mean_dy']:,.1f} m, heading {moved['heading_of_mean_deg']:.0f}°"
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from mopo_kit.config import MOPOConfig
-from mopo_kit.data.actor import load_actor
+from mopo_kit.data.actor import TanhGaussianActor, load_actor
 from mopo_kit.data.load import load_dataset
 from mopo_kit.device import generator_on, resolve_device, with_device
 from mopo_kit.dynamics.storage import is_dynamics_dir, load_dynamics
 from mopo_kit.envs.model_env import ModelStep, StartStates
+from mopo_kit.envs.tasks import Task
 from mopo_kit.errors import MopoKitError
 from mopo_kit.evaluation import evaluate_in_env, model_bound
 from mopo_kit.plugins import get_registry
@@ -52,8 +53,8 @@ class LoadedRun:
 
     config: MOPOConfig
     resolved: dict[str, Any]
-    task: Any
-    actor: Any
+    task: Task
+    actor: TanhGaussianActor
     device: torch.device
     low: torch.Tensor  # the env's action bounds, on ``device``
     high: torch.Tensor
@@ -82,7 +83,7 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> LoadedRun:
     return LoadedRun(config, resolved, task, _load_policy(policy_path, task, device), device, low, high)
 
 
-def _load_policy(path: Path, task: Any, device: torch.device | str = "cpu") -> Any:
+def _load_policy(path: Path, task: Task, device: torch.device | str = "cpu") -> TanhGaussianActor:
     """The run's actor, or one line saying why it cannot be used (corrupt file, another task)."""
     try:
         actor, _ = load_actor(path, device)

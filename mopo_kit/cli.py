@@ -341,20 +341,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.run_evaluation import evaluate_run
 
     device = resolve_device(args.device)
-    report = evaluate_run(Path(args.run_dir), episodes=args.episodes, seed=args.seed, device=device)
+    report = evaluate_run(
+        Path(args.run_dir), episodes=args.episodes, seed=args.seed, device=device, on_policy_steps=args.on_policy, on_policy_estimator=args.estimator
+    )
     if args.json:
         _print_json(report)
         return 0
-    real, bound = report["real"], report["bound"]
+    real = report["real"]
     rows = [
         ("return (mean ± std)", f"{real['return_mean']:.1f} ± {real['return_std']:.1f} over {real['episodes']} episodes"),
         ("D4RL-normalized", f"{real['normalized_mean']:.1f}" if real["normalized_mean"] is not None else "-"),
-        ("η̂(π) in the model", f"{bound['eta_hat']:.2f}"),
-        ("ε(π) = E[Σγᵗu]", f"{bound['epsilon']:.3f}"),
-        ("η̂ − λ·ε", f"{bound['bound']:.2f} (λ = {bound['lam']})"),
     ]
+    if "bound" in report:
+        bound = report["bound"]
+        rows += [
+            ("η̂(π) in the model", f"{bound['eta_hat']:.2f}"),
+            ("ε(π) = E[Σγᵗu]", f"{bound['epsilon']:.3f}"),
+            ("η̂ − λ·ε", f"{bound['bound']:.2f} (λ = {bound['lam']})"),
+        ]
+    if "on_policy" in report:
+        rows += _on_policy_rows(report["on_policy"])
     _console().print(_table(f"evaluation of {args.run_dir}", ("", "value"), rows))
     return 0
+
+
+def _on_policy_rows(check: dict[str, Any]) -> list[tuple[str, str]]:
+    def number(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    name = check["estimator"]
+    return [
+        ("on-policy transitions", f"{check['transitions']} real steps, {check['episodes']} episodes, reward {check['reward_mean_policy']:.3f}/step"),
+        ("one-step error: data → policy", f"{check['error_mean_data']:.3f} → {check['error_mean_policy']:.3f}"),
+        (f"u ({name}): data → policy", f"{check['u_mean_data']:.3f} → {check['u_mean_policy']:.3f}"),
+        ("reward bias r̂ − r: data → policy", f"{check['reward_bias_data']:+.3f} → {check['reward_bias_policy']:+.3f}"),
+        ("ρ(u, error) on policy", number(check["spearman_policy"], ".2f")),
+        ("error > c95·u on policy", f"{number(check['bound_violations'], '.1%')} (c95 = {number(check['c95_data'], '.3g')} from data; 5 % there)"),
+    ]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -515,6 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--episodes", type=COUNT, default=10)
     p.add_argument("--seed", type=SEED_OPTION, default=12345)
+    p.add_argument(
+        "--on-policy", type=COUNT, default=0, metavar="STEPS",
+        help="also collect STEPS real transitions of the policy and check u against the model's error on them",
+    )
+    p.add_argument("--estimator", metavar="NAME", help="estimator for --on-policy (default: the run's own; MBPO's is zero)")
     p.add_argument("--json", action="store_true")
     add_device_argument(p)
     p.set_defaults(func=cmd_evaluate)

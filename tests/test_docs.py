@@ -88,6 +88,22 @@ def test_published_result_tables_are_what_the_committed_runs_give(campaign):
         assert shown == body, f"{path} ({block}) is stale: run python benchmarks/{campaign.script} --write-docs"
 
 
+def test_published_on_policy_table_is_what_the_committed_json_gives():
+    """docs/uncertainty.md's on-policy table is generated from benchmarks/results/on_policy/d4rl.json."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from campaign import generated_block
+    from on_policy_check import DOC, MARKER, RESULT, markdown_table
+
+    payload = json.loads(RESULT.read_text())
+    assert payload["runs"] and all(run["on_policy"]["transitions"] > 0 for run in payload["runs"])
+    assert generated_block(DOC.read_text(), MARKER) == markdown_table(payload), (
+        f"{DOC} is stale: run python benchmarks/on_policy_check.py --write-docs"
+    )
+
+
 def test_a_generated_block_is_replaced_between_its_markers_and_a_missing_one_is_one_line():
     from campaign import END_MARKER, replace_generated_block
 

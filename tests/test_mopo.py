@@ -102,9 +102,20 @@ def test_cli_train_evaluate_and_bad_input(hopper_file, tmp_path, run_cli):
     config_file.write_text(json.dumps({**TINY, "epochs": 1}))
     proc = run_cli("train", str(hopper_file), "--config", str(config_file), "--uncertainty", "mmd", "--lam", "0.5", "--horizon", "2", "-o", "run", check_rc=0)
     assert "50 gradient steps" in proc.stdout
-    report = json.loads(run_cli("evaluate", "run", "--episodes", "2", "--json", check_rc=0).stdout)
+    report = json.loads(run_cli("evaluate", "run", "--episodes", "2", "--json", "--on-policy", "300", "--estimator", "max_aleatoric", check_rc=0).stdout)
     assert report["real"]["episodes"] == 2 and np.isfinite(report["real"]["return_mean"])
     assert report["bound"]["lam"] == 0.5
+    check = report["on_policy"]
+    assert check["estimator"] == "max_aleatoric" and check["transitions"] == 300 and check["episodes"] >= 1
+    assert check["error_mean_policy"] > 0 and check["u_mean_policy"] > 0 and 0 <= check["bound_violations"] <= 1
+    assert check["c95_data"] > 0 and np.isfinite(check["reward_bias_policy"])
+    zero = json.loads(run_cli("evaluate", "run", "--episodes", "1", "--json", "--on-policy", "100", "--estimator", "zero", check_rc=0).stdout)
+    assert zero["on_policy"]["u_mean_policy"] == 0
+    assert zero["on_policy"]["c95_data"] is None and zero["on_policy"]["bound_violations"] is None, "a zero u bounds nothing: null, not NaN"
+    table = run_cli("evaluate", "run", "--episodes", "1", "--on-policy", "100", check_rc=0).stdout
+    assert "u (mmd): data → policy" in table and "error > c95·u on policy" in table
+    unknown = run_cli("evaluate", "run", "--on-policy", "100", "--estimator", "wasserstien")
+    assert unknown.returncode == 2 and "wasserstien" in unknown.stderr
     again = run_cli("train", str(hopper_file), "--config", str(config_file), "-o", "run")
     assert again.returncode == 2 and "already holds a run" in again.stderr
     typo = run_cli("train", str(hopper_file), "--uncertainty", "wassersten", "-o", "run2")

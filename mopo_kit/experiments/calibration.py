@@ -8,7 +8,10 @@ data (e.g. a model fitted on random data, queried on a trained policy's data):
 * ``c95``: the smallest c with error ≤ c·u on 95 % of the points (a calibrated bound needs
   one c that works in and out of distribution);
 * ``ood_ratio``: mean u out of distribution / mean u in distribution (the true error's own ratio
-  is reported alongside, so one sees whether u grows as much as the error does).
+  is reported alongside, so one sees whether u grows as much as the error does);
+* ``reward_bias``: the mean signed reward error r̂ − r of the elites' mean, per dataset. The
+  norm above cannot tell over- from under-estimation; a policy exploits a model whose reward is
+  too high where it goes, and the penalty exists to pay for exactly that.
 
 An estimator whose output breaks the contract (NaN, inf, negative, wrong shape) is left out with
 the same one line a training run stops with; when no estimator is left, that line is the error.
@@ -65,6 +68,8 @@ class CalibrationReport:
     error_mean_id: float
     error_mean_ood: float
     error_ood_ratio: float
+    reward_bias_id: float
+    reward_bias_ood: float
     estimators: list[EstimatorCalibration] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -83,6 +88,12 @@ def one_step_error(pred: EnsemblePrediction, data: TransitionDataset) -> torch.T
     target = torch.from_numpy(np.concatenate([data.next_observations, data.rewards[:, None]], axis=1)).to(pred.mean.device)
     elite_mean = pred.mean.index_select(0, pred.elites).mean(dim=0)
     return torch.linalg.vector_norm(elite_mean - target, dim=-1)
+
+
+def reward_bias(pred: EnsemblePrediction, data: TransitionDataset) -> float:
+    """Mean of r̂ − r over the rows, r̂ the elites' mean reward (signed: > 0 means too optimistic)."""
+    elite_reward = pred.mean.index_select(0, pred.elites).mean(dim=0)[:, -1].double().cpu().numpy()
+    return float(np.mean(elite_reward - data.rewards))
 
 
 def _c95(err: np.ndarray, u: np.ndarray) -> float:
@@ -136,6 +147,8 @@ def calibrate(
         error_mean_id=float(err_id.mean()),
         error_mean_ood=float(err_ood.mean()),
         error_ood_ratio=float(err_ood.mean() / err_id.mean()),
+        reward_bias_id=reward_bias(pred_id, held_out),
+        reward_bias_ood=reward_bias(pred_ood, ood_part),
     )
     raw: dict[str, dict[str, np.ndarray]] = {}
     for name, estimator in estimators.items():

@@ -1,0 +1,93 @@
+"""Is MOPO's penalty an error bound where each trained policy goes? ``mopo-kit evaluate --on-policy``
+over many runs, as one committed JSON.
+
+    python benchmarks/on_policy_check.py SWEEP_DIR/trials/*__s1 --out benchmarks/results/on_policy/d4rl.json
+    python benchmarks/on_policy_check.py --write-docs     # the table in docs/uncertainty.md, from the JSON
+
+For each run directory: the real-env evaluation, then ``--transitions`` real steps of the run's
+deterministic policy, on which the model's one-step error, MOPO's u (``--estimator``, default
+``max_aleatoric`` for MOPO and MBPO runs alike: MBPO's own penalty is zero) and the signed reward
+error r̂ − r are compared with the same quantities on held-out data (see
+:class:`mopo_kit.experiments.run_evaluation.OnPolicyCheck`). This is the distribution MOPO's
+theorem is about and the calibration report does not see: the states a policy reaches by
+exploiting the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from campaign import replace_generated_block  # noqa: E402
+from common import ROOT, commit, machine  # noqa: E402
+
+RESULT = ROOT / "benchmarks" / "results" / "on_policy" / "d4rl.json"
+DOC = ROOT / "docs" / "uncertainty.md"
+MARKER = "<!-- begin generated: python benchmarks/on_policy_check.py --write-docs -->"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dirs", nargs="*", type=Path)
+    parser.add_argument("--transitions", type=int, default=5000)
+    parser.add_argument("--estimator", default="max_aleatoric")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--write-docs", action="store_true", help=f"rewrite the table in {DOC.relative_to(ROOT)} from {RESULT.relative_to(ROOT)}")
+    args = parser.parse_args(argv)
+    if args.write_docs:
+        DOC.write_text(replace_generated_block(DOC.read_text(), MARKER, markdown_table(json.loads(RESULT.read_text())), where=str(DOC)))
+        print(f"wrote the table of {RESULT.relative_to(ROOT)} into {DOC.relative_to(ROOT)}")
+        return 0
+    if not args.run_dirs:
+        parser.error("name the run directories to check (or --write-docs)")
+
+    from mopo_kit.experiments.run_evaluation import evaluate_run, load_run
+
+    runs = []
+    for run_dir in args.run_dirs:
+        report = evaluate_run(run_dir, episodes=args.episodes, seed=args.seed, on_policy_steps=args.transitions, on_policy_estimator=args.estimator)
+        config = load_run(run_dir).config
+        runs.append({"run": run_dir.name, "dataset": config.dataset, "uncertainty": config.uncertainty.type, "seed": config.seed, **report})
+        check, real = report["on_policy"], report["real"]
+        violations = check["bound_violations"]
+        print(
+            f"{run_dir.name}: return {real['return_mean']:,.1f}; {check['episodes']} episodes in {check['transitions']} steps; "
+            f"error {check['error_mean_data']:.3f} → {check['error_mean_policy']:.3f}, u {check['u_mean_data']:.3f} → {check['u_mean_policy']:.3f}, "
+            f"r̂ − r {check['reward_bias_data']:+.3f} → {check['reward_bias_policy']:+.3f}, "
+            f"error > c95·u on {'-' if violations is None else f'{violations:.0%}'} of the policy's steps",
+            flush=True,
+        )
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"command": "python benchmarks/on_policy_check.py " + " ".join(sys.argv[1:] if argv is None else argv), "commit": commit(), "machine": machine(), "runs": runs}
+        args.out.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def markdown_table(payload: dict) -> str:
+    """One row per run: the real return, how long its episodes last, and data → policy shifts."""
+    rows = [
+        "| dataset | method | seed | real return | mean episode length | one-step error, data → policy | u, data → policy "
+        "| r̂ − r on policy | error > c95·u on policy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in payload["runs"]:
+        check, method = run["on_policy"], "MBPO" if run["uncertainty"] == "zero" else "MOPO"
+        violations = "–" if check["bound_violations"] is None else f"{check['bound_violations']:.0%}"
+        rows.append(
+            f"| {run['dataset']} | {method} | {run['seed']} | {run['real']['return_mean']:,.0f} "
+            f"| {check['transitions'] / check['episodes']:,.0f} "
+            f"| {check['error_mean_data']:.2f} → {check['error_mean_policy']:.2f} | {check['u_mean_data']:.2f} → {check['u_mean_policy']:.2f} "
+            f"| {check['reward_bias_policy']:+.3f} | {violations} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

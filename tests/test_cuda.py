@@ -270,6 +270,8 @@ def test_a_short_mopo_run_on_cuda_matches_the_cpu_run_in_kind(tmp_path):
     # the CUDA run's files are read on the CPU: evaluation, and the dynamics weights
     report = evaluate_run(tmp_path / "cuda", episodes=1, device="cpu")
     assert np.isfinite(report["real"]["return_mean"]) and np.isfinite(report["bound"]["bound"])
+    on_gpu = evaluate_run(tmp_path / "cuda", episodes=1, device="cuda", on_policy_steps=200)["on_policy"]
+    assert on_gpu["transitions"] == 200 and np.isfinite(on_gpu["error_mean_policy"]) and 0 <= on_gpu["bound_violations"] <= 1
     saved = json.loads((tmp_path / "cuda" / "config.json").read_text())
     assert saved["config"]["device"] == "cuda"
     with pytest.warns(UserWarning, match="another device type"):

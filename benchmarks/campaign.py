@@ -37,7 +37,7 @@ EVAL_EPISODES = 10
 #: evaluations (5 × every 5 epochs = the last 25 % of a 100-epoch run; OfflineRL-Kit's ``train``
 #: returns a mean of its last 10 epochs for the same reason).
 TAIL_EVALS = 5
-CURVE_KEYS = ("epoch", "gradient_steps", "return_mean", "return_std", "normalized_mean", "rollout_mean_penalty", "rollout_mean_raw_reward")
+CURVE_KEYS = ("epoch", "gradient_steps", "return_mean", "return_std", "normalized_mean", "length_mean", "rollout_mean_penalty", "rollout_mean_raw_reward")
 
 
 @dataclass(frozen=True)

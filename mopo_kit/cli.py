@@ -349,7 +349,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     real = report["real"]
     rows = [
-        ("return (mean ± std)", f"{real['return_mean']:.1f} ± {real['return_std']:.1f} over {real['episodes']} episodes"),
+        ("return (mean ± std)", f"{real['return_mean']:.1f} ± {real['return_std']:.1f} over {real['episodes']} episodes of {real['length_mean']:.0f} steps on average"),
         ("D4RL-normalized", f"{real['normalized_mean']:.1f}" if real["normalized_mean"] is not None else "-"),
     ]
     if "bound" in report:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from mopo_kit.data.episodes import episode_returns_and_terms
+from mopo_kit.data.episodes import run_episodes
 from mopo_kit.envs.model_env import ModelStep, StartStates
 from mopo_kit.envs.tasks import Task
 
@@ -33,6 +33,9 @@ class RealEvaluation:
     return_std: float
     normalized_mean: float | None
     normalized_std: float | None
+    #: mean steps per episode: a return says how well, this says how long; a policy that ends
+    #: its episodes early (a penalty that outweighs the reward makes a terminal state pay) shows here
+    length_mean: float = float("nan")
     #: mean per-episode sum of each ``reward_*`` term the env reports in ``info`` (e.g. the OOD
     #: tasks' run/height or forward/ctrl/contact/healthy terms); empty when it reports none
     reward_terms: dict[str, float] = field(default_factory=dict)
@@ -80,7 +83,8 @@ def unit_policy(task: Task, policy: Policy) -> Policy:
 
 def evaluate_in_env(task: Task, policy: Policy, episodes: int = 10, seed: int = 0) -> RealEvaluation:
     """Deterministic episodes in the real environment (``policy`` returns env-unit actions)."""
-    returns, terms = episode_returns_and_terms(task, unit_policy(task, policy), episodes, seed)
+    batch = run_episodes(task, unit_policy(task, policy), episodes, seed)
+    returns = batch.returns
     normalized = None if task.ref_min_score is None else np.array([task.normalized_score(r) for r in returns])
     return RealEvaluation(
         episodes=episodes,
@@ -88,7 +92,8 @@ def evaluate_in_env(task: Task, policy: Policy, episodes: int = 10, seed: int = 
         return_std=float(returns.std()),
         normalized_mean=None if normalized is None else float(normalized.mean()),
         normalized_std=None if normalized is None else float(normalized.std()),
-        reward_terms={key: float(values.mean()) for key, values in terms.items()},
+        length_mean=float(batch.lengths.mean()),
+        reward_terms={key: float(values.mean()) for key, values in batch.terms.items()},
     )
 
 

@@ -348,7 +348,7 @@ def _component_owner(kind: str, name: str, obj: Any = None) -> dict[str, str]:
 
 
 def _eval_fields(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("epoch", "return_mean", "return_std", "normalized_mean", "normalized_std", "gradient_steps")
+    keys = ("epoch", "return_mean", "return_std", "normalized_mean", "normalized_std", "length_mean", "gradient_steps")
     return {k: row[k] for k in keys if k in row}
 
 

@@ -110,6 +110,11 @@ def test_episodes_record_where_the_body_went_as_stepping_the_env_by_hand_does():
         assert batch.lengths[i] == steps < 1000, "the episode ended where the env ended it"
         assert batch.last_info["x_position"][i] == info["x_position"]
     assert not any(key.startswith("reward_") for key in batch.last_info), "reward terms are summed, not recorded as positions"
+    from mopo_kit.evaluation import evaluate_in_env
+
+    evaluation = evaluate_in_env(task, policy, episodes=3, seed=5)  # hopper's actions are already in [-1, 1]
+    assert evaluation.length_mean == batch.lengths.mean() < 1000 and evaluation.return_mean == batch.returns.mean()
+    assert evaluation.flat()["length_mean"] == evaluation.length_mean, "metric rows (and the campaign's curves) carry it"
 
 
 def test_evaluation_returns_do_not_depend_on_the_callers_torch_threads():

@@ -38,9 +38,9 @@ def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 class ConsoleLogger:
-    """One line per epoch on stderr: return, normalized score, penalty, losses."""
+    """One line per epoch on stderr: return, normalized score, episode length, penalty, losses."""
 
-    KEYS = ("return_mean", "normalized_mean", "rollout_mean_penalty", "rollout_mean_reward", "critic_loss", "actor_loss", "ent_coef")
+    KEYS = ("return_mean", "normalized_mean", "length_mean", "rollout_mean_penalty", "rollout_mean_reward", "critic_loss", "actor_loss", "ent_coef")
 
     def start(self, run_dir, config, name, group=None, job_type=None) -> None:
         self.name = name

@@ -38,3 +38,15 @@ def test_unknown_logger_is_one_clear_error(hopper_file, tmp_path):  # noqa: F811
 
     with pytest.raises(UnknownComponentError, match="unknown logger 'wandbb'"):
         MOPO(MOPOConfig(dataset=str(hopper_file), **{**TINY, "epochs": 1}, loggers=["wandbb"])).fit(tmp_path / "run")
+
+
+def test_console_line_shows_return_and_episode_length(capsys):
+    from mopo_kit.loggers import ConsoleLogger
+
+    logger = ConsoleLogger()
+    logger.start(None, {}, "run-a")
+    logger.log(2000, {"epoch": 2, "return_mean": -5.8, "length_mean": 6.0, "rollout_mean_penalty": 3.03, "note": "text is skipped"})
+    logger.log(3000, {"epoch": 3, "rollout_mean_penalty": 3.0})  # an epoch without evaluation
+    first, second = capsys.readouterr().err.splitlines()
+    assert first == "[run-a] epoch 2: return_mean=-5.8 length_mean=6 rollout_mean_penalty=3.03"
+    assert second == "[run-a] epoch 3: rollout_mean_penalty=3"

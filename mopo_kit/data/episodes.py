@@ -20,7 +20,7 @@ def episode_returns(task: Task, policy: BatchPolicy, episodes: int, seed: int) -
     ``policy`` maps observations (n, obs_dim) to actions in [-1, 1] (n, act_dim); actions are
     rescaled to the env's action bounds here.
     """
-    return episode_returns_and_terms(task, policy, episodes, seed)[0]
+    return run_episodes(task, policy, episodes, seed).returns
 
 
 @contextmanager
@@ -42,17 +42,6 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def episode_returns_and_terms(task: Task, policy: BatchPolicy, episodes: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """:func:`episode_returns` and, per episode, the sum of every numeric ``reward_*`` term in ``info``.
-
-    The terms say what a return is made of (e.g. halfcheetah-jump: running vs height); an env
-    that reports none gives an empty dict. The policy runs on one torch thread
-    (:func:`one_torch_thread`), so the returns do not depend on the caller's thread count.
-    """
-    batch = run_episodes(task, policy, episodes, seed)
-    return batch.returns, batch.terms
-
-
 @dataclass
 class EpisodeBatch:
     """What :func:`run_episodes` saw, one entry per episode."""
@@ -68,7 +57,12 @@ class EpisodeBatch:
 
 
 def run_episodes(task: Task, policy: BatchPolicy, episodes: int, seed: int) -> EpisodeBatch:
-    """Whole episodes in lockstep (the policy sees one batch per step); episode ``i`` is reset with ``seed + i``."""
+    """Whole episodes in lockstep (the policy sees one batch per step); episode ``i`` is reset with ``seed + i``.
+
+    The policy runs on one torch thread (:func:`one_torch_thread`), so the returns do not depend
+    on the caller's thread count; the per-episode sums of every numeric ``reward_*`` info term say
+    what a return is made of (e.g. halfcheetah-jump: running vs height).
+    """
     envs = [task.make_env() for _ in range(episodes)]
     try:
         space = envs[0].action_space

@@ -185,7 +185,6 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
     from mopo_kit.dynamics.gaussian_ensemble import TrainingDivergedError
     from mopo_kit.dynamics.storage import fit_and_save, is_dynamics_dir, save_dynamics, write_fit_report
     from mopo_kit.plugins import get_registry
-    from mopo_kit.device import with_device
     from mopo_kit.progress import progress_bar, progress_enabled
 
     device = resolve_device(args.device)
@@ -200,8 +199,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
         params["max_epochs"] = args.max_epochs
     if args.max_seconds is not None:
         params["max_seconds"] = args.max_seconds
-    params = with_device(get_registry().get("dynamics", args.model).factory, params, device)
-    model = get_registry().create("dynamics", args.model, obs_dim=data.obs_dim, act_dim=data.act_dim, **params)
+    model = get_registry().create_on("dynamics", args.model, {"obs_dim": data.obs_dim, "act_dim": data.act_dim, **params}, device)
     console = _stderr_console()
     log_lines = not progress_enabled() and not args.quiet
 
@@ -240,7 +238,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.calibration import calibrate, write_report
     from mopo_kit.data.load import load_dataset
     from mopo_kit.dynamics.storage import load_dynamics
-    from mopo_kit.device import with_device
     from mopo_kit.plugins import get_registry
 
     device = resolve_device(args.device)
@@ -253,7 +250,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             )
     registry = get_registry()
     names = args.estimators.split(",") if args.estimators else registry.names("uncertainty")
-    estimators = {name: registry.create("uncertainty", name, **with_device(registry.get("uncertainty", name).factory, {}, device)) for name in names}
+    estimators = {name: registry.create_on("uncertainty", name, {}, device) for name in names}
     report, raw = calibrate(model, estimators, data, ood, max_points=args.max_points, seed=args.seed, dynamics_name=str(args.dynamics))
     out = Path(args.output or Path(args.dynamics) / "calibration")
     written = write_report(report, raw, out)

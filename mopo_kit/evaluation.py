@@ -35,7 +35,7 @@ class RealEvaluation:
     normalized_std: float | None
     #: mean steps per episode: a return says how well, this says how long; a policy that ends
     #: its episodes early (a penalty that outweighs the reward makes a terminal state pay) shows here
-    length_mean: float = float("nan")
+    length_mean: float
     #: mean per-episode sum of each ``reward_*`` term the env reports in ``info`` (e.g. the OOD
     #: tasks' run/height or forward/ctrl/contact/healthy terms); empty when it reports none
     reward_terms: dict[str, float] = field(default_factory=dict)

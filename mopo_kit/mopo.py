@@ -137,8 +137,7 @@ class MOPO:
         if self._objects["uncertainty"] is not None:
             self.estimator = self._objects["uncertainty"]
         else:
-            factory = registry.get("uncertainty", cfg.uncertainty.type).factory
-            self.estimator = registry.create("uncertainty", cfg.uncertainty.type, **_with_device(factory, cfg.uncertainty.params, self.device))
+            self.estimator = registry.create_on("uncertainty", cfg.uncertainty.type, cfg.uncertainty.params, self.device)
         self.estimator.fit(self.data, self.dynamics)
         self.model_step = ModelStep(self.dynamics, self.estimator, self.lam, self.task.termination_fn, generator_on(self.device, cfg.seed + 1), name=None if self._objects["uncertainty"] else cfg.uncertainty.type)
         self.starts = StartStates(self.data, generator_on(self.device, cfg.seed + 2))

@@ -142,6 +142,14 @@ class Registry:
         """Build the component ``name`` of ``kind`` with ``params``."""
         return self.get(kind, name).create(**params)
 
+    def create_on(self, kind: str, name: str, params: Mapping[str, Any], device: Any) -> Any:
+        """:meth:`create`, adding ``device`` when the factory takes one (a run's components compute
+        where the run does; an explicit ``device`` param wins)."""
+        from mopo_kit.device import with_device  # device imports torch; the registry alone does not
+
+        component = self.get(kind, name)
+        return component.create(**with_device(component.factory, params, device))
+
     def __contains__(self, key: tuple[str, str]) -> bool:
         kind, name = key
         return name in self._components[normalize_kind(kind)]

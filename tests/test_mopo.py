@@ -116,6 +116,12 @@ def test_cli_train_evaluate_and_bad_input(hopper_file, tmp_path, run_cli):
     assert "u (mmd): data → policy" in table and "error > c95·u on policy" in table
     unknown = run_cli("evaluate", "run", "--on-policy", "100", "--estimator", "wasserstien")
     assert unknown.returncode == 2 and "wasserstien" in unknown.stderr
+    (tmp_path / "run" / "dynamics").rename(tmp_path / "moved")  # the model is gone: real episodes only
+    no_model = run_cli("evaluate", "run", "--episodes", "1", check_rc=0).stdout
+    assert "return (mean ± std)" in no_model and "η̂(π)" not in no_model
+    needs_model = run_cli("evaluate", "run", "--episodes", "1", "--on-policy", "100")
+    assert needs_model.returncode == 2 and "no dynamics model there" in needs_model.stderr and len(needs_model.stderr.splitlines()) == 1
+    (tmp_path / "moved").rename(tmp_path / "run" / "dynamics")
     again = run_cli("train", str(hopper_file), "--config", str(config_file), "-o", "run")
     assert again.returncode == 2 and "already holds a run" in again.stderr
     typo = run_cli("train", str(hopper_file), "--uncertainty", "wassersten", "-o", "run2")

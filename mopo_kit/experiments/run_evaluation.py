@@ -17,7 +17,7 @@ from mopo_kit.data.actor import TanhGaussianActor, load_actor
 from mopo_kit.data.collect import actor_policy, collect_transitions
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.data.load import load_dataset
-from mopo_kit.device import generator_on, resolve_device, with_device
+from mopo_kit.device import generator_on, resolve_device
 from mopo_kit.dynamics.storage import is_dynamics_dir, load_dynamics
 from mopo_kit.envs.model_env import ModelStep, StartStates
 from mopo_kit.envs.tasks import Task
@@ -52,7 +52,8 @@ def evaluate_run(
     if is_dynamics_dir(dynamics_dir):
         data = load_dataset(config.dataset)
         dynamics = load_dynamics(dynamics_dir, dims=(data.obs_dim, data.act_dim), data_name=f"dataset '{config.dataset}'", device=device)
-        estimator = _create_estimator(config.uncertainty.type, config.uncertainty.params, device)
+        registry = get_registry()
+        estimator = registry.create_on("uncertainty", config.uncertainty.type, config.uncertainty.params, device)
         estimator.fit(data, dynamics)
         step = ModelStep(dynamics, estimator, resolved["lam"], task.termination_fn, generator_on(device, seed))
         starts = StartStates(data, generator_on(device, seed + 1))
@@ -60,16 +61,11 @@ def evaluate_run(
         if on_policy_steps > 0:
             name = on_policy_estimator or config.uncertainty.type
             params = config.uncertainty.params if name == config.uncertainty.type else {}
-            estimators = {name: _create_estimator(name, params, device)}
+            estimators = {name: registry.create_on("uncertainty", name, params, device)}
             report["on_policy"] = on_policy_check(run, data, dynamics, estimators, on_policy_steps, seed).to_json()
     elif on_policy_steps > 0:
-        raise MopoKitError(f"{dynamics_dir}: no dynamics model here, and the on-policy check needs one (the run's config names no dynamics_dir)")
+        raise MopoKitError(f"{dynamics_dir}: no dynamics model there, and the on-policy check needs the run's model")
     return report
-
-
-def _create_estimator(name: str, params: dict[str, Any], device: torch.device) -> Any:
-    registry = get_registry()
-    return registry.create("uncertainty", name, **with_device(registry.get("uncertainty", name).factory, params, device))
 
 
 @dataclass

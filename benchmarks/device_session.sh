@@ -31,6 +31,18 @@ mkdir -p /tmp/site && touch /tmp/site/.installed
 export PYTHON=python3
 python3 -c 'import torch, mujoco, gymnasium, stable_baselines3, mopo_kit; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
 
+# MPS=1: start NVIDIA's multi-process service, so several trials' small kernels share the GPU's
+# SMs side by side instead of taking turns (time-slicing); if the daemon or a first CUDA call
+# fails, it is stopped again and the trials time-slice as before.
+if [ "${MPS:-0}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null; then
+    if nvidia-cuda-mps-control -d && timeout 60 python3 -c 'import torch; assert (torch.ones(4, device="cuda") * 2).sum().item() == 8'; then
+        echo "mps: on"
+    else
+        echo quit | nvidia-cuda-mps-control 2> /dev/null
+        echo "mps: off (the check failed)"
+    fi
+fi
+
 mode="${1:-check}"
 shift || true
 case "$mode" in
@@ -66,6 +78,11 @@ runs)
     echo "runs: rc=$? after at most $limit s"
     tail -n 20 "$LOGS/runs.log"
     tar czf "$OUT/published.tgz" benchmarks/results/d4rl/*.json benchmarks/results/ood/*.json docs/img/*.png 2>/dev/null
+    # the models fitted here and every trial's metrics so far (also of runs cut off by the limit)
+    if [ -d /tmp/sweeps ]; then
+        (cd /tmp/sweeps && tar czf "$OUT/models.tgz" */dynamics 2> /dev/null)
+        (cd /tmp/sweeps && tar czf "$OUT/curves.tgz" */trials/*/metrics.jsonl */trials/*/*/metrics.jsonl 2> /dev/null)
+    fi
     ls -la "$OUT"
     ;;
 models)

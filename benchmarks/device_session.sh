@@ -9,7 +9,10 @@
 # That machine has Python 3.12 with torch (CUDA), numpy, gpytorch, pluggy, h5py, scipy and
 # matplotlib, but not MuJoCo, gymnasium or SB3, and no network: those travel as wheels in .whl/
 # (made here with `pip download --no-deps ... --python-version 3.12`, see docs/performance.md) and
-# are installed with --no-deps into /tmp/site; mopo_kit and its plugins are installed editable
+# are installed with --no-deps into /tmp/site (mujoco-core, gymnasium, farama-notifications,
+# stable-baselines3, glfw; NOT pyopengl: that machine has no libEGL, and with pyopengl present
+# `import mujoco` dies in OpenGL.EGL with an AttributeError that mujoco does not catch, while a
+# missing OpenGL package is an ImportError it does); mopo_kit and its plugins are installed editable
 # without dependencies, so their entry points exist. The working tree arrives without .git, so the
 # caller passes the commit as MOPO_KIT_COMMIT for the result files.
 set -uo pipefail
@@ -35,7 +38,9 @@ python3 -c 'import torch, mujoco, gymnasium, stable_baselines3, mopo_kit; print(
 # SMs side by side instead of taking turns (time-slicing); if the daemon or a first CUDA call
 # fails, it is stopped again and the trials time-slice as before.
 if [ "${MPS:-0}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null; then
-    if nvidia-cuda-mps-control -d && timeout 60 python3 -c 'import torch; assert (torch.ones(4, device="cuda") * 2).sum().item() == 8'; then
+    if pgrep -x nvidia-cuda-mps > /dev/null || pgrep -f nvidia-cuda-mps-control > /dev/null; then
+        echo "mps: on (already running: the daemon outlives a call while the machine is held)"
+    elif nvidia-cuda-mps-control -d && timeout 60 python3 -c 'import torch; assert (torch.ones(4, device="cuda") * 2).sum().item() == 8'; then
         echo "mps: on"
     else
         echo quit | nvidia-cuda-mps-control 2> /dev/null

@@ -34,10 +34,11 @@ mkdir -p /tmp/site && touch /tmp/site/.installed
 export PYTHON=python3
 python3 -c 'import torch, mujoco, gymnasium, stable_baselines3, mopo_kit; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
 
-# MPS=1: start NVIDIA's multi-process service, so several trials' small kernels share the GPU's
-# SMs side by side instead of taking turns (time-slicing); if the daemon or a first CUDA call
-# fails, it is stopped again and the trials time-slice as before.
-if [ "${MPS:-0}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null; then
+# NVIDIA's multi-process service (MPS=0 turns it off): several trials' small kernels share the
+# GPU's SMs side by side instead of taking turns; measured on the H200 (bench_gpu_share.py,
+# docs/performance.md) 8 trials at once ran 3.5x one trial's rate, time-sliced 1.0x. If the
+# daemon or a first CUDA call fails, it is stopped again and the trials time-slice.
+if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null; then
     if pgrep -x nvidia-cuda-mps > /dev/null || pgrep -f nvidia-cuda-mps-control > /dev/null; then
         echo "mps: on (already running: the daemon outlives a call while the machine is held)"
     elif nvidia-cuda-mps-control -d && timeout 60 python3 -c 'import torch; assert (torch.ones(4, device="cuda") * 2).sum().item() == 8'; then

@@ -4,6 +4,8 @@
 #   bash benchmarks/device_session.sh check          # device_check.sh + an end-to-end `mopo-kit train --device cuda`
 #   bash benchmarks/device_session.sh steps STEP...  # only these steps of device_check.sh
 #   bash benchmarks/device_session.sh runs [TABLE.py] ARGS...   # a campaign's runs with --device cuda, results packed into $OUT
+#   bash benchmarks/device_session.sh runs-detached WAIT_S [TABLE.py] ARGS...  # the same, outliving the call
+#   bash benchmarks/device_session.sh collect WAIT_S            # next call: wait for the detached runs, pack
 #   DATASETS="..." bash benchmarks/device_session.sh models "TABLE.py ARGS"...  # fit campaign models on the GPU
 #
 # That machine has Python 3.12 with torch (CUDA), numpy, gpytorch, pluggy, h5py, scipy and
@@ -49,6 +51,23 @@ if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null; then
     fi
 fi
 
+pack_runs() {  # pack_runs TREE: its published runs, the models fitted here, every trial's metrics
+    tar czf "$OUT/published.tgz" -C "$1" $(cd "$1" && ls benchmarks/results/d4rl/*.json benchmarks/results/ood/*.json docs/img/*.png 2> /dev/null)
+    if [ -d /tmp/sweeps ]; then  # also of runs cut off by a limit
+        (cd /tmp/sweeps && tar czf "$OUT/models.tgz" */dynamics 2> /dev/null)
+        (cd /tmp/sweeps && tar czf "$OUT/curves.tgz" */trials/*/metrics.jsonl */trials/*/*/metrics.jsonl 2> /dev/null)
+    fi
+    ls -la "$OUT"
+}
+
+wait_detached() {  # wait_detached SECONDS: until the detached campaign ends or the time is up
+    local pid deadline=$(( $(date +%s) + $1 ))
+    pid="$(cat /tmp/detached.pid)"
+    while kill -0 "$pid" 2> /dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 5; done
+    if kill -0 "$pid" 2> /dev/null; then echo "detached runs: still running"; else echo "detached runs: ended"; fi
+    grep -h "published\|failed" "$LOGS/runs.log" | tail -n 30
+}
+
 mode="${1:-check}"
 shift || true
 case "$mode" in
@@ -83,13 +102,32 @@ runs)
     timeout -s INT "$limit" python3 "benchmarks/$table" --device cuda "$@" > "$LOGS/runs.log" 2>&1
     echo "runs: rc=$? after at most $limit s"
     tail -n 20 "$LOGS/runs.log"
-    tar czf "$OUT/published.tgz" benchmarks/results/d4rl/*.json benchmarks/results/ood/*.json docs/img/*.png 2>/dev/null
-    # the models fitted here and every trial's metrics so far (also of runs cut off by the limit)
-    if [ -d /tmp/sweeps ]; then
-        (cd /tmp/sweeps && tar czf "$OUT/models.tgz" */dynamics 2> /dev/null)
-        (cd /tmp/sweeps && tar czf "$OUT/curves.tgz" */trials/*/metrics.jsonl */trials/*/*/metrics.jsonl 2> /dev/null)
-    fi
-    ls -la "$OUT"
+    pack_runs .
+    ;;
+runs-detached)
+    # Runs longer than one call (10 min): the campaign starts in its own process session, from a
+    # copy of the tree in /tmp/detached (a later call re-sends the working tree and would remove
+    # the runs it published), and outlives this call while the machine is held; this call waits
+    # WAIT_S seconds and returns what finished. `collect` in the next call, sent within the
+    # kind's warm window (30 s), waits for the rest.
+    #   RUN_LIMIT_S=1400 bash benchmarks/device_session.sh runs-detached WAIT_S [TABLE.py] ARGS...
+    wait_s="$1"
+    shift
+    table=d4rl_table.py
+    case "${1:-}" in *.py) table="$1"; shift ;; esac
+    rm -rf /tmp/detached && cp -a . /tmp/detached
+    case "${MOPO_KIT_DATA:-}" in "$PWD"/*) export MOPO_KIT_DATA="/tmp/detached/${MOPO_KIT_DATA#"$PWD"/}" ;; esac  # carried data: the copy's
+    (cd /tmp/detached && PYTHONPATH="/tmp/detached${PYTHONPATH:+:$PYTHONPATH}" setsid nohup timeout -s INT "${RUN_LIMIT_S:-1400}" \
+        python3 "benchmarks/$table" --device cuda "$@" > "$LOGS/runs.log" 2>&1 < /dev/null &
+        echo $! > /tmp/detached.pid)
+    wait_detached "$wait_s"
+    pack_runs /tmp/detached
+    ;;
+collect)
+    #   bash benchmarks/device_session.sh collect WAIT_S   (after runs-detached, on the same machine)
+    [ -d /tmp/detached ] || { echo "collect: no runs-detached campaign on this machine (a fresh one?)"; exit 2; }
+    wait_detached "${1:-400}"
+    pack_runs /tmp/detached
     ;;
 models)
     # Fit campaigns' shared dynamics models on the GPU (`--models-only`); CPU runs then use them.
@@ -131,7 +169,7 @@ for i, pack in enumerate(p for p in packs if p):
 PY
     ;;
 *)
-    echo "usage: bash benchmarks/device_session.sh check | steps STEP... | runs D4RL_TABLE_ARGS... | models \"TABLE.py ARGS\"..." >&2
+    echo "usage: bash benchmarks/device_session.sh check | steps STEP... | runs [TABLE.py] ARGS... | runs-detached WAIT_S [TABLE.py] ARGS... | collect WAIT_S | models \"TABLE.py ARGS\"..." >&2
     exit 2
     ;;
 esac

@@ -53,9 +53,12 @@ fi
 
 pack_runs() {  # pack_runs TREE: its published runs, the models fitted here, every trial's metrics
     tar czf "$OUT/published.tgz" -C "$1" $(cd "$1" && ls benchmarks/results/d4rl/*.json benchmarks/results/ood/*.json docs/img/*.png 2> /dev/null)
-    if [ -d /tmp/sweeps ]; then  # also of runs cut off by a limit
+    # also of runs cut off by a limit; with each trial's config and final policy (300 KB), so
+    # that, unpacked into /tmp/sweeps on the CPU machine (the paths the configs name), `mopo-kit
+    # evaluate TRIAL --on-policy N` runs there
+    if [ -d /tmp/sweeps ]; then
         (cd /tmp/sweeps && tar czf "$OUT/models.tgz" */dynamics 2> /dev/null)
-        (cd /tmp/sweeps && tar czf "$OUT/curves.tgz" */trials/*/metrics.jsonl */trials/*/*/metrics.jsonl 2> /dev/null)
+        (cd /tmp/sweeps && tar czf "$OUT/trials.tgz" $(ls -d */trials/*/metrics.jsonl */trials/*/config.json */trials/*/policy.pt 2> /dev/null))
     fi
     ls -la "$OUT"
 }

@@ -2,6 +2,7 @@
 over many runs, as one committed JSON.
 
     python benchmarks/on_policy_check.py SWEEP_DIR/trials/*__s1 --out benchmarks/results/on_policy/d4rl.json
+    python benchmarks/on_policy_check.py NEW_RUN_DIRS... --out benchmarks/results/on_policy/d4rl.json --merge
     python benchmarks/on_policy_check.py --write-docs     # the table in docs/uncertainty.md, from the JSON
 
 For each run directory: the real-env evaluation, then ``--transitions`` real steps of the run's
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--merge", action="store_true",
+        help="keep the runs already in --out (a run of the same name is replaced): run directories "
+        "do not outlive the machine they ran on, so later sessions add their runs to the same JSON",
+    )
     parser.add_argument("--write-docs", action="store_true", help=f"rewrite the table in {DOC.relative_to(ROOT)} from {RESULT.relative_to(ROOT)}")
     args = parser.parse_args(argv)
     if args.write_docs:
@@ -64,10 +70,27 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"command": "python benchmarks/on_policy_check.py " + " ".join(sys.argv[1:] if argv is None else argv), "commit": commit(), "machine": machine(), "runs": runs}
+        command = "python benchmarks/on_policy_check.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        payload = {"command": command, "commit": commit(), "machine": machine(), "runs": runs}
+        if args.merge and args.out.exists():
+            payload = merge_runs(json.loads(args.out.read_text()), payload)
         args.out.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
+
+
+def merge_runs(old: dict, new: dict) -> dict:
+    """``new``'s runs added to ``old``'s, a run of the same name replaced; every run keeps the
+    command, commit and machine that checked it (``provenance``), since after a merge the
+    top-level ones name only the latest check."""
+    def stamped(payload: dict) -> list[dict]:
+        origin = {key: payload.get(key) for key in ("command", "commit", "machine")}
+        return [{**run, "provenance": run.get("provenance", origin)} for run in payload["runs"]]
+
+    fresh = stamped(new)
+    replaced = {run["run"] for run in fresh}
+    kept = [run for run in stamped(old) if run["run"] not in replaced]
+    return {**new, "runs": kept + fresh}
 
 
 def markdown_table(payload: dict) -> str:

@@ -104,6 +104,23 @@ def test_published_on_policy_table_is_what_the_committed_json_gives():
     )
 
 
+def test_on_policy_merge_keeps_earlier_runs_replaces_a_rechecked_one_and_keeps_each_runs_provenance():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from on_policy_check import merge_runs
+
+    old = {"command": "check a b", "commit": "c1", "machine": {"cpu": "x"}, "runs": [{"run": "a", "v": 1}, {"run": "b", "v": 2}]}
+    new = {"command": "check b c", "commit": "c2", "machine": {"cpu": "y"}, "runs": [{"run": "b", "v": 3}, {"run": "c", "v": 4}]}
+    merged = merge_runs(old, new)
+    assert [(run["run"], run["v"]) for run in merged["runs"]] == [("a", 1), ("b", 3), ("c", 4)]
+    assert [run["provenance"]["commit"] for run in merged["runs"]] == ["c1", "c2", "c2"]
+    assert merged["commit"] == "c2"
+    # a second merge leaves the first check's provenance on its runs
+    again = merge_runs(merged, {"command": "check d", "commit": "c3", "machine": {}, "runs": [{"run": "d", "v": 5}]})
+    assert [run["provenance"]["commit"] for run in again["runs"]] == ["c1", "c2", "c2", "c3"]
+
+
 def test_a_generated_block_is_replaced_between_its_markers_and_a_missing_one_is_one_line():
     from campaign import END_MARKER, replace_generated_block
 

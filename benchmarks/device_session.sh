@@ -41,7 +41,7 @@ python3 -c 'import torch, mujoco, gymnasium, stable_baselines3, mopo_kit; print(
 # docs/performance.md) 8 trials at once ran 3.5x one trial's rate, time-sliced 1.0x. If the
 # daemon or a first CUDA call fails, it is stopped again and the trials time-slice.
 if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null; then
-    if pgrep -x nvidia-cuda-mps > /dev/null || pgrep -f nvidia-cuda-mps-control > /dev/null; then
+    if pgrep -f nvidia-cuda-mps-control > /dev/null; then
         echo "mps: on (already running: the daemon outlives a call while the machine is held)"
     elif nvidia-cuda-mps-control -d && timeout 60 python3 -c 'import torch; assert (torch.ones(4, device="cuda") * 2).sum().item() == 8'; then
         echo "mps: on"

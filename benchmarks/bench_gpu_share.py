@@ -81,12 +81,12 @@ def main() -> None:
     parser.add_argument("--label", default="", help="e.g. 'mps' or 'time-sliced', stored in the JSON")
     parser.add_argument("--out", help="write the JSON to this file")
     args = parser.parse_args()
-    rows = []
+    measured = []
     for procs in args.procs:
-        rows.append(share(args.device, procs, args.epochs, args.steps, args.rows))
-        print(rows[-1], flush=True)
+        measured.append(share(args.device, procs, args.epochs, args.steps, args.rows))
+        print(measured[-1], flush=True)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    write_result("gpu_share", {"device": args.device, "gpu": gpu, "label": args.label, "epochs": args.epochs, "steps": args.steps, "runs": rows},
+    write_result("gpu_share", {"device": args.device, "gpu": gpu, "label": args.label, "epochs": args.epochs, "steps": args.steps, "runs": measured},
                  " ".join(["python", *sys.argv]), save=False, out=args.out)
 
 

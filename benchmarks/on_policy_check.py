@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.run_dirs:
         parser.error("name the run directories to check (or --write-docs)")
+    if args.merge and not args.out:
+        parser.error("--merge adds the runs to the JSON named by --out: name it")
 
     from mopo_kit.experiments.run_evaluation import evaluate_run, load_run
 

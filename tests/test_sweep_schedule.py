@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,26 @@ def test_a_finished_trial_is_extended_to_a_larger_budget(hopper_file, tmp_path):
     assert [row["epoch"] for row in _read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4]
     assert json.loads((run / "config.json").read_text())["config"]["epochs"] == 4
     assert run_sweep(spec, tmp_path, workers=1) == [], "nothing left to run"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_trial_published_elsewhere_while_the_sweep_runs_is_not_started(hopper_file, tmp_path, workers):  # noqa: F811
+    """A GPU call publishes some of a CPU campaign's trials while it runs: they are skipped at dispatch."""
+    base = {k: v for k, v in TINY.items() if k != "dynamics"}
+    base.update(epochs=1)
+    spec = SweepSpec(name="late", grid={"dataset": [str(hopper_file)], "uncertainty": ["zero"], "seed": [0, 1, 2]}, base=base, dynamics=TINY["dynamics"]["params"])
+    published_elsewhere: set[int] = set()
+
+    def done(summary):  # stands in for another machine: when the first trial ends, seed 2 appears published
+        published_elsewhere.add(2)
+
+    said: list[str] = []
+    summaries = run_sweep(spec, tmp_path, workers=workers, threads=1, say=said.append, on_trial_done=done,
+                          skip=lambda point: "published elsewhere" if point["seed"] in published_elsewhere else None)
+    ran = sorted(json.loads((Path(s["run_dir"]) / "config.json").read_text())["config"]["seed"] for s in summaries)
+    assert ran == [0, 1], "seed 2 was queued behind the first trial(s) and published before it started"
+    assert not (tmp_path / "trials" / trial_id(spec.trials()[2])).exists()
+    assert [line for line in said if line.startswith("skip")] == [f"skip {trial_id(spec.trials()[2])} (published elsewhere, since this sweep started)"]
 
 
 def test_checkpoint_left_half_swapped_by_a_kill_is_recovered(tmp_path):

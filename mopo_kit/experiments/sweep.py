@@ -33,7 +33,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -371,7 +372,9 @@ def run_sweep(
     the machine, e.g. two campaigns with one worker each on 2 cores).
 
     ``skip(point)`` returns a reason to leave a grid point out (e.g. a campaign whose result for it
-    is already published, from another machine or an earlier sweep directory), else None.
+    is already published, from another machine or an earlier sweep directory), else None. It is
+    asked again as each trial is about to start (local backend), so a result published meanwhile
+    elsewhere (a GPU call running some of the same trials) is not run twice.
     """
     if backend not in ("local", "ray"):
         raise MopoKitError(f"unknown sweep backend '{backend}' (choose local or ray)")
@@ -383,20 +386,20 @@ def run_sweep(
     cores = os.cpu_count() or 1
     workers = max(1, min(workers or cores, cores))
     threads = max(1, threads or cores // workers)
-    pending: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
+    pending: list[tuple[dict[str, Any], dict[str, Any], str, dict[str, Any]]] = []
     for point, _status in plan_trials(spec, sweep_dir, workers, skip, say):
         run_dir = sweep_dir / "trials" / trial_id(point)
         config, job = _trial_config(spec, sweep_dir, point, wandb), model_job(spec, sweep_dir, point)
         if device is not None:
             config["device"] = device
         job["device"] = str(config.get("device", "auto"))
-        pending.append((config, str(run_dir), job))
+        pending.append((point, config, str(run_dir), job))
     say(f"{len(pending)} trial(s) to run on {workers} worker(s) × {threads} thread(s) ({backend})")
     if backend == "ray":
         model_failures = fit_shared_dynamics(spec, sweep_dir, say, device)
         if model_failures:
             raise MopoKitError(f"{len(model_failures)} shared model(s) could not be fitted; first: {model_failures[0]}")
-        return _run_on_ray(spec, sweep_dir, [(c, r) for c, r, _ in pending], threads, address, say)
+        return _run_on_ray(spec, sweep_dir, [(c, r) for _, c, r, _ in pending], threads, address, say)
     summaries: list[dict[str, Any]] = []
     failures: list[str] = []
 
@@ -411,8 +414,19 @@ def run_sweep(
         failures.append(f"{Path(run_dir).name}: {_first_line(exc)}")
         say(f"failed {failures[-1]}")
 
+    def still_needed(point: dict[str, Any]) -> bool:
+        """Asked as a trial is about to start: its result may have been published since the plan."""
+        reason = skip(point) if skip is not None else None
+        if reason:
+            say(f"skip {trial_id(point)} ({reason}, since this sweep started)")
+        return not reason
+
+    queue = deque(pending)
     if workers == 1:
-        for config, run_dir, job in pending:
+        while queue:
+            point, config, run_dir, job = queue.popleft()
+            if not still_needed(point):
+                continue
             try:
                 ensure_shared_dynamics(job, say)
                 finished(_run_trial(config, run_dir, threads, job))
@@ -424,14 +438,27 @@ def run_sweep(
         # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
-            futures = {pool.submit(_run_trial, config, run_dir, threads, job): run_dir for config, run_dir, job in pending}
-            for future in as_completed(futures):
-                try:
-                    summary = future.result()
-                except Exception as exc:
-                    failed(futures[future], exc)
-                else:
-                    finished(summary)
+            running: dict[Any, str] = {}
+
+            def start_next() -> None:
+                """Keep every worker busy, in dispatch order, with trials still needed."""
+                while queue and len(running) < workers:
+                    point, config, run_dir, job = queue.popleft()
+                    if still_needed(point):
+                        running[pool.submit(_run_trial, config, run_dir, threads, job)] = run_dir
+
+            start_next()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    run_dir = running.pop(future)
+                    try:
+                        summary = future.result()
+                    except Exception as exc:
+                        failed(run_dir, exc)
+                    else:
+                        finished(summary)
+                start_next()
     if failures:
         more = f" (and {len(failures) - 1} more, above)" if len(failures) > 1 else ""
         raise MopoKitError(f"{len(failures)} of {len(pending)} trial(s) failed, the others finished; first: {failures[0]}{more}")

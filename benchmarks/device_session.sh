@@ -7,6 +7,7 @@
 #   bash benchmarks/device_session.sh runs-detached WAIT_S [TABLE.py] ARGS...  # the same, outliving the call
 #   bash benchmarks/device_session.sh collect WAIT_S            # next call: wait for the detached runs, pack
 #   DATASETS="..." bash benchmarks/device_session.sh models "TABLE.py ARGS"...  # fit campaign models on the GPU
+#   bash benchmarks/device_session.sh stash [join DIR] [MODE ...]  # data carried in parts (device_parts.sh)
 #
 # That machine has Python 3.12 with torch (CUDA), numpy, gpytorch, pluggy, h5py, scipy and
 # matplotlib, but not MuJoCo, gymnasium or SB3, and no network: those travel as wheels in .whl/
@@ -25,6 +26,34 @@ export LOGS=/tmp/device-logs
 mkdir -p "$LOGS"
 pack_logs() { tar czf "$OUT/logs.tgz" -C "$LOGS" . 2>/dev/null; }
 trap pack_logs EXIT
+
+# Data larger than one call carries comes in parts (benchmarks/device_parts.sh made them here):
+# `stash` moves this call's part out of the tree to /tmp, before the next call's tree replaces it;
+# `join DIR` unpacks all parts into DIR and names each HDF5 file's sha256, to compare with the
+# CPU machine's. Either may precede any other mode in the same call.
+parts_dir="${CARRY_PARTS_DIR:-/tmp/carry-parts}"
+while [ "${1:-}" = stash ] || [ "${1:-}" = join ]; do
+    parts_mode=1
+    if [ "$1" = stash ]; then
+        mkdir -p "$parts_dir"
+        for part in .carry_part*/part-*; do [ -f "$part" ] && mv "$part" "$parts_dir/"; done
+        echo "stash: $(ls "$parts_dir" | tr '\n' ' ')"
+        shift
+    else
+        dest="${2:?join needs a folder}"
+        mkdir -p "$dest"
+        cat "$parts_dir"/part-* | tar x -C "$dest" 2> /dev/null || { echo "join: the parts in $parts_dir ($(ls "$parts_dir" 2> /dev/null | tr '\n' ' ')) do not make a whole archive: one is missing"; exit 3; }
+        rm -rf "$parts_dir"
+        python3 - "$dest" <<'PY'
+import pathlib, sys
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.hdf5")):
+    import h5py
+    print("join:", path.name, h5py.File(path, "r").attrs.get("sha256"))
+PY
+        shift 2
+    fi
+done
+[ -n "${parts_mode:-}" ] && [ $# -eq 0 ] && exit 0  # only parts handled in this call
 export PYTHONUNBUFFERED=1 MOPO_KIT_QUIET=1 MUJOCO_GL="${MUJOCO_GL:-egl}"
 if [ -d .whl ]; then
     [ -f /tmp/site/.installed ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 3

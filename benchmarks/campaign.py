@@ -117,7 +117,8 @@ class Campaign:
             "curve": [{k: row.get(k) for k in CURVE_KEYS} for row in metrics if "return_mean" in row],
             "command": command,
             "commit": commit(),
-            "machine": machine(),
+            # the trial's thread count, not this (publishing) process's
+            "machine": {**machine(), **({"torch_threads": results["torch_threads"]} if results.get("torch_threads") else {})},
         }
 
     def publish(self, run_dir: Path, command: str) -> Path:

@@ -56,6 +56,9 @@ class MOPOResult:
     epochs: int
     gradient_steps: int
     seconds: float
+    #: torch threads the run computed with: ``seconds`` means little without it, and the process
+    #: that reports a run (a sweep's parent) may run with another count than its trial did
+    torch_threads: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -229,6 +232,7 @@ class MOPO:
             epochs=cfg.epochs,
             gradient_steps=self.policy.num_steps,
             seconds=round(time.perf_counter() - start, 2),
+            torch_threads=torch.get_num_threads(),
             history=history,
         )
         if run is not None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from mopo_kit.experiments.sweep import SweepSpec, run_sweep
 from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
@@ -26,9 +27,19 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     spec = SweepSpec(name="toy", grid={"dataset": [str(hopper_file)], "uncertainty": ["max_aleatoric", "zero"], "seed": [0, 1]},
                      base=base, dynamics=TINY["dynamics"]["params"])
     published = []
-    run_sweep(spec, tmp_path / "sweep", workers=1, on_trial_done=lambda s: published.append(campaign.publish(Path(s["run_dir"]), "toy")))
+    threads_before = torch.get_num_threads()
+
+    def publish(summary):  # the publishing process runs with another thread count than its trials
+        torch.set_num_threads(3)
+        published.append(campaign.publish(Path(summary["run_dir"]), "toy"))
+
+    try:
+        run_sweep(spec, tmp_path / "sweep", workers=1, threads=1, on_trial_done=publish)
+    finally:
+        torch.set_num_threads(threads_before)
     assert len(published) == 4
     record = json.loads(published[0].read_text())
+    assert record["machine"]["torch_threads"] == 1, "the trial's threads, not the publisher's"
     assert record["steps"] == 2 * TINY["steps_per_epoch"] and [p["epoch"] for p in record["curve"]] == [1, 2]
     assert record["dynamics_fit"]["epochs"] >= 1 and record["commit"] and record["command"] == "toy"
     assert record["dynamics_fit"]["device"] == "cpu" and len(record["dynamics_fit"]["dataset_sha256"]) == 64

@@ -42,7 +42,7 @@ while [ "${1:-}" = stash ] || [ "${1:-}" = join ]; do
     else
         dest="${2:?join needs a folder}"
         mkdir -p "$dest"
-        cat "$parts_dir"/part-* | tar x -C "$dest" 2> /dev/null || { echo "join: the parts in $parts_dir ($(ls "$parts_dir" 2> /dev/null | tr '\n' ' ')) do not make a whole archive: one is missing"; exit 3; }
+        cat "$parts_dir"/part-* | tar x -C "$dest" 2> /dev/null || { echo "join: the parts in $parts_dir ($(ls "$parts_dir" 2> /dev/null | tr '\n' ' ')) do not make a whole archive (is a part missing?)"; exit 3; }
         rm -rf "$parts_dir"
         python3 - "$dest" <<'PY'
 import pathlib, sys

@@ -80,7 +80,7 @@ def test_a_missing_part_is_one_error_line_not_a_half_dataset(tmp_path):
     stash = str(tmp_path / "device-tmp")
     out = _bash(repo, "benchmarks/device_session.sh", "stash", "join", ".data_carry", CARRY_PARTS_DIR=stash)
     assert out.returncode == 3
-    assert "do not make a whole archive: one is missing" in out.stdout and "part-001 part-002" in out.stdout
+    assert "do not make a whole archive (is a part missing?)" in out.stdout and "part-001 part-002" in out.stdout
 
 
 def test_splitting_a_missing_file_names_it(tmp_path):

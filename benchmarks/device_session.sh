@@ -40,7 +40,8 @@ while [ "${1:-}" = stash ] || [ "${1:-}" = join ]; do
         echo "stash: $(ls "$parts_dir" | tr '\n' ' ')"
         shift
     else
-        dest="${2:?join needs a folder}"
+        [ -n "${2:-}" ] || { echo "join: name the folder to unpack into (join DIR)" >&2; exit 2; }
+        dest="$2"
         mkdir -p "$dest"
         cat "$parts_dir"/part-* | tar x -C "$dest" 2> /dev/null || { echo "join: the parts in $parts_dir ($(ls "$parts_dir" 2> /dev/null | tr '\n' ' ')) do not make a whole archive (is a part missing?)"; exit 3; }
         rm -rf "$parts_dir"

@@ -87,3 +87,8 @@ def test_splitting_a_missing_file_names_it(tmp_path):
     repo = _repo(tmp_path)
     out = _bash(repo, "benchmarks/device_parts.sh", str(tmp_path / "nope.hdf5"))
     assert out.returncode == 2 and out.stderr.strip() == f"device_parts: no such file: {tmp_path / 'nope.hdf5'}"
+
+
+def test_join_without_a_folder_is_one_line_and_exit_2(tmp_path):
+    out = _bash(_repo(tmp_path), "benchmarks/device_session.sh", "join", CARRY_PARTS_DIR=str(tmp_path / "parts"))
+    assert out.returncode == 2 and out.stderr.strip() == "join: name the folder to unpack into (join DIR)"

@@ -14,6 +14,7 @@ are thin definitions over this module.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shlex
 import statistics
@@ -222,30 +223,34 @@ class Campaign:
             rows.append(row)
         table = {
             "rows": rows, "models": self.model_rows(records), "runs": len(records), "setting_checks": checks,
+            "deeper_runs": deeper_run_checks(records),
             "note": (
                 f"return_last: mean of 10 deterministic episodes after the last epoch; last{TAIL_EVALS}_evals: each run's mean of its last {TAIL_EVALS} evaluations; "
-                "mean ± population std over seeds; models: one row per shared model (dataset × seed) with its fit and each method's mean u(s, a) (before λ) "
-                "and raw model reward per model step at the last epoch"
+                "mean ± population std over seeds; models: one row per shared model and budget (dataset × seed × steps) with its fit and each method's "
+                "mean u(s, a) (before λ) and raw model reward per model step at the last epoch; deeper_runs: each run at a larger budget against the "
+                "same dataset, method and seed at a smaller one (same model fit? equal evaluations where the curves overlap?)"
             ),
         }
         return table
 
     def model_rows(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One row per shared model (dataset × seed): how it was fitted, and what each method saw in it.
+        """One row per shared model and budget (dataset × seed × steps): its fit, and what each method saw in it.
 
         The model's fit sets the penalty's scale (a worse fit, larger variances, larger u), so the
         penalty is read beside the fit: epochs and why it stopped, the elites' mean holdout MSE, the
         device, and per method its λ, the mean u(s, a) (before λ; not computed at λ = 0) and mean
-        raw model reward per model step at the last epoch, and the last return. Runs at several
-        budgets of one model: the longest.
+        raw model reward per model step at the last epoch, and the last return. A deeper stage may
+        run on a refitted model (another machine's fit of the same seed), so each budget is its own
+        row: a row never mixes one budget's run with another's model.
         """
-        models: dict[tuple[str, int], dict[str, Any]] = {}
-        for (dataset, method, seed), rec in sorted(_longest_runs(records).items(), key=lambda item: (item[0][0], item[0][2], item[0][1])):
+        models: dict[tuple[str, int, int], dict[str, Any]] = {}
+        for rec in sorted(records, key=lambda r: (r["dataset"], r["seed"], r["steps"], r["method"])):
+            dataset, method, seed = rec["dataset"], rec["method"], rec["seed"]
             fit = rec.get("dynamics_fit") or {}
             holdout = fit.get("holdout_mse") or []
             elites = fit.get("elites") or range(len(holdout))
-            row = models.setdefault((dataset, seed), {
-                "dataset": dataset, "seed": seed, "epochs": fit.get("epochs"), "stop_reason": fit.get("stop_reason"),
+            row = models.setdefault((dataset, seed, rec["steps"]), {
+                "dataset": dataset, "seed": seed, "steps": rec["steps"], "epochs": fit.get("epochs"), "stop_reason": fit.get("stop_reason"),
                 "elite_holdout_mse": round(statistics.fmean(holdout[i] for i in elites), 5) if holdout else None,
                 "device": "cuda" if str(fit.get("device", "cpu")).startswith("cuda") else fit.get("device", "cpu"),
                 "methods": {},
@@ -262,9 +267,9 @@ class Campaign:
         methods = list(self.methods)
         names = [m.upper() if m in ("mopo", "mbpo") else m for m in methods]
         lines = [
-            "| dataset | seed | model: epochs (stop) | elite holdout MSE | fitted on | "
+            "| dataset | seed | steps | model: epochs (stop) | elite holdout MSE | fitted on | "
             + " | ".join(f"{n}: u (λ) / raw model reward per step → return" for n in names) + " |",
-            "|---|---|---|---|---|" + "---|" * len(methods),
+            "|---|---|---|---|---|---|" + "---|" * len(methods),
         ]
         for row in table.get("models", []):
             stop = "cap" if str(row["stop_reason"]).startswith("max_epochs") else ("early stop" if row["stop_reason"] == "early stopping" else row["stop_reason"])
@@ -278,7 +283,17 @@ class Campaign:
                 raw = "—" if entry["raw_model_reward"] is None else f"{entry['raw_model_reward']:.3g}"
                 cells.append(f"{penalty} / {raw} → {entry['return_last']:,.0f}")
             mse = "—" if row["elite_holdout_mse"] is None else f"{row['elite_holdout_mse']:.4g}"
-            lines.append(f"| {row['dataset']} | {row['seed']} | {row['epochs']} ({stop}) | {mse} | {row['device']} | {' | '.join(cells)} |")
+            lines.append(f"| {row['dataset']} | {row['seed']} | {_budget(row['steps'])} | {row['epochs']} ({stop}) | {mse} | {row['device']} | {' | '.join(cells)} |")
+        deeper = table.get("deeper_runs", [])
+        if deeper:
+            lines += ["", "Runs at a larger budget beside the same dataset, method and seed at a smaller one:", ""]
+        for check in deeper:
+            model = "the same model fit (equal holdout MSE)" if check["same_model_fit"] else "a refitted model (another holdout MSE)"
+            if check["evaluations_compared"] and check["evaluations_equal"] == check["evaluations_compared"]:
+                curve = f"all {check['evaluations_compared']} evaluations up to {_budget(check['shorter_steps'])} equal, bit for bit: the shorter run, extended"
+            else:
+                curve = f"{check['evaluations_equal']} of {check['evaluations_compared']} evaluations up to {_budget(check['shorter_steps'])} equal"
+            lines.append(f"* {check['dataset']} {_display(check['method'])} seed {check['seed']}, {_budget(check['steps'])} vs {_budget(check['shorter_steps'])}: {model}; {curve}.")
         return "\n".join(lines)
 
     def markdown(self, table: dict[str, Any]) -> str:
@@ -619,6 +634,35 @@ def _longest_runs(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], d
         if key not in longest or rec["steps"] > longest[key]["steps"]:
             longest[key] = rec
     return longest
+
+
+def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run at a larger budget against the same (dataset, method, seed) at the next smaller one.
+
+    A deeper stage resumes a shorter run where its trial directory survives, else starts from
+    scratch; with the same model fit and deterministic training the fresh run retraces the shorter
+    one, so equal evaluations where the curves overlap show it *is* that run extended, and unequal
+    ones that the deeper number comes from another trajectory (e.g. a model refitted elsewhere).
+    """
+    by_key: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for rec in records:
+        by_key.setdefault((rec["dataset"], rec["method"], rec["seed"]), []).append(rec)
+    checks = []
+    for (dataset, method, seed), runs in sorted(by_key.items()):
+        runs.sort(key=lambda r: r["steps"])
+        for shorter, deeper in itertools.pairwise(runs):
+            short_curve = {p["epoch"]: p["return_mean"] for p in shorter.get("curve", [])}
+            overlap = [p for p in deeper.get("curve", []) if p["epoch"] in short_curve]
+            short_fit, deep_fit = shorter.get("dynamics_fit") or {}, deeper.get("dynamics_fit") or {}
+            checks.append({
+                "dataset": dataset, "method": method, "seed": seed, "steps": deeper["steps"], "shorter_steps": shorter["steps"],
+                "same_model_fit": bool(short_fit.get("holdout_mse")) and short_fit.get("holdout_mse") == deep_fit.get("holdout_mse"),
+                "evaluations_compared": len(overlap),
+                "evaluations_equal": sum(p["return_mean"] == short_curve[p["epoch"]] for p in overlap),
+                "return_last_at_shorter_steps": _round(shorter["return_last"], 1),
+                "return_last": _round(deeper["return_last"], 1),
+            })
+    return checks
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:

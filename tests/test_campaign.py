@@ -176,6 +176,51 @@ def test_status_sees_a_model_fit_in_progress_through_its_lock(tmp_path, killed_f
     assert _model_state(target) == "missing" + saved  # the fitter died or finished without a model
 
 
+def _synthetic_run(method: str, seed: int, epochs: int, returns: list[float], holdout: list[float]) -> dict:
+    """A published run's JSON, reduced to what the table reads: one evaluation every 5 epochs."""
+    curve = [{"epoch": 5 * (i + 1), "return_mean": r, "rollout_mean_penalty": 0.5, "rollout_mean_raw_reward": 2.0} for i, r in enumerate(returns)]
+    return {
+        "dataset": "hopper-mixed", "method": method, "seed": seed, "steps": epochs * 1000, "horizon": 5, "lam": 1.0 if method == "mopo" else 0.0,
+        "return_last": returns[-1], "return_best": max(returns), "batch_mean": 300.0, "batch_max": 1000.0, "curve": curve,
+        "dynamics_fit": {"epochs": 60, "stop_reason": "max_epochs", "holdout_mse": holdout, "elites": [0, 1], "device": "cpu"},
+    }
+
+
+def test_deeper_runs_are_tabled_beside_their_own_model_and_checked_against_the_shorter_run(tmp_path):
+    from campaign import Campaign, Stage
+
+    campaign = Campaign(name="toy", results=tmp_path, stages={1: Stage(("hopper-mixed",), 10_000), 3: Stage(("hopper-mixed",), 20_000)},
+                        methods={"mopo": "max_aleatoric", "mbpo": "zero"}, seeds=(0, 1))
+    cpu_fit, gpu_fit = [0.010, 0.012], [0.011, 0.013]
+    runs = [
+        _synthetic_run("mopo", 0, 10, [100.0, 200.0], cpu_fit),
+        _synthetic_run("mbpo", 0, 10, [150.0, 250.0], cpu_fit),
+        _synthetic_run("mopo", 0, 20, [100.0, 200.0, 300.0, 400.0], cpu_fit),  # the same fit retraced: the 10k run extended
+        _synthetic_run("mopo", 1, 10, [90.0, 180.0], gpu_fit),
+        _synthetic_run("mopo", 1, 20, [90.0, 170.0, 260.0, 350.0], cpu_fit),  # refitted elsewhere: another trajectory
+    ]
+    for run in runs:
+        campaign.published_path(run["dataset"], run["method"], run["seed"], _budget_of(run)).write_text(json.dumps(run))
+
+    table = campaign.table()
+    rows = {(m["seed"], m["steps"]): m for m in table["models"]}
+    assert sorted(rows) == [(0, 10_000), (0, 20_000), (1, 10_000), (1, 20_000)]
+    assert set(rows[(0, 20_000)]["methods"]) == {"mopo"}, "a 20k row holds only the 20k runs, never the 10k MBPO run"
+    assert rows[(0, 20_000)]["methods"]["mopo"]["return_last"] == 400.0 and rows[(0, 10_000)]["methods"]["mbpo"]["return_last"] == 250.0
+    assert rows[(1, 10_000)]["elite_holdout_mse"] == pytest.approx(0.012) and rows[(1, 20_000)]["elite_holdout_mse"] == pytest.approx(0.011)
+
+    checks = {c["seed"]: c for c in table["deeper_runs"]}
+    assert len(table["deeper_runs"]) == 2, "one check per deeper run with a shorter sibling"
+    assert checks[0]["same_model_fit"] and (checks[0]["evaluations_compared"], checks[0]["evaluations_equal"]) == (2, 2)
+    assert not checks[1]["same_model_fit"] and (checks[1]["evaluations_compared"], checks[1]["evaluations_equal"]) == (2, 1)
+    assert (checks[1]["return_last_at_shorter_steps"], checks[1]["return_last"]) == (180.0, 350.0)
+
+    text = campaign.models_markdown(table)
+    assert "| hopper-mixed | 0 | 20k | 60 (cap) |" in text and "| hopper-mixed | 0 | 10k | 60 (cap) |" in text
+    assert "* hopper-mixed MOPO seed 0, 20k vs 10k: the same model fit (equal holdout MSE); all 2 evaluations up to 10k equal, bit for bit" in text
+    assert "* hopper-mixed MOPO seed 1, 20k vs 10k: a refitted model (another holdout MSE); 1 of 2 evaluations up to 10k equal." in text
+
+
 def _budget_of(record: dict) -> str:
     from campaign import _budget
 

@@ -103,3 +103,29 @@ def test_a_failing_trial_is_reported_in_one_line_and_the_others_finish(hopper_fi
     good = tmp_path / "sweep" / "trials" / trial_id(spec.trials()[0])
     assert json.loads((good / "results.json").read_text())["gradient_steps"] == TINY["steps_per_epoch"]
     assert [line for line in said if line.startswith("failed ")] == [next(line for line in said if line.startswith("failed gone__zero__s0: "))]
+
+
+def test_ray_backend_also_skips_at_trial_start_and_hands_each_finished_trial_on(hopper_file, tmp_path):  # noqa: F811
+    """The Ray backend keeps the local one's contract: skip asked again in the worker, on_trial_done per trial."""
+    pytest.importorskip("ray")
+    base = {k: v for k, v in TINY.items() if k != "dynamics"}
+    base.update(epochs=1)
+    spec = SweepSpec(name="ray-late", grid={"dataset": [str(hopper_file)], "uncertainty": ["zero"], "seed": [0, 1]}, base=base, dynamics=TINY["dynamics"]["params"])
+    marker = tmp_path / "published-elsewhere"
+    skipped = trial_id(spec.trials()[1])
+
+    def say(line: str) -> None:  # after the plan, before Tune starts: seed 1 appears published elsewhere
+        said.append(line)
+        if "trial(s) to run" in line:
+            marker.mkdir()
+            (marker / skipped).touch()
+
+    said: list[str] = []
+    handed_on: list[dict] = []
+    summaries = run_sweep(spec, tmp_path / "sweep", workers=2, threads=1, backend="ray", say=say, on_trial_done=handed_on.append,
+                          skip=lambda point: "published elsewhere" if (marker / trial_id(point)).exists() else None)
+    ran = tmp_path / "sweep" / "trials" / trial_id(spec.trials()[0])
+    assert [s["run_dir"] for s in summaries] == [str(ran)] and handed_on == summaries
+    assert json.loads((ran / "results.json").read_text())["gradient_steps"] == TINY["steps_per_epoch"]
+    assert not (tmp_path / "sweep" / "trials" / skipped / "results.json").exists()
+    assert f"skip {skipped} (published elsewhere, since this sweep started)" in said and f"done {ran.name}" in said

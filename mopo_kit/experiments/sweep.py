@@ -373,8 +373,10 @@ def run_sweep(
 
     ``skip(point)`` returns a reason to leave a grid point out (e.g. a campaign whose result for it
     is already published, from another machine or an earlier sweep directory), else None. It is
-    asked again as each trial is about to start (local backend), so a result published meanwhile
-    elsewhere (a GPU call running some of the same trials) is not run twice.
+    asked again as each trial is about to start (on Ray: in the trial's worker, so ``skip`` must
+    pickle), so a result published meanwhile elsewhere (a GPU call running some of the same
+    trials) is not run twice. Both backends call ``on_trial_done`` as each trial finishes (Ray: from
+    a Tune callback in this process).
     """
     if backend not in ("local", "ray"):
         raise MopoKitError(f"unknown sweep backend '{backend}' (choose local or ray)")
@@ -399,7 +401,7 @@ def run_sweep(
         model_failures = fit_shared_dynamics(spec, sweep_dir, say, device)
         if model_failures:
             raise MopoKitError(f"{len(model_failures)} shared model(s) could not be fitted; first: {model_failures[0]}")
-        return _run_on_ray(spec, sweep_dir, [(c, r) for _, c, r, _ in pending], threads, address, say)
+        return _run_on_ray(spec, sweep_dir, [(p, c, r) for p, c, r, _ in pending], threads, address, say, skip, on_trial_done)
     summaries: list[dict[str, Any]] = []
     failures: list[str] = []
 
@@ -466,7 +468,14 @@ def run_sweep(
 
 
 def _run_on_ray(
-    spec: SweepSpec, sweep_dir: Path, pending: list[tuple[dict[str, Any], str]], threads: int, address: str | None, say: Callable[[str], None]
+    spec: SweepSpec,
+    sweep_dir: Path,
+    pending: list[tuple[dict[str, Any], dict[str, Any], str]],
+    threads: int,
+    address: str | None,
+    say: Callable[[str], None],
+    skip: Callable[[dict[str, Any]], str | None] | None = None,
+    on_trial_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """The pending trials as one Ray Tune grid (one Tune trial per MOPO trial, ``threads`` CPUs each)."""
     try:
@@ -481,34 +490,43 @@ def _run_on_ray(
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        return _tune_grid(tune, spec, sweep_dir, pending, threads, say)
+        return _tune_grid(tune, spec, sweep_dir, pending, threads, say, skip, on_trial_done)
     finally:
         if started_here:  # stop the local Ray we started now, not in an exit hook (that can hang under load)
             ray.shutdown()
 
 
 def _tune_grid(
-    tune: Any, spec: SweepSpec, sweep_dir: Path, pending: list[tuple[dict[str, Any], str]], threads: int, say: Callable[[str], None]
+    tune: Any,
+    spec: SweepSpec,
+    sweep_dir: Path,
+    pending: list[tuple[dict[str, Any], dict[str, Any], str]],
+    threads: int,
+    say: Callable[[str], None],
+    skip: Callable[[dict[str, Any]], str | None] | None = None,
+    on_trial_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One Tune trial per MOPO trial on an initialized Ray; their summaries, or one error line."""
 
     def trainable(params: dict[str, Any]) -> dict[str, Any]:
         trial = params["trial"]
+        reason = skip(trial["point"]) if skip is not None else None
+        if reason:  # published elsewhere since the plan: nothing to run
+            return {"run_dir": trial["run_dir"], "skipped": reason}
         summary = _run_trial(trial["config"], trial["run_dir"], threads)
         last = summary["last"]
         return {"run_dir": summary["run_dir"], "return_mean": last.get("return_mean"), "normalized_mean": last.get("normalized_mean")}
 
+    from mopo_kit.experiments.ray_callback import ReportEachTrial
+
+    summaries: list[dict[str, Any]] = []
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": threads}),
-        param_space={"trial": tune.grid_search([{"config": c, "run_dir": r} for c, r in pending])},
-        run_config=tune.RunConfig(name=spec.name, storage_path=str(sweep_dir / "ray"), verbose=0),
+        param_space={"trial": tune.grid_search([{"point": p, "config": c, "run_dir": r} for p, c, r in pending])},
+        run_config=tune.RunConfig(name=spec.name, storage_path=str(sweep_dir / "ray"), verbose=0, callbacks=[ReportEachTrial(say, on_trial_done, summaries)]),
     )
     results = tuner.fit()
     errors = [str(r.error) for r in results if r.error is not None]
     if errors:
         raise MopoKitError(f"ray backend: {len(errors)} trial(s) failed; first: {errors[0].splitlines()[-1] if errors[0] else '?'}")
-    summaries = []
-    for result in results:
-        say(f"done {Path(result.metrics['run_dir']).name}")
-        summaries.append({"run_dir": result.metrics["run_dir"], "last": {"return_mean": result.metrics["return_mean"], "normalized_mean": result.metrics["normalized_mean"]}})
     return summaries

@@ -28,6 +28,9 @@ from common import ROOT, commit, machine  # noqa: E402
 RESULT = ROOT / "benchmarks" / "results" / "on_policy" / "d4rl.json"
 DOC = ROOT / "docs" / "uncertainty.md"
 MARKER = "<!-- begin generated: python benchmarks/on_policy_check.py --write-docs -->"
+#: Every run checked before runs recorded their budget (``steps``) was a 100-epoch stage-1 or
+#: stage-2 run of the D4RL table: 100,000 SAC gradient steps.
+STEPS_BEFORE_RECORDED = 100_000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     for run_dir in args.run_dirs:
         report = evaluate_run(run_dir, episodes=args.episodes, seed=args.seed, on_policy_steps=args.transitions, on_policy_estimator=args.estimator)
         config = load_run(run_dir).config
-        runs.append({"run": run_dir.name, "dataset": config.dataset, "uncertainty": config.uncertainty.type, "seed": config.seed, **report})
+        steps = config.epochs * config.steps_per_epoch  # the budget: a 300k run shares its trial name with the 100k one
+        runs.append({"run": run_dir.name, "dataset": config.dataset, "uncertainty": config.uncertainty.type, "seed": config.seed, "steps": steps, **report})
         check, real = report["on_policy"], report["real"]
         violations = check["bound_violations"]
         print(
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def merge_runs(old: dict, new: dict) -> dict:
-    """``new``'s runs added to ``old``'s, a run of the same name replaced; every run keeps the
+    """``new``'s runs added to ``old``'s, a run of the same name and budget replaced (a deeper
+    stage's run keeps the trial name of the shorter one, and both stay); every run keeps the
     command, commit and machine that checked it (``provenance``), since after a merge the
     top-level ones name only the latest check."""
     def stamped(payload: dict) -> list[dict]:
@@ -90,27 +95,32 @@ def merge_runs(old: dict, new: dict) -> dict:
         return [{**run, "provenance": run.get("provenance", origin)} for run in payload["runs"]]
 
     fresh = stamped(new)
-    replaced = {run["run"] for run in fresh}
-    kept = [run for run in stamped(old) if run["run"] not in replaced]
+    replaced = {(run["run"], run_steps(run)) for run in fresh}
+    kept = [run for run in stamped(old) if (run["run"], run_steps(run)) not in replaced]
     return {**new, "runs": kept + fresh}
 
 
+def run_steps(run: dict) -> int:
+    return int(run.get("steps", STEPS_BEFORE_RECORDED))
+
+
 def markdown_table(payload: dict) -> str:
-    """One row per dataset × method, means over its seeds: the real return, how long the
+    """One row per dataset × method × budget, means over its seeds: the real return, how long the
     policy's episodes last, and how error, u and r̂ − r move from held-out data to its steps."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, int], list[dict]] = {}
     for run in payload["runs"]:
-        groups.setdefault((run["dataset"], "MBPO" if run["uncertainty"] == "zero" else "MOPO"), []).append(run)
+        groups.setdefault((run["dataset"], "MBPO" if run["uncertainty"] == "zero" else "MOPO", run_steps(run)), []).append(run)
     rows = [
-        "| dataset | method | seeds | real return | mean episode length | error, policy ÷ data | u, policy ÷ data "
+        "| dataset | method | steps | seeds | real return | mean episode length | error, policy ÷ data | u, policy ÷ data "
         "| r̂ − r on policy | error > c95·u on policy (per seed) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (dataset, method), runs in groups.items():
+    first_seen = {key[:2]: i for i, key in reversed(list(enumerate(groups)))}  # a deeper budget's row under its dataset × method
+    for (dataset, method, steps), runs in sorted(groups.items(), key=lambda item: (first_seen[item[0][:2]], item[0][2])):
         checks = [run["on_policy"] for run in sorted(runs, key=lambda run: run["seed"])]
         violations = ", ".join("–" if c["bound_violations"] is None else f"{c['bound_violations']:.0%}" for c in checks)
         rows.append(
-            f"| {dataset} | {method} | {', '.join(str(run['seed']) for run in sorted(runs, key=lambda run: run['seed']))} "
+            f"| {dataset} | {method} | {steps // 1000}k | {', '.join(str(run['seed']) for run in sorted(runs, key=lambda run: run['seed']))} "
             f"| {_mean(run['real']['return_mean'] for run in runs):,.0f} "
             f"| {_mean(c['transitions'] / c['episodes'] for c in checks):,.0f} "
             f"| {_mean(c['error_mean_policy'] / c['error_mean_data'] for c in checks):.2f} "

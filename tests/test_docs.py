@@ -119,6 +119,30 @@ def test_on_policy_merge_keeps_earlier_runs_replaces_a_rechecked_one_and_keeps_e
     # a second merge leaves the first check's provenance on its runs
     again = merge_runs(merged, {"command": "check d", "commit": "c3", "machine": {}, "runs": [{"run": "d", "v": 5}]})
     assert [run["provenance"]["commit"] for run in again["runs"]] == ["c1", "c2", "c2", "c3"]
+    # a deeper stage's run has the shorter run's trial name: both are kept, each rechecked apart
+    deeper = merge_runs(again, {"command": "check a", "commit": "c4", "machine": {}, "runs": [{"run": "a", "steps": 300_000, "v": 6}]})
+    assert [(run["run"], run.get("steps"), run["v"]) for run in deeper["runs"]][0::4] == [("a", None, 1), ("a", 300_000, 6)]
+    rechecked = merge_runs(deeper, {"command": "check a", "commit": "c5", "machine": {}, "runs": [{"run": "a", "steps": 300_000, "v": 7}]})
+    assert [(run["run"], run.get("steps"), run["v"]) for run in rechecked["runs"] if run["run"] == "a"] == [("a", None, 1), ("a", 300_000, 7)]
+
+
+def test_on_policy_table_keeps_a_deeper_runs_check_in_its_own_row():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from on_policy_check import markdown_table
+
+    def run(steps, ret):
+        check = {"transitions": 500, "episodes": 5, "error_mean_policy": 2.0, "error_mean_data": 1.0, "u_mean_policy": 1.0, "u_mean_data": 1.0,
+                 "reward_bias_policy": 0.1, "bound_violations": 0.5}
+        return {"run": "hopper-mixed__max_aleatoric__s0", "dataset": "hopper-mixed", "uncertainty": "max_aleatoric", "seed": 0,
+                "real": {"return_mean": ret}, "on_policy": check, **({"steps": steps} if steps else {})}
+
+    rows = markdown_table({"runs": [run(None, 776.0), run(300_000, 185.0)]}).splitlines()[2:]
+    assert rows == [
+        "| hopper-mixed | MOPO | 100k | 0 | 776 | 100 | 2.00 | 1.00 | +0.100 | 50% |",
+        "| hopper-mixed | MOPO | 300k | 0 | 185 | 100 | 2.00 | 1.00 | +0.100 | 50% |",
+    ], "a check from before budgets were recorded is a 100k run's; the 300k one is not averaged into it"
 
 
 def test_a_generated_block_is_replaced_between_its_markers_and_a_missing_one_is_one_line():

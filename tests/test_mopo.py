@@ -41,9 +41,15 @@ def hopper_file(tmp_path_factory):
     return path
 
 
-def test_python_composition_writes_a_complete_run(hopper_file, tmp_path):
+def test_python_composition_writes_a_complete_run(hopper_file, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     config = MOPOConfig(dataset=str(hopper_file), uncertainty={"type": "ensemble_disagreement", "params": {}}, **TINY)
     result = MOPO(config).fit(tmp_path / "run")
+    assert not list(scratch.glob("SB3-*")), "a run leaves no empty SB3 log folder in the temp dir"
     run = tmp_path / "run"
     assert result.gradient_steps == 4 * 50
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

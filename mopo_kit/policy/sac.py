@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3 import SAC
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import Logger
 
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.device import check_device_spec, resolve_device, restore_generator
@@ -137,7 +137,7 @@ class SB3SAC:
             seed=cfg.seed,
             device=resolve_device(cfg.device),
         )
-        self.sac.set_logger(configure(None, []))
+        self.sac.set_logger(Logger(folder=None, output_formats=[]))  # SB3's configure(None, []) leaves an empty tempdir/SB3-<time> folder per run
         if isinstance(self.sac, LeanSAC):
             self.sac.use_cuda_graph = cfg.cuda_graph
         space = env.action_space

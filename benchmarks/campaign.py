@@ -431,20 +431,22 @@ class Campaign:
         import matplotlib.pyplot as plt
 
         # a setting check (a seed outside the campaign's) is not a reported run
-        newest = _longest_runs([rec for rec in self.records() if rec["seed"] in self.seeds])
+        curves = curves_to_plot([rec for rec in self.records() if rec["seed"] in self.seeds])
         colors = {m: f"C{i}" for i, m in enumerate(self.methods)}
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
-        for dataset in sorted({k[0] for k in newest}):
+        for dataset in sorted({c["dataset"] for c in curves}):
             fig, ax = plt.subplots(figsize=(6, 3.6))
             batch_mean = None
-            for (ds, method, seed), rec in sorted(newest.items()):
-                if ds != dataset:
+            for curve in curves:
+                if curve["dataset"] != dataset:
                     continue
+                rec, seed = curve["record"], curve["seed"]
                 batch_mean = rec["batch_mean"]
                 xs = [p["gradient_steps"] / 1000 for p in rec["curve"]]
                 ys = [p["return_mean"] for p in rec["curve"]]
-                ax.plot(xs, ys, color=colors.get(method, "k"), alpha=0.85, linestyle=["-", "--", ":"][seed % 3], label=f"{method} seed {seed}")
+                faint = {"alpha": 0.35, "linewidth": 0.8} if curve["superseded"] else {"alpha": 0.85}
+                ax.plot(xs, ys, color=colors.get(curve["method"], "k"), linestyle=["-", "--", ":"][seed % 3], label=curve["label"], **faint)
             if batch_mean is not None:
                 ax.axhline(batch_mean, color="grey", linewidth=0.8, label="batch mean")
             ax.set(title=_file_safe(dataset), xlabel="SAC gradient steps (k)", ylabel="return (10 det. episodes)")
@@ -626,14 +628,29 @@ def _mean_std(values: list[float]) -> dict[str, Any]:
     return {"mean": round(statistics.fmean(values), 1), "std": round(statistics.pstdev(values), 1) if len(values) > 1 else 0.0, "n": len(values)}
 
 
-def _longest_runs(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """(dataset, method, seed) → its record at the largest budget: an extended run supersedes its shorter record."""
-    longest: dict[tuple[str, str, int], dict[str, Any]] = {}
+def curves_to_plot(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The learning curves a dataset's plot draws: per (dataset, method, seed) its deepest run, plus
+    each shorter run that the deeper one does not retrace (another model fit).
+
+    A deeper run on the same fit is the shorter run extended (``deeper_run_checks``), so its curve
+    contains the shorter one; on a refitted model it is another trajectory, and drawing only it
+    would leave the table's shorter-budget number without its curve. Such runs are labeled with
+    their budget and marked ``superseded`` (drawn faint).
+    """
+    by_key: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for rec in records:
-        key = (rec["dataset"], rec["method"], rec["seed"])
-        if key not in longest or rec["steps"] > longest[key]["steps"]:
-            longest[key] = rec
-    return longest
+        by_key.setdefault((rec["dataset"], rec["method"], rec["seed"]), []).append(rec)
+    curves = []
+    for (dataset, method, seed), runs in sorted(by_key.items()):
+        runs.sort(key=lambda r: r["steps"], reverse=True)
+        deepest, fit = runs[0], (runs[0].get("dynamics_fit") or {}).get("holdout_mse")
+        others = [r for r in runs[1:] if not fit or (r.get("dynamics_fit") or {}).get("holdout_mse") != fit]
+        refit = " (refit)" if others else ""
+        curves.append({"dataset": dataset, "method": method, "seed": seed, "record": deepest, "superseded": False,
+                       "label": f"{method} seed {seed}{refit}"})
+        curves += [{"dataset": dataset, "method": method, "seed": seed, "record": r, "superseded": True,
+                    "label": f"{method} seed {seed}, {_budget(r['steps'])} run (other fit)"} for r in others]
+    return curves
 
 
 def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

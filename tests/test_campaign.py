@@ -239,3 +239,20 @@ def test_models_only_fits_the_selections_models_and_runs_nothing(hopper_file, tm
     assert sorted(reports) == [f"{hopper_file.stem}-s0", f"{hopper_file.stem}-s1"]
     assert {r["epochs"] for r in reports.values()} == {2} and {r["device"] for r in reports.values()} == {"cpu"}
     assert not (sweep / "trials").exists() and not (tmp_path / "results").exists(), "no run, nothing published"
+
+
+def test_plot_keeps_the_shorter_curve_of_a_run_refitted_elsewhere_and_drops_a_retraced_one():
+    from campaign import curves_to_plot
+
+    cpu_fit, gpu_fit = [0.010, 0.012], [0.011, 0.013]
+    runs = [
+        _synthetic_run("mopo", 0, 10, [100.0, 200.0], cpu_fit),
+        _synthetic_run("mopo", 0, 20, [100.0, 200.0, 300.0, 400.0], cpu_fit),  # the 10k run extended
+        _synthetic_run("mopo", 1, 10, [90.0, 180.0], gpu_fit),
+        _synthetic_run("mopo", 1, 20, [90.0, 170.0, 260.0, 350.0], cpu_fit),  # another trajectory
+    ]
+    curves = {(c["seed"], c["record"]["steps"]): c for c in curves_to_plot(runs)}
+    assert sorted(curves) == [(0, 20_000), (1, 10_000), (1, 20_000)], "seed 0's 10k curve is inside its 20k curve"
+    assert curves[(1, 10_000)]["superseded"] and not curves[(1, 20_000)]["superseded"]
+    assert curves[(1, 10_000)]["label"] == "mopo seed 1, 10k run (other fit)"
+    assert curves[(1, 20_000)]["label"] == "mopo seed 1 (refit)" and curves[(0, 20_000)]["label"] == "mopo seed 0"

@@ -628,6 +628,20 @@ def _mean_std(values: list[float]) -> dict[str, Any]:
     return {"mean": round(statistics.fmean(values), 1), "std": round(statistics.pstdev(values), 1) if len(values) > 1 else 0.0, "n": len(values)}
 
 
+def _runs_by_seed(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
+    """(dataset, method, seed) → its runs, shortest budget first, keys sorted."""
+    by_key: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for rec in records:
+        by_key.setdefault((rec["dataset"], rec["method"], rec["seed"]), []).append(rec)
+    return {key: sorted(runs, key=lambda r: r["steps"]) for key, runs in sorted(by_key.items())}
+
+
+def _same_model_fit(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two runs stand on the same model fit: equal per-member holdout MSE (unknown → no)."""
+    fit_a, fit_b = (a.get("dynamics_fit") or {}).get("holdout_mse"), (b.get("dynamics_fit") or {}).get("holdout_mse")
+    return bool(fit_a) and fit_a == fit_b
+
+
 def curves_to_plot(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The learning curves a dataset's plot draws: per (dataset, method, seed) its deepest run, plus
     each shorter run that the deeper one does not retrace (another model fit).
@@ -637,14 +651,10 @@ def curves_to_plot(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     would leave the table's shorter-budget number without its curve. Such runs are labeled with
     their budget and marked ``superseded`` (drawn faint).
     """
-    by_key: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for rec in records:
-        by_key.setdefault((rec["dataset"], rec["method"], rec["seed"]), []).append(rec)
     curves = []
-    for (dataset, method, seed), runs in sorted(by_key.items()):
-        runs.sort(key=lambda r: r["steps"], reverse=True)
-        deepest, fit = runs[0], (runs[0].get("dynamics_fit") or {}).get("holdout_mse")
-        others = [r for r in runs[1:] if not fit or (r.get("dynamics_fit") or {}).get("holdout_mse") != fit]
+    for (dataset, method, seed), runs in _runs_by_seed(records).items():
+        deepest = runs[-1]
+        others = [r for r in reversed(runs[:-1]) if not _same_model_fit(r, deepest)]
         refit = " (refit)" if others else ""
         curves.append({"dataset": dataset, "method": method, "seed": seed, "record": deepest, "superseded": False,
                        "label": f"{method} seed {seed}{refit}"})
@@ -661,19 +671,14 @@ def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     one, so equal evaluations where the curves overlap show it *is* that run extended, and unequal
     ones that the deeper number comes from another trajectory (e.g. a model refitted elsewhere).
     """
-    by_key: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for rec in records:
-        by_key.setdefault((rec["dataset"], rec["method"], rec["seed"]), []).append(rec)
     checks = []
-    for (dataset, method, seed), runs in sorted(by_key.items()):
-        runs.sort(key=lambda r: r["steps"])
+    for (dataset, method, seed), runs in _runs_by_seed(records).items():
         for shorter, deeper in itertools.pairwise(runs):
             short_curve = {p["epoch"]: p["return_mean"] for p in shorter.get("curve", [])}
             overlap = [p for p in deeper.get("curve", []) if p["epoch"] in short_curve]
-            short_fit, deep_fit = shorter.get("dynamics_fit") or {}, deeper.get("dynamics_fit") or {}
             checks.append({
                 "dataset": dataset, "method": method, "seed": seed, "steps": deeper["steps"], "shorter_steps": shorter["steps"],
-                "same_model_fit": bool(short_fit.get("holdout_mse")) and short_fit.get("holdout_mse") == deep_fit.get("holdout_mse"),
+                "same_model_fit": _same_model_fit(shorter, deeper),
                 "evaluations_compared": len(overlap),
                 "evaluations_equal": sum(p["return_mean"] == short_curve[p["epoch"]] for p in overlap),
                 "return_last_at_shorter_steps": _round(shorter["return_last"], 1),

@@ -162,10 +162,11 @@ class Campaign:
             if self.published_reason(point, budget):
                 row["state"] = "published"
             elif (run_dir / "metrics.jsonl").exists():
-                lines = [line for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+                metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
                 progress = run_dir / "checkpoint" / "progress.json"
-                row["epoch"] = json.loads(lines[-1]).get("epoch", len(lines)) if lines else 0
+                row["epoch"] = metrics[-1].get("epoch", len(metrics)) if metrics else 0
                 row["checkpoint_epoch"] = json.loads(progress.read_text()).get("epoch", 0) if progress.exists() else 0
+                row.update(_pace(metrics))
                 row["state"] = "finished" if finished_epochs(run_dir) >= epochs else "started"
             else:
                 row["state"] = "waiting"
@@ -476,6 +477,11 @@ class Campaign:
         rows = self.status(spec, Path(args.sweep_dir), budget)
         for row in rows:
             progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
+            if "last_return" in row:
+                progress += f", last evaluation {row['last_return']:,.0f} at epoch {row['last_return_epoch']}"
+            if "seconds_per_epoch" in row and row["state"] == "started":
+                left = (row["epochs"] - row["epoch"]) * row["seconds_per_epoch"] / 60
+                progress += f", {row['seconds_per_epoch']:.1f} s/epoch (~{left:.0f} min left at that pace)"
             print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}")
         counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
         print(f"[{self.name}] stage {number} at {budget}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
@@ -548,6 +554,24 @@ class Campaign:
         else:
             print(self.markdown(table) if args.markdown else json.dumps(table["rows"], indent=1, default=str)[:4000])
         return 0
+
+
+def _pace(metrics: list[dict[str, Any]], window: int = 10) -> dict[str, Any]:
+    """The last evaluation's return and the median seconds per epoch over the last ``window`` epochs.
+
+    Why: a 300k-step run takes about an hour on two CPU cores, and whoever watches a background
+    campaign wants to know whether a run is learning and when the next one will be published.
+    Keys are left out when the metrics do not hold them yet (no evaluation, no timed epoch).
+    """
+    out: dict[str, Any] = {}
+    evaluations = [m for m in metrics if "return_mean" in m]
+    if evaluations:
+        out["last_return"] = float(evaluations[-1]["return_mean"])
+        out["last_return_epoch"] = int(evaluations[-1].get("epoch", len(metrics)))
+    seconds = [float(m["epoch_seconds"]) for m in metrics if "epoch_seconds" in m][-window:]
+    if seconds:
+        out["seconds_per_epoch"] = float(statistics.median(seconds))
+    return out
 
 
 def _model_state(target: Path) -> str:

@@ -123,6 +123,24 @@ def test_status_command_counts_published_and_waiting_runs_without_touching_the_s
                          "[toy] stage 0 at 2k: 0 published, 0 finished, 0 started, 1 waiting of 1"]
 
 
+def test_status_says_how_a_started_run_is_doing_and_how_long_it_has_left(tmp_path, capsys):
+    """The last evaluation and the median epoch time of the last ten epochs, read from metrics.jsonl."""
+    from campaign import Campaign, Stage
+
+    campaign = Campaign(name="toy", results=tmp_path / "results", stages={1: Stage(("hopper-mixed",), 20_000)},
+                        methods={"mopo": "max_aleatoric"}, seeds=(0,))
+    run_dir = tmp_path / "sweep" / "trials" / "hopper-mixed__max_aleatoric__s0"
+    run_dir.mkdir(parents=True)
+    epochs = [{"epoch": e, "epoch_seconds": 100.0 if e == 1 else 12.0 + e % 2} for e in range(1, 13)]
+    epochs[4]["return_mean"], epochs[9]["return_mean"] = 250.0, 1234.4
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in epochs))
+    assert campaign.main(["--status", "--sweep-dir", str(tmp_path / "sweep")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    # 20 epochs, 12 done; the slow first epoch is outside the last ten (12 and 13 s, median 12.5)
+    assert line == ("started   hopper-mixed__max_aleatoric__s0 epoch 12/20 (checkpoint 0), last evaluation 1,234 at epoch 10, "
+                    "12.5 s/epoch (~2 min left at that pace)  model missing")
+
+
 def test_progress_lines_count_each_reported_stage_and_name_what_is_missing():
     """The docs' progress block comes from the published runs: a stale hand-kept count cannot happen."""
     from campaign import Campaign, Stage

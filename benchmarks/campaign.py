@@ -143,7 +143,8 @@ class Campaign:
         ``published`` (its JSON exists at this budget), ``finished`` (done here but not yet
         published: the next run of the campaign publishes it), ``started`` (a trial directory with
         ``epoch`` of ``epochs`` done, in progress or killed; a resume restarts from
-        ``checkpoint_epoch``, and a run finished at a smaller budget is extended from there), or
+        ``checkpoint_epoch``, and a run finished at a smaller budget is extended from there; with
+        its last evaluation and pace where its metrics hold them, :func:`_pace`), or
         ``waiting``; ``model`` says whether its shared dynamics model in ``sweep_dir`` is
         ``fitted``, ``fitting`` (a process holds its fit lock) or ``missing``, with the epoch its fit
         checkpoint holds when there is one.

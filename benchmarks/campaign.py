@@ -438,7 +438,7 @@ class Campaign:
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
         for dataset in sorted({c["dataset"] for c in curves}):
-            fig, ax = plt.subplots(figsize=(6, 3.6))
+            fig, ax = plt.subplots(figsize=(8.4, 3.6))
             batch_mean = None
             for curve in curves:
                 if curve["dataset"] != dataset:
@@ -452,7 +452,9 @@ class Campaign:
             if batch_mean is not None:
                 ax.axhline(batch_mean, color="grey", linewidth=0.8, label="batch mean")
             ax.set(title=_file_safe(dataset), xlabel="SAC gradient steps (k)", ylabel="return (10 det. episodes)")
-            ax.legend(fontsize=7)
+            # beside the axes, not on them: with three seeds per method and refit runs a legend
+            # inside the plot covers the curves' late part, the part a deeper stage is run for
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
             fig.tight_layout()
             path = out_dir / f"{self.plot_prefix}{_file_safe(dataset)}.png"
             fig.savefig(path, dpi=110)

@@ -302,10 +302,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise MopoKitError("DATASET is required unless --resume RUN_DIR is given")
     config = MOPOConfig.from_file(args.config) if args.config else MOPOConfig()
     config.dataset = args.dataset
-    for key in ("task", "lam", "horizon", "seed", "eval_episodes", "device"):
+    if args.lam is not None and args.kappa is not None:
+        raise MopoKitError("--lam and --kappa both given: give one (--kappa sets λ from the model and the data)")
+    for key in ("task", "lam", "kappa", "horizon", "seed", "eval_episodes", "device"):
         value = getattr(args, key)
         if value is not None:
             setattr(config, key, value)
+    # a strength on the command line replaces the config file's other one
+    if args.kappa is not None:
+        config.lam = None
+    elif args.lam is not None:
+        config.kappa = None
     if args.uncertainty:
         config.uncertainty = type(config.uncertainty)(args.uncertainty)
     if args.dynamics:
@@ -516,6 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", dest="dataset_option", metavar="DATASET", help=argparse.SUPPRESS)  # for `wandb agent`'s --key=value
     p.add_argument("--uncertainty", metavar="NAME", help="uncertainty estimator (default: max_aleatoric)")
     p.add_argument("--lam", type=option(NON_NEGATIVE), help="penalty coefficient λ (default: MOPO's per-task value)")
+    p.add_argument(
+        "--kappa", type=option(NON_NEGATIVE),
+        help="penalty strength on one scale for every estimator, instead of --lam: λ is set so that λ · mean u = κ · mean |r| on the dataset (docs/penalties.md)",
+    )
     p.add_argument("--horizon", type=COUNT, help="rollout horizon h (default: MOPO's per-task value)")
     p.add_argument("--task", help="task, when the dataset does not say")
     p.add_argument("--dynamics", metavar="DIR", help="reuse a model from `mopo-kit train-dynamics`")

@@ -64,6 +64,7 @@ def default_horizon_and_lambda(task: str, kind: str | None) -> tuple[int, float]
 #: Every numeric key of :class:`MOPOConfig` and what it may hold (checked on construction).
 CONFIG_RANGES: dict[str, Range] = {
     "lam": NON_NEGATIVE,
+    "kappa": NON_NEGATIVE,
     "horizon": POSITIVE_INT,
     "epochs": POSITIVE_INT,
     "steps_per_epoch": POSITIVE_INT,
@@ -75,7 +76,7 @@ CONFIG_RANGES: dict[str, Range] = {
     "seed": SEED,
 }
 #: Keys whose ``None`` means "the per-task default" (resolved once the task is known).
-OPTIONAL_KEYS = ("lam", "horizon", "bound_horizon")
+OPTIONAL_KEYS = ("lam", "kappa", "horizon", "bound_horizon")
 
 
 @dataclass
@@ -88,6 +89,9 @@ class MOPOConfig:
     uncertainty: ComponentConfig = field(default_factory=lambda: ComponentConfig("max_aleatoric"))
     policy: ComponentConfig = field(default_factory=lambda: ComponentConfig("sb3_sac"))
     lam: float | None = None
+    #: Penalty strength on one scale for every estimator (``mopo_kit.penalty_scale``): λ is set at
+    #: the start of the run so that λ · mean u = κ · mean |r| over the dataset. Give lam or kappa.
+    kappa: float | None = None
     horizon: int | None = None
     epochs: int = 1000
     steps_per_epoch: int = 1000
@@ -112,6 +116,8 @@ class MOPOConfig:
             setattr(self, key, ComponentConfig.parse(getattr(self, key), key))
         self.loggers = [ComponentConfig.parse(value, "loggers") for value in self.loggers]
         check_fields(self, CONFIG_RANGES, where="config key", optional=OPTIONAL_KEYS)
+        if self.lam is not None and self.kappa is not None:
+            raise MopoKitError(f"config keys 'lam' ({self.lam}) and 'kappa' ({self.kappa}) are both set: give one (kappa sets λ from the model and the data)")
         self.device = check_device_spec(self.device)
 
     def to_dict(self) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from mopo_kit.envs.tasks import Task
 from mopo_kit.errors import MopoKitError
 from mopo_kit.evaluation import evaluate_in_env, model_bound
 from mopo_kit.fileio import atomic_write_bytes
+from mopo_kit.penalty_scale import PenaltyScale, penalty_scale
 from mopo_kit.plugins import get_plugins, get_registry
 from mopo_kit.progress import progress_bar
 from mopo_kit.run_check import check_run_dir
@@ -111,6 +112,7 @@ class MOPO:
 
     def _build(self, run_dir: Path | None) -> None:
         cfg = self.config
+        self._saved_scale: PenaltyScale | None = getattr(self, "_saved_scale", None)
         registry = get_registry()
         self.device = resolve_device(cfg.device, flag="config key 'device' =")  # before any work
         torch.manual_seed(cfg.seed)
@@ -130,6 +132,8 @@ class MOPO:
         h, lam = default_horizon_and_lambda(self.task.name, kind)
         self.horizon = cfg.horizon if cfg.horizon is not None else h
         self.lam = cfg.lam if cfg.lam is not None else lam
+        if cfg.kappa is not None and self._saved_scale is not None:
+            self.lam = self._saved_scale.lam_for(cfg.kappa)
         if run_dir is not None:
             # before the (long) model fit: a run killed inside it is a run ``--resume`` continues
             self._write_run_files(run_dir)
@@ -142,6 +146,14 @@ class MOPO:
         else:
             self.estimator = registry.create_on("uncertainty", cfg.uncertainty.type, cfg.uncertainty.params, self.device)
         self.estimator.fit(self.data, self.dynamics)
+        self.penalty_scale: PenaltyScale | None = None
+        if cfg.kappa is not None:
+            self.penalty_scale = self._saved_scale or penalty_scale(
+                self.data, self.dynamics, self.estimator, name=cfg.uncertainty.type, device=self.device
+            )
+            self.lam = self.penalty_scale.lam_for(cfg.kappa)
+            if run_dir is not None:
+                self._write_run_files(run_dir)  # the λ that κ resolved to, before any training
         self.model_step = ModelStep(self.dynamics, self.estimator, self.lam, self.task.termination_fn, generator_on(self.device, cfg.seed + 1), name=None if self._objects["uncertainty"] else cfg.uncertainty.type)
         self.starts = StartStates(self.data, generator_on(self.device, cfg.seed + 2))
         env = PenalizedModelEnv(self.model_step, self.data, self.horizon, action_space=self.task.make_env().action_space)
@@ -187,6 +199,8 @@ class MOPO:
                 raise MopoKitError(f"{run}: already holds a run (use --resume to continue it, or another -o)")
         if run is not None and resume:
             recover_checkpoint(run)
+        # read before _build rewrites config.json: a resumed κ run keeps the λ it started with
+        self._saved_scale = _saved_penalty_scale(run) if resume else None
         self._build(run)
         start_epoch, history = 0, []
         if run is not None:
@@ -281,7 +295,13 @@ class MOPO:
     def _run_payload(self) -> dict[str, Any]:
         return {
             "config": self.config.to_dict(),
-            "resolved": {"task": self.task.name, "horizon": self.horizon, "lam": self.lam, "transitions": len(self.data)},
+            "resolved": {
+                "task": self.task.name,
+                "horizon": self.horizon,
+                "lam": self.lam,
+                "transitions": len(self.data),
+                **({"kappa": self.config.kappa, "penalty_scale": scale.to_json()} if (scale := getattr(self, "penalty_scale", None) or getattr(self, "_saved_scale", None)) else {}),
+            },
             "components": {
                 kind: _component_owner(kind, getattr(self.config, kind).type, self._objects[kind])
                 for kind in ("dynamics", "uncertainty", "policy")
@@ -314,6 +334,15 @@ class MOPO:
         staging.rename(checkpoint)
         if old.exists():
             _rmtree(old)
+
+
+def _saved_penalty_scale(run_dir: Path | None) -> PenaltyScale | None:
+    """The scale a run resolved κ with, from its ``config.json``: a resume keeps its λ to the bit."""
+    path = run_dir / "config.json" if run_dir is not None else None
+    if path is None or not path.exists():
+        return None
+    saved = json.loads(path.read_text()).get("resolved", {}).get("penalty_scale")
+    return PenaltyScale(**saved) if saved else None  # the config (hence the estimator) is the run's own
 
 
 def _rmtree(path: Path) -> None:

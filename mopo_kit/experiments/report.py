@@ -35,6 +35,7 @@ def load_trials(sweep_dir: Path) -> list[dict[str, Any]]:
             "dataset": saved["config"]["dataset"],
             "uncertainty": saved["config"]["uncertainty"]["type"],
             "lam": saved["resolved"]["lam"],
+            "kappa": saved["resolved"].get("kappa"),
             "horizon": saved["resolved"]["horizon"],
             "seed": saved["config"]["seed"],
             "results": json.loads((run / "results.json").read_text()),
@@ -46,18 +47,25 @@ def load_trials(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per dataset × estimator × λ × h: mean ± std over seeds of last and best scores."""
+    """One row per dataset × estimator × strength × h: mean ± std over seeds of last and best scores.
+
+    The strength is κ for trials that set it (their λ differs per seed's model; the row's ``lam``
+    is then the mean over seeds), else λ.
+    """
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for trial in trials:
-        groups[(trial["dataset"], trial["uncertainty"], trial["lam"], trial["horizon"])].append(trial)
+        strength = ("kappa", trial["kappa"]) if trial.get("kappa") is not None else ("lam", trial["lam"])
+        groups[(trial["dataset"], trial["uncertainty"], strength, trial["horizon"])].append(trial)
     rows = []
-    for (dataset, uncertainty, lam, horizon), members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    for (dataset, uncertainty, (kind, value), horizon), members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        lam = value if kind == "lam" else _mean_std([m["lam"] for m in members])[0]
         last = [m["results"]["last"].get("normalized_mean") for m in members]
         best = [m["results"]["best"].get("normalized_mean") for m in members]
         last_return = [m["results"]["last"].get("return_mean") for m in members]
         penalty = [m["metrics"][-1].get("rollout_mean_penalty") for m in members if m["metrics"]]
         rows.append({
-            "dataset": dataset, "uncertainty": uncertainty, "lam": lam, "horizon": horizon, "seeds": len(members),
+            "dataset": dataset, "uncertainty": uncertainty, "lam": lam, "kappa": value if kind == "kappa" else None,
+            "horizon": horizon, "seeds": len(members),
             "last_normalized_mean": _mean_std(last)[0], "last_normalized_std": _mean_std(last)[1],
             "best_normalized_mean": _mean_std(best)[0], "best_normalized_std": _mean_std(best)[1],
             "last_return_mean": _mean_std(last_return)[0], "last_return_std": _mean_std(last_return)[1],

@@ -6,7 +6,7 @@ A sweep file (TOML, YAML or JSON) declares the grid and the budget::
     [grid]                      # every combination is one trial
     dataset = ["halfcheetah-random"]
     uncertainty = ["max_aleatoric", "wasserstein", "zero"]
-    lam = [0.5]
+    lam = [0.5]                 # or kappa = [...]: one penalty size for every estimator
     horizon = [5]
     seed = [0, 1]
     [base]                      # MOPOConfig fields shared by all trials
@@ -43,7 +43,7 @@ import tomllib
 
 from mopo_kit.errors import MopoKitError
 
-GRID_KEYS = ("dataset", "uncertainty", "lam", "horizon", "seed")
+GRID_KEYS = ("dataset", "uncertainty", "lam", "kappa", "horizon", "seed")
 
 
 @dataclass
@@ -83,6 +83,8 @@ class SweepSpec:
             raise MopoKitError(f"{path}: grid key(s) {', '.join(bad)} not supported (grid over: {', '.join(GRID_KEYS)})")
         if "dataset" not in grid or "uncertainty" not in grid:
             raise MopoKitError(f"{path}: the grid needs at least 'dataset' and 'uncertainty'")
+        if "lam" in grid and "kappa" in grid:
+            raise MopoKitError(f"{path}: the grid sets both 'lam' and 'kappa': give one (kappa sets each trial's λ from its model and data)")
         return cls(name=str(data.get("name", path.stem)), grid=grid, base=dict(data.get("base", {})), dynamics=dict(data.get("dynamics", {})))
 
     def trials(self) -> list[dict[str, Any]]:
@@ -100,6 +102,8 @@ def trial_id(point: Mapping[str, Any]) -> str:
     parts = [dataset, str(point["uncertainty"])]
     if "lam" in point:
         parts.append(f"lam{point['lam']}")
+    if "kappa" in point:
+        parts.append(f"kappa{point['kappa']}")
     if "horizon" in point:
         parts.append(f"h{point['horizon']}")
     parts.append(f"s{point['seed']}")

@@ -39,13 +39,16 @@ class RealEvaluation:
     #: mean per-episode sum of each ``reward_*`` term the env reports in ``info`` (e.g. the OOD
     #: tasks' run/height or forward/ctrl/contact/healthy terms); empty when it reports none
     reward_terms: dict[str, float] = field(default_factory=dict)
+    #: every episode's return, in order: what a bootstrap over real evaluations (a tuning
+    #: bandit, a confidence interval) needs; left out of :meth:`flat`'s metric rows
+    episode_returns: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def flat(self) -> dict[str, float | int | None]:
         """One level of scalars for metric rows (CSV, W&B): the terms as ``eval_reward_*`` keys."""
-        row: dict[str, float | int | None] = {k: v for k, v in asdict(self).items() if k != "reward_terms"}
+        row: dict[str, float | int | None] = {k: v for k, v in asdict(self).items() if k not in ("reward_terms", "episode_returns")}
         row.update({f"eval_{key}": value for key, value in self.reward_terms.items()})
         return row
 
@@ -94,6 +97,7 @@ def evaluate_in_env(task: Task, policy: Policy, episodes: int = 10, seed: int = 
         normalized_std=None if normalized is None else float(normalized.std()),
         length_mean=float(batch.lengths.mean()),
         reward_terms={key: float(values.mean()) for key, values in batch.terms.items()},
+        episode_returns=[float(r) for r in returns],
     )
 
 

@@ -54,6 +54,11 @@ class SweepSpec:
     grid: dict[str, list[Any]]
     base: dict[str, Any] = field(default_factory=dict)
     dynamics: dict[str, Any] = field(default_factory=dict)
+    #: Explicit grid points instead of the product of ``grid`` (from Python only): a study whose
+    #: values differ per cell, e.g. κ values derived from each dataset's own model.
+    points: list[dict[str, Any]] | None = None
+    #: W&B group per dataset (``<name>/<dataset>``) instead of one group for the whole sweep
+    group_by_dataset: bool = False
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SweepSpec":
@@ -88,9 +93,12 @@ class SweepSpec:
         return cls(name=str(data.get("name", path.stem)), grid=grid, base=dict(data.get("base", {})), dynamics=dict(data.get("dynamics", {})))
 
     def trials(self) -> list[dict[str, Any]]:
-        """Every grid point as {key: value} (seed defaults to 0)."""
+        """Every grid point as {key: value} (seed defaults to 0): ``points`` when given, else the product of ``grid``."""
         keys = [k for k in GRID_KEYS if k in self.grid]
-        points = [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+        if self.points is not None:
+            points = [{k: point[k] for k in GRID_KEYS if k in point} for point in self.points]
+        else:
+            points = [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
         for point in points:
             point.setdefault("seed", self.base.get("seed", 0))
         return points
@@ -299,7 +307,7 @@ def finished_epochs(run_dir: Path) -> int:
 def _trial_config(spec: SweepSpec, sweep_dir: Path, point: Mapping[str, Any], wandb: bool) -> dict[str, Any]:
     config = {**spec.base, **{k: v for k, v in point.items()}}
     config["dynamics_dir"] = str(_dynamics_dir(sweep_dir, point))
-    config["group"] = spec.name
+    config["group"] = f"{spec.name}/{Path(str(point['dataset'])).stem}" if spec.group_by_dataset else spec.name
     config["run_name"] = trial_id(point)
     loggers = list(config.get("loggers", []))
     if wandb and "wandb" not in [l if isinstance(l, str) else l.get("type") for l in loggers]:

@@ -1,0 +1,335 @@
+"""The penalty study: which error bound, at what strength κ, beats no penalty — κ chosen on a held-out seed.
+
+    python benchmarks/penalty_study.py                      # everything still missing, tuning first
+    python benchmarks/penalty_study.py --cell hopper-mixed  # one cell (repeatable)
+    python benchmarks/penalty_study.py --phase tuning       # only the seed-3 tuning runs
+    python benchmarks/penalty_study.py --status             # where each run stands (read-only)
+    python benchmarks/penalty_study.py --table              # rebuild table.json from the published runs
+
+Design (issue 31; reading in ``docs/penalties.md``):
+
+* **Strength**: κ (``mopo_kit.penalty_scale``): λ · mean u = κ · mean |r| on the dataset, so every
+  estimator takes the same mean bite out of the data's reward. Per cell, κ_paper is what MOPO's
+  published λ amounts to for ``max_aleatoric`` on the cell's seed-3 model; it is computed once
+  and frozen in ``kappa_paper.json`` (later sessions on other machines keep the same grid).
+* **Tuning** (``role: tuning``): seed 3 only — no reported run uses it — each estimator at
+  κ_paper × {1/3, 1, 3} (a 9× span, rounded to two significant digits), 100k steps. The pick is
+  fixed here, before any run: :data:`SELECTION`, the mean of the last 5 evaluations (the last 25 %
+  of the run), the smaller κ on a tie.
+* **Report** (``role: report``): seeds 0, 1, 2 at each estimator's selected κ; MBPO (``zero``, κ = 0)
+  beside them.
+* Every final policy is evaluated on :data:`FINAL_EPISODES` real episodes (each return kept), and
+  carries the model's offline numbers (η̂, ε, η̂ − λ·ε) for the offline-selection question.
+
+Mechanics are the campaign's (``benchmarks/campaign.py``): one shared model per dataset × seed,
+two trials at a time with one torch thread each, resumable, each run published the moment it
+finishes as ``<cell>__<estimator>__kappa<κ>__s<seed>__100k.json`` in ``benchmarks/results/penalties/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from campaign import EVAL_EPISODES, EVAL_EVERY, MODEL_MAX_EPOCHS, Campaign, Stage, _file_safe  # noqa: E402
+from common import ROOT, commit, machine  # noqa: E402
+
+from mopo_kit.experiments.selection import rank_agreement, ucb_pick_curve  # noqa: E402
+from mopo_kit.experiments.sweep import SweepSpec, ensure_shared_dynamics, model_job, run_sweep  # noqa: E402
+
+#: cell → rollout horizon h: the D4RL table's per-task value; 5 for the OOD task (docs/ood.md)
+CELLS: dict[str, int] = {"hopper-mixed": 5, "walker2d-mixed": 1, "halfcheetah-random": 5, "halfcheetah-jump": 5}
+#: run when compute allows (``--cell ant-angle``)
+EXTRA_CELLS: dict[str, int] = {"ant-angle": 5}
+#: cell → the λ whose κ anchors the grid: MOPO's published per-task λ; 1 on the OOD tasks (docs/ood.md)
+PAPER_LAM: dict[str, float] = {"hopper-mixed": 1.0, "walker2d-mixed": 1.0, "halfcheetah-random": 0.5, "halfcheetah-jump": 1.0, "ant-angle": 1.0}
+ESTIMATORS = ("max_aleatoric", "wasserstein", "total_variation", "mmd")
+KAPPA_FACTORS = (1 / 3, 1.0, 3.0)
+TUNING_SEED = 3
+REPORT_SEEDS = (0, 1, 2)
+STEPS = 100_000
+FINAL_EPISODES = 20
+#: the statistic that picks κ on the tuning seed, fixed before the runs
+SELECTION = "return_last5"
+LAST_EVALS = 5
+RESULTS = ROOT / "benchmarks" / "results" / "penalties"
+KAPPA_FILE = RESULTS / "kappa_paper.json"
+MBPO = "zero"
+
+
+def round_sig(value: float, digits: int = 2) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+class PenaltyStudy(Campaign):
+    """The campaign's machinery with κ in each run's name and the study's own record and table."""
+
+    def published_path(self, dataset: str, method: str, seed: int, budget: str, kappa: float | None = None) -> Path:
+        return self.results / f"{_file_safe(dataset)}__{method}__kappa{kappa:g}__s{seed}__{budget}.json"
+
+    def published_reason(self, point: dict[str, Any], budget: str) -> str | None:
+        path = self.published_path(str(point["dataset"]), str(point["uncertainty"]), int(point["seed"]), budget, float(point["kappa"]))
+        return f"published as {path.name}" if path.exists() else None
+
+    def publish(self, run_dir: Path, command: str) -> Path:
+        record = self.study_record(run_dir, command)
+        self.results.mkdir(parents=True, exist_ok=True)
+        out = self.published_path(record["dataset"], record["uncertainty"], record["seed"], f"{record['steps'] // 1000}k", record["kappa"])
+        out.write_text(json.dumps(record, indent=2) + "\n")
+        return out
+
+    def study_record(self, run_dir: Path, command: str) -> dict[str, Any]:
+        """The campaign's record plus κ, λ, role, the last-5 mean, ≥ 20 final episodes and the model's bound."""
+        from mopo_kit.evaluation import evaluate_in_env
+        from mopo_kit.experiments.run_evaluation import load_run
+
+        record = self.run_record(run_dir, command)
+        payload = json.loads((run_dir / "config.json").read_text())
+        results = json.loads((run_dir / "results.json").read_text())
+        resolved = payload["resolved"]
+        kappa = float(resolved.get("kappa") or payload["config"].get("kappa") or 0.0)
+        curve = [row["return_mean"] for row in record["curve"] if row.get("return_mean") is not None]
+        loaded = load_run(run_dir, "cpu")
+        final_seed = 100_000 + int(record["seed"])  # apart from every training-time evaluation's seeds
+        final = evaluate_in_env(loaded.task, loaded.env_policy, FINAL_EPISODES, seed=final_seed)
+        record.update(
+            kappa=kappa,
+            lam=float(resolved["lam"]),
+            penalty_scale=resolved.get("penalty_scale"),
+            role="tuning" if int(record["seed"]) == TUNING_SEED else "report",
+            return_last5=round(statistics.fmean(curve[-LAST_EVALS:]), 2) if curve else None,
+            episode_returns=[round(r, 3) for r in final.episode_returns],
+            final_eval={"episodes": FINAL_EPISODES, "seed": final_seed, "return_mean": final.return_mean, "return_std": final.return_std},
+            model_bound={k: results["bound"][k] for k in ("eta_hat", "epsilon", "lam", "bound", "rollouts", "horizon", "gamma")},
+        )
+        return record
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text()) for p in sorted(self.results.glob("*__kappa*__s*__*.json"))]
+
+
+STUDY = PenaltyStudy(
+    name="penalty-study",
+    results=RESULTS,
+    stages={1: Stage(tuple(CELLS), STEPS, label="tuning and report")},
+    methods={**{name: name for name in ESTIMATORS}, "mbpo": MBPO},
+    script="penalty_study.py",
+)
+
+
+# ------------------------------------------------------------------------------------ κ grid
+def kappa_paper(cells: list[str], sweep_dir: Path) -> dict[str, Any]:
+    """Per cell, the κ of MOPO's λ for ``max_aleatoric`` on the seed-3 model; computed once, then frozen."""
+    from mopo_kit.data.load import load_dataset
+    from mopo_kit.dynamics.storage import load_dynamics
+    from mopo_kit.penalty_scale import penalty_scale
+    from mopo_kit.uncertainty.builtin import MaxAleatoric
+
+    frozen = json.loads(KAPPA_FILE.read_text()) if KAPPA_FILE.exists() else {}
+    for cell in [cell for cell in cells if cell not in frozen]:
+        job = model_job(spec_for([], sweep_dir), sweep_dir, {"dataset": cell, "seed": TUNING_SEED})
+        job["device"] = "cpu"
+        ensure_shared_dynamics(job, lambda m: print(f"[penalty-study] {m}", flush=True))
+        data = load_dataset(cell)
+        model = load_dynamics(job["target"], dims=(data.obs_dim, data.act_dim), device="cpu")
+        scale = penalty_scale(data, model, MaxAleatoric(), name="max_aleatoric")
+        kappa = scale.kappa_of(PAPER_LAM[cell])
+        fit = json.loads((Path(job["target"]) / "fit_report.json").read_text())
+        frozen[cell] = {
+            "paper_lam": PAPER_LAM[cell],
+            "kappa_paper": kappa,
+            "grid": [round_sig(kappa * factor) for factor in KAPPA_FACTORS],
+            "penalty_scale": scale.to_json(),
+            "model": {"seed": TUNING_SEED, **{k: fit.get(k) for k in ("epochs", "stop_reason", "holdout_mse", "dataset_sha256")}},
+            "commit": commit(),
+            "machine": machine(),
+            "command": "python benchmarks/penalty_study.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        KAPPA_FILE.write_text(json.dumps(frozen, indent=2) + "\n")
+        print(f"[penalty-study] {cell}: κ_paper = {kappa:.4g} (λ = {PAPER_LAM[cell]}), grid {frozen[cell]['grid']}", flush=True)
+    return frozen
+
+
+# ------------------------------------------------------------------------------------ points
+def spec_for(points: list[dict[str, Any]], sweep_dir: Path) -> SweepSpec:
+    """The campaign's base settings over explicit points; W&B groups by cell, job type = estimator."""
+    base = STUDY.sweep_spec(list(CELLS), list(ESTIMATORS), [TUNING_SEED], STEPS).base
+    return SweepSpec(
+        name=STUDY.name,
+        grid={"dataset": sorted({p["dataset"] for p in points}), "uncertainty": list(ESTIMATORS)},
+        base=base,
+        dynamics={"max_epochs": MODEL_MAX_EPOCHS},
+        points=points,
+        group_by_dataset=True,
+    )
+
+
+def tuning_points(cells: list[str], grid: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"dataset": cell, "uncertainty": name, "kappa": kappa, "horizon": CELLS.get(cell, EXTRA_CELLS.get(cell)), "seed": TUNING_SEED}
+        for cell in cells
+        for kappa in grid[cell]["grid"]
+        for name in ESTIMATORS
+    ]
+
+
+def selected(records: list[dict[str, Any]], grid: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """cell → estimator → κ with the best :data:`SELECTION` on the tuning seed, once all its κ runs are published."""
+    picks: dict[str, dict[str, float]] = {}
+    for cell, entry in grid.items():
+        for name in ESTIMATORS:
+            runs = {r["kappa"]: r for r in records if r["role"] == "tuning" and r["dataset"] == cell and r["uncertainty"] == name}
+            if all(k in runs for k in entry["grid"]):
+                best = max(sorted(entry["grid"]), key=lambda k: (runs[k][SELECTION], -k))  # ties: the smaller κ
+                picks.setdefault(cell, {})[name] = best
+    return picks
+
+
+def report_points(cells: list[str], picks: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """Seeds 0-2 of each cell whose tuning is complete (every estimator picked), with MBPO beside them.
+
+    MBPO runs here rather than being taken from the D4RL/OOD tables: those policies are not kept,
+    so their final ≥ 20-episode evaluation and model numbers cannot be added; the tables' MBPO
+    numbers for the same seeds are a consistency check in the docs.
+    """
+    points = []
+    for seed in REPORT_SEEDS:
+        for cell in cells:
+            if len(picks.get(cell, {})) < len(ESTIMATORS):
+                continue
+            horizon = CELLS.get(cell, EXTRA_CELLS.get(cell))
+            points.append({"dataset": cell, "uncertainty": MBPO, "kappa": 0.0, "horizon": horizon, "seed": seed})
+            for name, kappa in picks.get(cell, {}).items():
+                points.append({"dataset": cell, "uncertainty": name, "kappa": kappa, "horizon": horizon, "seed": seed})
+    return points
+
+
+# ------------------------------------------------------------------------------------ table
+def build_table(grid: dict[str, Any]) -> dict[str, Any]:
+    """table.json: κ_paper, tuning runs, selection, report table, offline selection, bandit curves."""
+    records = STUDY.records()
+    picks = selected(records, grid)
+    table: dict[str, Any] = {
+        "selection_rule": f"{SELECTION}: mean of the last {LAST_EVALS} evaluations ({EVAL_EPISODES} episodes every {EVAL_EVERY} epochs) on seed {TUNING_SEED}; ties → smaller κ",
+        "kappa_paper": {cell: {k: entry[k] for k in ("paper_lam", "kappa_paper", "grid")} for cell, entry in grid.items()},
+        "tuning": {},
+        "selected": picks,
+        "report": {},
+        "offline_selection": {},
+        "bandit": {},
+    }
+    for cell in grid:
+        for name in ESTIMATORS:
+            runs = sorted((r for r in records if r["role"] == "tuning" and r["dataset"] == cell and r["uncertainty"] == name), key=lambda r: r["kappa"])
+            if not runs:
+                continue
+            table["tuning"].setdefault(cell, {})[name] = [
+                {"kappa": r["kappa"], "lam": r["lam"], "return_last": r["return_last"], "return_last5": r["return_last5"],
+                 "final_mean": r["final_eval"]["return_mean"], **{k: r["model_bound"][k] for k in ("eta_hat", "epsilon", "bound")}}
+                for r in runs
+            ]
+            if len(runs) < 2:
+                continue
+            real = [r["final_eval"]["return_mean"] for r in runs]
+            table["offline_selection"].setdefault(cell, {})[name] = {
+                "real": "final_eval.return_mean (the same final policy the model numbers are computed for)",
+                **{stat: rank_agreement([r["model_bound"][stat] if stat != "epsilon" else -r["model_bound"][stat] for r in runs], real)
+                   for stat in ("eta_hat", "epsilon", "bound")},
+            }
+            table["bandit"].setdefault(cell, {})[name] = {
+                "kappas": [r["kappa"] for r in runs],
+                "true_values": [round(statistics.fmean(r["episode_returns"]), 1) for r in runs],
+                "expected_return_of_pick": [round(v, 1) for v in ucb_pick_curve([r["episode_returns"] for r in runs], 50)],
+            }
+        for name in (*ESTIMATORS, MBPO):
+            runs = [r for r in records if r["role"] == "report" and r["dataset"] == cell and r["uncertainty"] == name]
+            if runs:
+                table["report"].setdefault(cell, {})[STUDY.method_of(name)] = {
+                    "kappa": runs[0]["kappa"],
+                    "seeds": sorted(r["seed"] for r in runs),
+                    **{key: _mean_std([r[key] for r in runs]) for key in ("return_last", "return_last5")},
+                    "final_mean": _mean_std([r["final_eval"]["return_mean"] for r in runs]),
+                    "lam": [round(r["lam"], 4) for r in sorted(runs, key=lambda r: r["seed"])],
+                }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+    return table
+
+
+def _mean_std(values: list[float]) -> dict[str, Any]:
+    values = [v for v in values if v is not None]
+    return {"mean": round(statistics.fmean(values), 1), "std": round(statistics.pstdev(values), 1) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+# ------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cell", action="append", metavar="DATASET", choices=[*CELLS, *EXTRA_CELLS], help="only these cells (repeatable; default: the four study cells)")
+    parser.add_argument("--phase", choices=["tuning", "report", "all"], default="all", help="tuning (seed 3), report (seeds 0-2 at the selected κ, and MBPO), or both (default)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="torch threads per trial (default: cores / workers)")
+    parser.add_argument("--sweep-dir", default=str(ROOT / "sweeps" / "penalty-study"))
+    parser.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without an API key), grouped by cell, job type = estimator")
+    parser.add_argument("--device", help="where trials and models compute (default auto)")
+    parser.add_argument("--status", action="store_true", help="only say where each run stands; read-only")
+    parser.add_argument("--table", action="store_true", help="only rebuild table.json from the published runs")
+    args = parser.parse_args(argv)
+    cells = args.cell or list(CELLS)
+    sweep_dir = Path(args.sweep_dir)
+    command = "python benchmarks/penalty_study.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    say = lambda m: print(f"[{STUDY.name}] {m}", flush=True)  # noqa: E731
+    if args.table:
+        frozen = json.loads(KAPPA_FILE.read_text()) if KAPPA_FILE.exists() else {}
+        print(json.dumps(build_table(frozen), indent=1)[:4000])
+        return 0
+    frozen = json.loads(KAPPA_FILE.read_text()) if KAPPA_FILE.exists() else {}
+    grid = {cell: frozen[cell] for cell in cells if cell in frozen}  # a cell's grid is computed when its tuning is next
+
+    def done(summary: dict[str, Any]) -> None:
+        say(f"published {STUDY.publish(Path(summary['run_dir']), command).name}")
+        build_table(grid)
+
+    # one batch per pass: the report runs that tuning has unlocked, then the next cell's tuning;
+    # a pass ends when its batch does, and the next pass sees what that batch unlocked
+    while True:
+        picks = selected(STUDY.records(), grid)
+        points = report_points(cells, picks) if args.phase != "tuning" else []
+        if args.phase != "report":
+            for cell in cells:
+                if cell not in grid:
+                    if args.status:
+                        continue
+                    grid.update(kappa_paper([cell], sweep_dir))  # waits for (or fits) the cell's seed-3 model
+                tuning = tuning_points([cell], grid)
+                if any(not STUDY.published_reason(p, f"{STEPS // 1000}k") for p in tuning):
+                    points += tuning
+                    break
+        spec = spec_for(points, sweep_dir)
+        todo = [p for p in spec.trials() if not STUDY.published_reason(p, f"{STEPS // 1000}k")]
+        if args.status:
+            for row in STUDY.status(spec, sweep_dir, f"{STEPS // 1000}k"):
+                print(json.dumps(row))
+            return 0
+        if not todo:
+            say("nothing left to run for this selection")
+            break
+        for path in STUDY.publish_finished(spec, sweep_dir, f"{STEPS // 1000}k", command):
+            say(f"published {path.name}")
+        run_sweep(
+            spec, sweep_dir, workers=args.workers, threads=args.threads, wandb=args.wandb, device=args.device, say=say,
+            on_trial_done=done, skip=partial(STUDY.published_reason, budget=f"{STEPS // 1000}k"),
+        )
+    build_table(grid)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

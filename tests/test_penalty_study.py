@@ -1,0 +1,119 @@
+"""The penalty study (benchmarks/penalty_study.py) and its selection tools (mopo_kit.experiments.selection)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mopo_kit.experiments.selection import rank_agreement, spearman, ucb_pick_curve
+from mopo_kit.experiments.sweep import SweepSpec, run_sweep, trial_id
+from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+def test_spearman_and_rank_agreement_on_known_orders():
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3], [5, 5, 5]) is None
+    assert spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(np.corrcoef([1.5, 1.5, 3], [1, 2, 3])[0, 1])
+    agreement = rank_agreement([0.1, 0.9, 0.5], [100.0, 50.0, 300.0])
+    assert agreement["picks_best"] is False and agreement["regret"] == 250.0 and agreement["pick"] == 1
+    assert rank_agreement([3, 2, 1], [9, 4, 1])["picks_best"] is True
+
+
+def test_ucb_finds_the_best_arm_with_more_episodes():
+    rng = np.random.default_rng(1)
+    arms = [rng.normal(100, 50, 20), rng.normal(300, 50, 20), rng.normal(150, 50, 20)]
+    values = [a.mean() for a in arms]
+    curve = ucb_pick_curve(arms, 50, replicates=4000, seed=0)
+    assert len(curve) == 50
+    assert curve[0] == pytest.approx(np.mean(values), rel=0.03), "one episode: one arm pulled, picked at random"
+    assert curve[-1] > curve[2] > curve[0]
+    assert curve[-1] == pytest.approx(max(values), rel=0.02)
+    assert all(min(values) - 1e-9 <= v <= max(values) + 1e-9 for v in curve)
+    assert ucb_pick_curve([[5.0, 5.0], [5.0]], 3) == [5.0, 5.0, 5.0]
+    with pytest.raises(ValueError, match="at least one recorded episode"):
+        ucb_pick_curve([[1.0], []])
+
+
+def _record(cell, name, kappa, seed, last5, final=None, eta=0.0, eps=0.0):
+    return {
+        "dataset": cell, "uncertainty": name, "kappa": kappa, "lam": kappa * 10, "seed": seed, "role": "tuning" if seed == 3 else "report",
+        "return_last": last5, "return_last5": last5, "episode_returns": [final or last5] * 20,
+        "final_eval": {"return_mean": final or last5}, "model_bound": {"eta_hat": eta, "epsilon": eps, "bound": eta - kappa * 10 * eps},
+    }
+
+
+def test_selection_takes_the_best_last5_once_every_kappa_is_published_and_unlocks_report_points(tmp_path, monkeypatch):
+    import penalty_study as study
+
+    grid = {"hopper-mixed": {"paper_lam": 1.0, "kappa_paper": 0.3, "grid": [0.1, 0.3, 0.9]}}
+    records = [
+        _record("hopper-mixed", "wasserstein", 0.1, 3, 500.0),
+        _record("hopper-mixed", "wasserstein", 0.3, 3, 700.0),
+        _record("hopper-mixed", "wasserstein", 0.9, 3, 700.0),  # a tie: the smaller κ wins
+        _record("hopper-mixed", "mmd", 0.1, 3, 900.0),  # only one of mmd's three: no pick yet
+    ]
+    picks = study.selected(records, grid)
+    assert picks == {"hopper-mixed": {"wasserstein": 0.3}}
+    assert study.report_points(["hopper-mixed"], picks) == [], "the report waits for every estimator's pick"
+    picks["hopper-mixed"].update(max_aleatoric=0.1, total_variation=0.9, mmd=0.1)
+    points = study.report_points(["hopper-mixed"], picks)
+    expected = {("zero", 0.0), ("wasserstein", 0.3), ("max_aleatoric", 0.1), ("total_variation", 0.9), ("mmd", 0.1)}
+    assert {(p["uncertainty"], p["kappa"], p["seed"]) for p in points} == {(n, k, s) for s in (0, 1, 2) for n, k in expected}
+    assert all(p["horizon"] == 5 for p in points)
+    tuning = study.tuning_points(["hopper-mixed"], grid)
+    assert len(tuning) == 3 * len(study.ESTIMATORS) and {p["seed"] for p in tuning} == {3}
+    assert len({trial_id(p) for p in tuning}) == len(tuning), "κ is part of every trial's name"
+
+
+def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_path, monkeypatch):
+    import penalty_study as study
+
+    monkeypatch.setattr(study, "RESULTS", tmp_path)
+    monkeypatch.setattr(study.STUDY, "results", tmp_path)
+    grid = {"hopper-mixed": {"paper_lam": 1.0, "kappa_paper": 0.3, "grid": [0.1, 0.3, 0.9]}}
+    # η̂ orders the policies as their real returns do; the penalty does the opposite of ε's sign rule
+    for kappa, real, eta, eps in ((0.1, 300.0, 1.0, 0.5), (0.3, 900.0, 3.0, 0.1), (0.9, 600.0, 2.0, 0.3)):
+        record = _record("hopper-mixed", "mmd", kappa, 3, real, final=real, eta=eta, eps=eps)
+        (tmp_path / f"hopper-mixed__mmd__kappa{kappa:g}__s3__100k.json").write_text(json.dumps(record))
+    for seed, value in ((0, 800.0), (1, 1000.0)):
+        (tmp_path / f"hopper-mixed__mmd__kappa0.3__s{seed}__100k.json").write_text(json.dumps(_record("hopper-mixed", "mmd", 0.3, seed, value)))
+    table = study.build_table(grid)
+    assert table["selected"] == {"hopper-mixed": {"mmd": 0.3}}
+    offline = table["offline_selection"]["hopper-mixed"]["mmd"]
+    assert offline["eta_hat"]["spearman"] == pytest.approx(1.0) and offline["eta_hat"]["picks_best"]
+    assert offline["epsilon"]["picks_best"], "the smallest penalty is read as the best"
+    bandit = table["bandit"]["hopper-mixed"]["mmd"]
+    assert bandit["true_values"] == [300.0, 900.0, 600.0] and bandit["expected_return_of_pick"][-1] == pytest.approx(900.0)
+    assert table["report"]["hopper-mixed"]["mmd"]["return_last"] == {"mean": 900.0, "std": 100.0, "n": 2}
+    assert json.loads((tmp_path / "table.json").read_text()) == table
+
+
+def test_a_kappa_trial_is_published_with_its_lambda_final_episodes_and_model_bound(hopper_file, tmp_path, monkeypatch):  # noqa: F811
+    import penalty_study as study
+
+    monkeypatch.setattr(study.STUDY, "results", tmp_path / "results")
+    monkeypatch.setattr(study, "FINAL_EPISODES", 3)
+    base = {k: v for k, v in TINY.items() if k not in ("dynamics", "lam", "horizon")}
+    base.update(epochs=2, eval_every=1)
+    points = [{"dataset": str(hopper_file), "uncertainty": "total_variation", "kappa": 0.2, "horizon": 2, "seed": 3}]
+    spec = SweepSpec(name="toy", grid={"dataset": [str(hopper_file)], "uncertainty": ["total_variation"]}, base=base,
+                     dynamics=TINY["dynamics"]["params"], points=points, group_by_dataset=True)
+    published = []
+    run_sweep(spec, tmp_path / "sweep", workers=1, threads=1, on_trial_done=lambda s: published.append(study.STUDY.publish(Path(s["run_dir"]), "toy")))
+    record = json.loads(published[0].read_text())
+    assert published[0].name == f"{Path(str(hopper_file)).stem}__total_variation__kappa0.2__s3__0k.json"
+    assert record["role"] == "tuning" and record["kappa"] == 0.2 and record["lam"] > 0
+    assert record["lam"] == pytest.approx(0.2 * record["penalty_scale"]["mean_abs_reward"] / record["penalty_scale"]["mean_penalty"])
+    assert len(record["episode_returns"]) == 3 and record["final_eval"]["return_mean"] == pytest.approx(np.mean(record["episode_returns"]), abs=1e-2)
+    assert record["model_bound"]["lam"] == pytest.approx(record["lam"])
+    assert record["return_last5"] == pytest.approx(np.mean([row["return_mean"] for row in record["curve"]]), abs=0.01)
+    saved = json.loads((tmp_path / "sweep" / "trials" / trial_id(points[0]) / "config.json").read_text())
+    assert saved["config"]["group"] == f"toy/{Path(str(hopper_file)).stem}"
+    assert study.STUDY.published_reason(points[0], "0k") is not None

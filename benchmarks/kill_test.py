@@ -1,6 +1,6 @@
-"""The kill test: SIGKILL a short ``mopo-kit train`` ≥ 20 times in every phase, resume each time.
+"""The kill test: SIGKILL (and SIGTERM) a short ``mopo-kit train`` in every phase, resume each time.
 
-    python benchmarks/kill_test.py --save            # 24 kills of a run + a sweep killed twice
+    python benchmarks/kill_test.py --save            # 24 kills + 8 graceful stops of a run + a sweep killed twice
     python benchmarks/kill_test.py --kills 4         # a quick look
 
 A reference run goes uninterrupted. The same run is then started and killed with SIGKILL at moments
@@ -78,8 +78,12 @@ def train_command(phase_file: Path, data: Path, config: Path, run: Path) -> list
     return [*_python(), str(phase_file), "train", str(data), "--config", str(config), "-o", str(run), "--threads", "1"]
 
 
-def kill_in_phase(cmd: list[str], phase_file: Path, target: str, rng: random.Random, timeout: float = 600) -> dict[str, Any]:
-    """Start ``cmd``; SIGKILL it inside ``target`` after 0–1 further entries and a random delay."""
+def kill_in_phase(cmd: list[str], phase_file: Path, target: str, rng: random.Random, timeout: float = 600, sig: int = signal.SIGKILL) -> dict[str, Any]:
+    """Start ``cmd``; send ``sig`` inside ``target`` after 0–1 further entries and a random delay.
+
+    SIGKILL: the process dies where it stands. SIGTERM: a graceful stop (``mopo_kit.stop``) — the
+    process must finish its current update or fit epoch, write a checkpoint and exit 143.
+    """
     if phase_file.exists():
         phase_file.unlink()
     started = time.time()
@@ -96,9 +100,15 @@ def kill_in_phase(cmd: list[str], phase_file: Path, target: str, rng: random.Ran
             if count >= first_seen + skip:
                 time.sleep(delay)
                 landed, landed_count = read_phase(str(phase_file))
-                proc.send_signal(signal.SIGKILL)
+                proc.send_signal(sig)
                 proc.wait()
-                return {"phase": landed, "aimed_at": target, "entry": landed_count, "seconds_after_start": round(time.time() - started, 3), "outcome": "killed"}
+                entry = {"phase": landed, "aimed_at": target, "entry": landed_count, "seconds_after_start": round(time.time() - started, 3), "signal": signal.Signals(sig).name}
+                if sig == signal.SIGKILL:
+                    return {**entry, "outcome": "killed"}
+                last = (proc.stderr.read().decode().strip().splitlines() or [""])[-1] if proc.stderr else ""
+                # a stop that lands in the final bound (which has no stop point) lets the run finish
+                outcome = "stopped" if proc.returncode == 143 and "checkpoint written" in last else "finished before the stop" if proc.returncode == 0 else f"failed (exit {proc.returncode}): {last}"
+                return {**entry, "outcome": outcome, "line": last, "exit": proc.returncode}
         time.sleep(0.0005)
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     proc.wait()
@@ -162,8 +172,8 @@ def check_run(run: Path, reference: Path | None, epochs: int, steps: int) -> dic
     }
 
 
-def run_kill_test(work: Path, kills: int, seed: int, say: Any = print) -> dict[str, Any]:
-    """The run part: a reference run, then ``kills`` SIGKILLs spread over the phases."""
+def run_kill_test(work: Path, kills: int, seed: int, say: Any = print, stops: int = 0) -> dict[str, Any]:
+    """The run part: a reference run, then ``kills`` SIGKILLs and ``stops`` SIGTERMs spread over the phases."""
     rng = random.Random(seed)
     data = make_dataset(work)
     config = work / "config.json"
@@ -182,26 +192,36 @@ def run_kill_test(work: Path, kills: int, seed: int, say: Any = print) -> dict[s
     # kills go first and last, the training phases in turn between them
     n_fit = max(1, kills // 6)
     training = [p for p in PHASES if p not in ("fit", "bound")]
-    targets = ["fit"] * n_fit + [training[i % len(training)] for i in range(max(0, kills - n_fit - 1))] + ["bound"]
+    killing = [(t, signal.SIGKILL) for t in [training[i % len(training)] for i in range(max(0, kills - n_fit - 1))]]
+    # graceful stops: one in the fit, the rest in the training phases, every third interruption
+    stopping = [(t, signal.SIGTERM) for t in [training[(i + 1) % len(training)] for i in range(max(0, stops - 1))]]
+    middle: list[tuple[str, int]] = []
+    while killing or stopping:
+        middle += [killing.pop(0) for _ in range(min(2, len(killing)))] + ([stopping.pop(0)] if stopping else [])
+    targets = [("fit", signal.SIGKILL)] * n_fit + ([("fit", signal.SIGTERM)] if stops else []) + middle + [("bound", signal.SIGKILL)]
     entries: list[dict[str, Any]] = []
     resumes_finished = 0
-    for target in targets:
+    for target, sig in targets:
         if (run / "results.json").exists() and target != "bound":
             break
-        entry = kill_in_phase(train_command(phase_file, data, config, run), phase_file, target, rng)
+        entry = kill_in_phase(train_command(phase_file, data, config, run), phase_file, target, rng, sig=sig)
         progress = run / "checkpoint" / "progress.json"
         entry["checkpoint_epoch_after"] = json.loads(progress.read_text())["epoch"] if progress.exists() else None
         entries.append(entry)
-        say(f"kill {len(entries)}: aimed at {target}, landed in {entry['phase']} ({entry['outcome']})")
+        say(f"{entry.get('signal', 'SIGKILL')} {len(entries)}: aimed at {target}, landed in {entry['phase']} ({entry['outcome']})")
         if entry["outcome"].startswith("failed"):
             break
     final = run_to_end(lambda: train_command(phase_file, data, config, run))
-    killed = [e for e in entries if e["outcome"] == "killed"]
+    killed = [e for e in entries if e["outcome"] in ("killed", "stopped")]
     # each kill is followed by one continuation; it "finished" when the run went on from there
     # to the end without an error (the last continuation is the run to the end)
     resumes_finished = len(killed) if final.returncode == 0 and not any(e["outcome"].startswith("failed") for e in entries) else 0
     check = check_run(run, reference, epochs, steps) if final.returncode == 0 else {"error": final.stderr.strip().splitlines()[-1:]}
-    return {"reference_seconds": round(reference_seconds, 1), "entries": entries, "kills": len(killed), "resumes_finished": resumes_finished, "check": check}
+    return {
+        "reference_seconds": round(reference_seconds, 1), "entries": entries,
+        "kills": sum(e["outcome"] == "killed" for e in entries), "graceful_stops": sum(e["outcome"] == "stopped" for e in entries),
+        "resumes_finished": resumes_finished, "check": check,
+    }
 
 
 def run_sweep_kill_test(work: Path, data: Path, rng: random.Random, kills: int = 2, say: Any = print) -> dict[str, Any]:
@@ -247,6 +267,7 @@ def lost_total(check: dict[str, Any]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=24)
+    parser.add_argument("--stops", type=int, default=8, help="graceful stops (SIGTERM) among the kills, each resumed the same way")
     parser.add_argument("--sweep-kills", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/kill_test.json")
@@ -255,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="mopo-kill-") as tmp:
         work = Path(tmp)
-        result = run_kill_test(work, args.kills, args.seed)
+        result = run_kill_test(work, args.kills, args.seed, stops=args.stops)
         sweep = run_sweep_kill_test(work, work / "hopper-random-small.hdf5", random.Random(args.seed + 1), args.sweep_kills) if args.sweep_kills else None
     lost = lost_total(result["check"]) + (sum(lost_total(t) for t in sweep["trials"].values()) if sweep else 0)
     sweep_kills = sum(e["outcome"] == "killed" for e in sweep["entries"]) if sweep else 0
@@ -265,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "kills": result["kills"] + sweep_kills,
+        "graceful_stops": result["graceful_stops"],
         "resumes_finished": result["resumes_finished"] + (sweep_kills if sweep and sweep["finished"] else 0),
         "lost": lost,
         "run": {"config": RUN_CONFIG, **result},
@@ -275,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(report, indent=2)
     if args.save:
         (HERE / "results" / "kill_test.json").write_text(text + "\n")
-    print(json.dumps({k: report[k] for k in ("kills", "resumes_finished", "lost", "phases")}, indent=1))
+    print(json.dumps({k: report[k] for k in ("kills", "graceful_stops", "resumes_finished", "lost", "phases")}, indent=1))
     print(json.dumps(result["check"], indent=1))
     return 0 if lost == 0 and result["check"].get("weights_equal_reference") else 1
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 from mopo_kit import __version__
 from mopo_kit.device import add_device_argument, resolve_device
 from mopo_kit.errors import MopoKitError
+from mopo_kit.progress import QUIET_ENV
 from mopo_kit.validation import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Range, option
 
 COUNT = option(POSITIVE_INT)  # steps, episodes, workers, threads, epochs: at least one
@@ -179,6 +180,15 @@ def _stderr_console():
 
 
 def cmd_train_dynamics(args: argparse.Namespace) -> int:
+    from mopo_kit.dir_lock import directory_lock
+
+    device = resolve_device(args.device)
+    out = Path(args.output)
+    with directory_lock(out, "train-dynamics", inside=False):  # one writer per model directory
+        return _train_dynamics(args, device, out)
+
+
+def _train_dynamics(args: argparse.Namespace, device: Any, out: Path) -> int:
     import torch
 
     from mopo_kit.data.load import load_dataset
@@ -186,9 +196,8 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
     from mopo_kit.dynamics.storage import fit_and_save, is_dynamics_dir, save_dynamics, write_fit_report
     from mopo_kit.plugins import get_registry
     from mopo_kit.progress import progress_bar, progress_enabled
+    from mopo_kit.stop import StopRequested, signal_name, stop_requested
 
-    device = resolve_device(args.device)
-    out = Path(args.output)
     if is_dynamics_dir(out) and not args.force:
         raise MopoKitError(f"{out}: already holds a dynamics model (use --force to overwrite it)")
     if args.threads:
@@ -203,7 +212,7 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
     console = _stderr_console()
     log_lines = not progress_enabled() and not args.quiet
 
-    with progress_bar(f"train {args.model}", total=args.max_epochs) as bar:
+    with progress_bar(f"train {args.model}", total=args.max_epochs, lines=False) as bar:  # its own per-epoch lines
 
         def on_epoch(stats) -> None:
             mse = sorted(stats.holdout_mse)
@@ -215,6 +224,8 @@ def cmd_train_dynamics(args: argparse.Namespace) -> int:
             bar.advance(1)
             if log_lines:
                 console.print(line, highlight=False)
+            if (signum := stop_requested()) is not None:  # the epoch's fit checkpoint is already written
+                raise StopRequested(f"stopped by {signal_name(signum)} after fit epoch {stats.epoch}, fit checkpoint written; continue with the same command", signum)
 
         # killed midway, the same command continues the fit from its last epoch
         checkpoint = out / "fit_checkpoint.pt"
@@ -282,6 +293,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from mopo_kit.config import MOPOConfig
     from mopo_kit.mopo import MOPO
+
+    if args.quiet:
+        os.environ[QUIET_ENV] = "1"
 
     if args.device is not None:
         resolve_device(args.device)  # before any work (the config's own device is checked by MOPO)
@@ -504,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite a model already in DIR")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     add_device_argument(p)
-    p.set_defaults(func=cmd_train_dynamics)
+    p.set_defaults(func=cmd_train_dynamics, graceful=True)
 
     p = sub.add_parser("calibrate", help="check u(s,a) against the true one-step error, in and out of distribution")
     p.add_argument("dynamics", metavar="DYNAMICS_DIR")
@@ -539,8 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", action="store_true", help="log to W&B (offline when there is no API key)")
     p.add_argument("-o", "--output", metavar="RUN_DIR")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint; with --steps, extend a finished run to that budget")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on a terminal, no progress lines in a log")
     add_device_argument(p, None, "the config's 'device', else auto; with --resume, the run's")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, graceful=True)
 
     p = sub.add_parser("evaluate", help="evaluate a run's policy in the real environment, and the model bound")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -564,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", action="store_true", help="log every trial to W&B (offline without an API key), grouped by sweep")
     p.add_argument("--models-only", action="store_true", help="only fit the shared models (--workers at once; e.g. on a GPU, then run the trials on CPUs)")
     add_device_argument(p, None, "the sweep file's 'device', else auto")
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, graceful=True)
 
     p = sub.add_parser("report", help="mean ± std over seeds per estimator × λ × dataset, plots, W&B sweep YAML")
     p.add_argument("sweep_dir", metavar="SWEEP_DIR")
@@ -591,8 +606,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     warnings.formatwarning = _format_warning  # one line per warning, no source echo
     func: Callable[[argparse.Namespace], int] = args.func
+    from mopo_kit.stop import StopRequested, graceful_stop
+
     try:
+        if getattr(args, "graceful", False):  # long work that checkpoints: SIGTERM/SIGINT stop it cleanly
+            with graceful_stop():
+                return func(args)
         return func(args)
+    except StopRequested as exc:
+        sys.stderr.write(f"mopo-kit: {exc}\n")
+        return exc.exit_code
     except MopoKitError as exc:
         sys.stderr.write(f"mopo-kit: error: {exc}\n")
         return EXIT_USAGE

@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import math
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from mopo_kit.device import generator_on, resolve_device, with_device as _with_d
 from mopo_kit.dynamics.storage import COMPONENT_FILE, fit_and_save, is_dynamics_dir, load_dynamics
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
 from mopo_kit.envs.tasks import Task
+from mopo_kit.dir_lock import directory_lock
 from mopo_kit.errors import MopoKitError
 from mopo_kit.evaluation import evaluate_in_env, model_bound
 from mopo_kit.fileio import atomic_write_bytes
@@ -43,6 +45,7 @@ from mopo_kit.penalty_scale import PenaltyScale, penalty_scale
 from mopo_kit.plugins import get_plugins, get_registry
 from mopo_kit.progress import progress_bar
 from mopo_kit.run_check import check_run_dir
+from mopo_kit.stop import StopRequested, signal_name, stop_requested
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -109,6 +112,37 @@ class MOPO:
                 registry.get(kind, component.type).check_params(params)
         for logger in self.config.loggers:
             registry.get("logger", logger.type)
+        early = self._task_from_name()
+        if early is not None:  # the model pool's size needs only the task's dims and h
+            task, kind = early
+            horizon = self.config.horizon if self.config.horizon is not None else default_horizon_and_lambda(task.name, kind)[0]
+            self._check_memory(task.obs_dim, task.act_dim, horizon, real_rows=0)
+
+    def _task_from_name(self) -> tuple[Task, str | None] | None:
+        """The task (and dataset kind) when the config or the dataset's name says it, without the data."""
+        registry = get_registry()
+        if self._objects["task"] is not None:
+            return self._objects["task"], None
+        spec = str(self.config.dataset)
+        stem = Path(spec).stem if spec.endswith((".hdf5", ".h5")) else spec
+        head, _, tail = stem.partition("-")
+        name = self.config.task or (head if ("task", head) in registry else None)
+        if name is None or ("task", name) not in registry:
+            return None
+        return registry.create("task", name), (tail or None)
+
+    def _check_memory(self, obs_dim: int, act_dim: int, horizon: int, real_rows: int) -> None:
+        """A setting whose buffers cannot fit is one line before any data, model or rollout (``mopo_kit.memory``)."""
+        from mopo_kit.memory import check_fits
+
+        if self._objects["policy"] is not None:
+            return
+        policy = self.config.policy
+        estimate = getattr(get_registry().get("policy", policy.type).factory, "memory_estimate", None)
+        if estimate is None:
+            return
+        items, hints = estimate(dict(policy.params), obs_dim=obs_dim, act_dim=act_dim, horizon=horizon, real_rows=real_rows)
+        check_fits(items, resolve_device(self.config.device), hints)
 
     def _build(self, run_dir: Path | None) -> None:
         cfg = self.config
@@ -134,6 +168,7 @@ class MOPO:
         self.lam = cfg.lam if cfg.lam is not None else lam
         if cfg.kappa is not None and self._saved_scale is not None:
             self.lam = self._saved_scale.lam_for(cfg.kappa)
+        self._check_memory(self.data.obs_dim, self.data.act_dim, self.horizon, real_rows=len(self.data))
         if run_dir is not None:
             # before the (long) model fit: a run killed inside it is a run ``--resume`` continues
             self._write_run_files(run_dir)
@@ -183,6 +218,8 @@ class MOPO:
             def progress(stats: Any) -> None:
                 bar.update(description=f"dynamics epoch {stats.epoch}, holdout MSE {min(stats.holdout_mse):.4g}")
                 bar.advance(1)
+                if (signum := stop_requested()) is not None and checkpoint is not None:  # the epoch's fit checkpoint is written
+                    raise StopRequested(f"stopped by {signal_name(signum)} after dynamics fit epoch {stats.epoch}, fit checkpoint written; continue with: mopo-kit train --resume {run_dir}", signum)
 
             fit_and_save(model, self.data, cfg.dynamics.type, target, checkpoint=checkpoint, device=self.device, callback=progress)
         return model
@@ -190,35 +227,46 @@ class MOPO:
     # ------------------------------------------------------------------------------ running
     def fit(self, run_dir: str | Path | None = None, *, resume: bool = False, callback: EpochCallback | None = None) -> MOPOResult:
         """Train for ``config.epochs`` epochs; with ``run_dir`` write config, metrics, checkpoints."""
-        cfg = self.config
         self._check_names()
         run = Path(run_dir) if run_dir is not None else None
-        if run is not None:
-            run.mkdir(parents=True, exist_ok=True)
+        if run is None:
+            return self._fit(None, resume, callback)
+        run.mkdir(parents=True, exist_ok=True)
+        with directory_lock(run, "a MOPO run"):  # one writer per run directory
             if not resume and (run / "checkpoint").exists():
                 raise MopoKitError(f"{run}: already holds a run (use --resume to continue it, or another -o)")
+            return self._fit(run, resume, callback)
+
+    def _fit(self, run: Path | None, resume: bool, callback: EpochCallback | None) -> MOPOResult:
+        cfg = self.config
         if run is not None and resume:
             recover_checkpoint(run)
         # read before _build rewrites config.json: a resumed κ run keeps the λ it started with
         self._saved_scale = _saved_penalty_scale(run) if resume else None
         self._build(run)
-        start_epoch, history = 0, []
+        start_epoch, history, partial = 0, [], 0
         if run is not None:
             if resume and (run / "checkpoint" / "progress.json").exists():
                 progress = json.loads((run / "checkpoint" / "progress.json").read_text())
                 self.policy.load(run / "checkpoint")
                 start_epoch = int(progress["epoch"])
+                partial = int(progress.get("partial_steps", 0))  # a graceful stop inside the next epoch
                 history = [row for row in _read_jsonl(run / "metrics.jsonl") if row["epoch"] <= start_epoch]
             _write_metrics(run, history)
         loggers = self._start_loggers(run)
         best: dict[str, Any] | None = max((r for r in history if "return_mean" in r), key=lambda r: r["return_mean"], default=None)
         start = time.perf_counter()
         with progress_bar(f"MOPO {self.task.name} ({cfg.uncertainty.type}, λ={self.lam})", total=cfg.epochs) as bar:
-            bar.advance(start_epoch)
+            bar.update(completed=start_epoch)
+            last_return = next((r["return_mean"] for r in reversed(history) if "return_mean" in r), float("nan"))
             for epoch in range(start_epoch + 1, cfg.epochs + 1):
                 t0 = time.perf_counter()
                 self.model_step.context = f"at epoch {epoch}"  # named in a guard's error line
-                row: dict[str, Any] = {"epoch": epoch, **self.policy.learn(cfg.steps_per_epoch)}
+                before = self.policy.num_steps
+                row: dict[str, Any] = {"epoch": epoch, **self.policy.learn(cfg.steps_per_epoch - partial)}
+                made, partial = partial + self.policy.num_steps - before, 0
+                if stop_requested() is not None:  # mid-epoch (or just at its end): keep what the updates did
+                    self._stop(run, epoch - 1, made)
                 row["gradient_steps"] = self.policy.num_steps
                 if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                     evaluation = evaluate_in_env(self.task, self.policy.predict, cfg.eval_episodes, seed=cfg.seed * 1000 + epoch)
@@ -235,7 +283,11 @@ class MOPO:
                         self._checkpoint(run, epoch)
                 if callback is not None:
                     callback(row)
-                bar.update(description=f"epoch {epoch} return {row.get('return_mean', float('nan')):.0f}")
+                if stop_requested() is not None:  # during the evaluation: the epoch is whole
+                    self._stop(run, epoch, 0, written=run is not None and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs))
+                last_return = row.get("return_mean", last_return)
+                rate = cfg.steps_per_epoch / max(row["epoch_seconds"], 1e-9)
+                bar.update(description=f"MOPO epoch {epoch}, last evaluation {last_return:.0f}, {rate:.0f} steps/s")
                 bar.advance(1)
         bound = model_bound(self.policy.predict, self.model_step, self.starts, rollouts=cfg.bound_rollouts, horizon=cfg.bound_horizon or self.horizon)
         last_eval = next((r for r in reversed(history) if "return_mean" in r), {})
@@ -312,7 +364,17 @@ class MOPO:
     def _write_run_files(self, run: Path) -> None:
         atomic_write_bytes(run / "config.json", json.dumps(self._run_payload(), indent=2).encode())
 
-    def _checkpoint(self, run: Path, epoch: int) -> None:
+    def _stop(self, run: Path | None, epoch: int, partial_steps: int, *, written: bool = False) -> None:
+        """A graceful stop (:mod:`mopo_kit.stop`): checkpoint after ``epoch`` whole epochs and
+        ``partial_steps`` updates of the next, then raise :class:`StopRequested`."""
+        signum = stop_requested() or signal.SIGTERM
+        if run is not None and not written:
+            self._checkpoint(run, epoch, partial_steps)
+        where = f"epoch {epoch + 1} after {partial_steps} of {self.config.steps_per_epoch} steps" if partial_steps else f"after epoch {epoch}"
+        resume = f"; continue with: mopo-kit train --resume {run}" if run is not None else ""
+        raise StopRequested(f"stopped by {signal_name(signum)} in {where}, checkpoint written{resume}", signum)
+
+    def _checkpoint(self, run: Path, epoch: int, partial_steps: int = 0) -> None:
         """Write the checkpoint beside the old one, then swap: a kill at any moment leaves one whole.
 
         The sequence is staging → (checkpoint → old) → (staging → checkpoint) → remove old; a kill
@@ -325,7 +387,8 @@ class MOPO:
         if staging.exists():
             _rmtree(staging)
         self.policy.save(staging)
-        atomic_write_bytes(staging / "progress.json", json.dumps({"epoch": epoch, "gradient_steps": self.policy.num_steps}).encode())
+        progress = {"epoch": epoch, "gradient_steps": self.policy.num_steps, **({"partial_steps": partial_steps} if partial_steps else {})}
+        atomic_write_bytes(staging / "progress.json", json.dumps(progress).encode())
         if hasattr(self.policy, "actor_state_dict"):
             save_actor(self.policy.actor_state_dict(), run / "policy.pt", {"task": self.task.name, "epoch": epoch})
         old = run / "checkpoint.old"

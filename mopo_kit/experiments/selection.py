@@ -21,28 +21,15 @@ from typing import Sequence
 import numpy as np
 
 
-def _ranks(values: Sequence[float]) -> np.ndarray:
-    """Average ranks (ties share the mean of their positions), 1-based."""
-    array = np.asarray(values, dtype=np.float64)
-    order = array.argsort(kind="stable")
-    ranks = np.empty(len(array))
-    ranks[order] = np.arange(1, len(array) + 1)
-    for value in np.unique(array):
-        tied = array == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Spearman's ρ of two equally long sequences; None when either is constant or shorter than 2."""
+    """Spearman's ρ (scipy's, ties averaged); None when either side is constant or shorter than 2."""
+    from scipy.stats import spearmanr
+
     if len(a) != len(b):
         raise ValueError(f"spearman: lengths differ ({len(a)} vs {len(b)})")
-    if len(a) < 2:
+    if len(a) < 2 or len(set(a)) == 1 or len(set(b)) == 1:
         return None
-    ra, rb = _ranks(a), _ranks(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return None
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(spearmanr(a, b).statistic)
 
 
 def rank_agreement(statistic: Sequence[float], real: Sequence[float]) -> dict[str, float | bool | None]:

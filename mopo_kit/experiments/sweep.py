@@ -30,9 +30,11 @@ and the estimator as *job type*.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import signal
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from typing import Any, Callable, Mapping
 import tomllib
 
 from mopo_kit.errors import MopoKitError
+from mopo_kit.stop import StopRequested, graceful_stop, signal_name, stop_requested
 
 GRID_KEYS = ("dataset", "uncertainty", "lam", "kappa", "horizon", "seed")
 
@@ -177,7 +180,15 @@ def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = 
         device = resolve_device(job.get("device", "auto"))
         params = with_device(registry.get("dynamics", job["type"]).factory, {"seed": job["seed"], **job["params"]}, device)
         model = registry.create("dynamics", job["type"], obs_dim=data.obs_dim, act_dim=data.act_dim, **params)
-        fit_and_save(model, data, job["type"], target, checkpoint=checkpoint, device=device)
+        fit_and_save(model, data, job["type"], target, checkpoint=checkpoint, device=device, callback=_stop_after_fit_epoch)
+
+
+def _stop_after_fit_epoch(stats: Any) -> None:
+    """Called after each fit epoch's checkpoint is written: a graceful stop ends the fit there."""
+    from mopo_kit.stop import StopRequested, signal_name, stop_requested
+
+    if (signum := stop_requested()) is not None:
+        raise StopRequested(f"stopped by {signal_name(signum)} after shared-model fit epoch {stats.epoch}, fit checkpoint written", signum)
 
 
 def fit_shared_dynamics(
@@ -325,13 +336,16 @@ def _run_trial(config: dict[str, Any], run_dir: str, threads: int, job: Mapping[
 
     torch.set_num_threads(threads)
     os.environ.setdefault("MOPO_KIT_QUIET", "1")
-    if job is not None:
-        ensure_shared_dynamics(job)
-    run = Path(run_dir)
-    if trial_status(run, int(config.get("epochs", MOPOConfig.epochs))) != "new":
-        result = MOPO.resume(run, epochs=int(config.get("epochs", MOPOConfig.epochs)), device=config.get("device"))
-    else:
-        result = MOPO(MOPOConfig.from_dict(config)).fit(run)
+    # in a worker process: SIGTERM (forwarded by the sweep, or sent when it dies) stops the trial
+    # after its current update with a checkpoint; in the sweep's own process this is a no-op
+    with graceful_stop(signals=(signal.SIGTERM,)):
+        if job is not None:
+            ensure_shared_dynamics(job)
+        run = Path(run_dir)
+        if trial_status(run, int(config.get("epochs", MOPOConfig.epochs))) != "new":
+            result = MOPO.resume(run, epochs=int(config.get("epochs", MOPOConfig.epochs)), device=config.get("device"))
+        else:
+            result = MOPO(MOPOConfig.from_dict(config)).fit(run)
     return {"run_dir": run_dir, "last": result.last, "best": result.best}
 
 
@@ -345,6 +359,7 @@ def _die_with_parent() -> None:
     import signal
     import sys
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the sweep, which forwards one SIGTERM
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -394,6 +409,25 @@ def run_sweep(
         raise MopoKitError(f"unknown sweep backend '{backend}' (choose local or ray)")
     sweep_dir = sweep_dir.resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    from mopo_kit.dir_lock import directory_lock
+
+    with directory_lock(sweep_dir, "a sweep"):  # one sweep process per directory (its trials lock their own)
+        return _run_sweep_locked(spec, sweep_dir, workers, wandb, backend, address, say, on_trial_done, device, skip, threads)
+
+
+def _run_sweep_locked(
+    spec: SweepSpec,
+    sweep_dir: Path,
+    workers: int | None,
+    wandb: bool,
+    backend: str,
+    address: str | None,
+    say: Callable[[str], None],
+    on_trial_done: Callable[[dict[str, Any]], None] | None,
+    device: str | None,
+    skip: Callable[[dict[str, Any]], str | None] | None,
+    threads: int | None,
+) -> list[dict[str, Any]]:
     (sweep_dir / "sweep.json").write_text(json.dumps({"name": spec.name, "grid": spec.grid, "base": spec.base, "dynamics": spec.dynamics}, indent=2))
     if wandb:
         os.environ.setdefault("WANDB_DIR", str(sweep_dir))
@@ -444,6 +478,8 @@ def run_sweep(
             try:
                 ensure_shared_dynamics(job, say)
                 finished(_run_trial(config, run_dir, threads, job))
+            except StopRequested:
+                raise
             except Exception as exc:  # any trial's failure, a plugin's included: report, go on
                 failed(run_dir, exc)
     else:
@@ -462,17 +498,30 @@ def run_sweep(
                         running[pool.submit(_run_trial, config, run_dir, threads, job)] = run_dir
 
             start_next()
+            stopping = False
             while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+                if stop_requested() is not None and not stopping:  # graceful stop: pass it on, start nothing new
+                    stopping = True
+                    queue.clear()
+                    say(f"stopping: {len(running)} running trial(s) write their checkpoints")
+                    for process in list(getattr(pool, "_processes", {}).values()):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(process.pid, signal.SIGTERM)
                 for future in done:
                     run_dir = running.pop(future)
                     try:
                         summary = future.result()
+                    except StopRequested:
+                        say(f"stopped {Path(run_dir).name} (checkpoint written)")
                     except Exception as exc:
                         failed(run_dir, exc)
                     else:
                         finished(summary)
-                start_next()
+                if not stopping:
+                    start_next()
+    if (signum := stop_requested()) is not None:
+        raise StopRequested(f"sweep stopped by {signal_name(signum)}, running trials checkpointed; rerun the same command to continue", signum)
     if failures:
         more = f" (and {len(failures) - 1} more, above)" if len(failures) > 1 else ""
         raise MopoKitError(f"{len(failures)} of {len(pending)} trial(s) failed, the others finished; first: {failures[0]}{more}")

@@ -27,6 +27,8 @@ import torch
 from stable_baselines3 import SAC
 from torch import Tensor, nn
 
+from mopo_kit.stop import stop_requested
+
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
@@ -162,16 +164,25 @@ class LeanSAC(SAC):
                 state = self.ent_coef_optimizer.state_dict()
                 self.ent_coef_optimizer = type(self.ent_coef_optimizer)([self.log_ent_coef], **{**self.ent_coef_optimizer.defaults, "fused": True, "foreach": None})
                 self.ent_coef_optimizer.load_state_dict(state)
-        if self._graphable():
+        done = gradient_steps
+        if self._graphable():  # a whole call is well under a second there: it always finishes
             sums = self._train_graphed(gradient_steps, batch_size)
         else:
             self._set_capturable(False)
             sums = torch.zeros(4, device=self.device)
-            for _ in range(gradient_steps):
+            for step in range(gradient_steps):
+                # graceful stop (mopo_kit.stop): after the current update, never before the first
+                # one, so that a call always follows the rollout that preceded it (a resume must not
+                # find a rollout whose updates never ran and roll out again)
+                if step > 0 and stop_requested() is not None:
+                    done = step
+                    break
                 sums += self._update(self.replay_buffer.sample(batch_size, env=self._vec_normalize_env))  # type: ignore[union-attr]
-        self._n_updates += gradient_steps
+        #: updates the last call made: fewer than asked only when a stop was requested
+        self.last_train_steps = done
+        self._n_updates += done
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        means = (sums / max(gradient_steps, 1)).tolist()  # the one host sync of the call
+        means = (sums / max(done, 1)).tolist()  # the one host sync of the call
         for key, value in zip(("ent_coef", "actor_loss", "critic_loss", "ent_coef_loss"), means):
             if key != "ent_coef_loss" or self.ent_coef_optimizer is not None:
                 self.logger.record(f"train/{key}", value)

@@ -23,6 +23,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
 
 from mopo_kit.data.dataset import TransitionDataset
+from mopo_kit.stop import stop_requested
 from mopo_kit.device import check_device_spec, resolve_device, restore_generator
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
 from mopo_kit.errors import MopoKitError
@@ -104,6 +105,25 @@ class RolloutStats:
 
 class SB3SAC:
     """SB3's SAC (lean ``train()``, same math) trained on real + model transitions (see module doc)."""
+
+    @staticmethod
+    def memory_estimate(params: dict[str, Any], *, obs_dim: int, act_dim: int, horizon: int, real_rows: int) -> tuple[dict[str, int], dict[str, str]]:
+        """Bytes this optimizer allocates for a setting, before it exists (``mopo_kit.memory``).
+
+        The replay storage is one float32 row [s, a, r, s', done] per real transition and per
+        model-pool slot (rollout batch × h × retained rollouts); one rollout step holds a few
+        (batch × (obs_dim + 1)) float32 tensors per ensemble member besides (counted as 16 rows).
+        """
+        cfg = SACConfig(**{k: v for k, v in params.items() if k != "device"})
+        width = 4 * (2 * obs_dim + act_dim + 2)
+        pool_rows = cfg.retain_rollouts * horizon * cfg.rollout_batch_size
+        items = {
+            "model pool": pool_rows * width,
+            "real rows": real_rows * width,
+            "rollout batch": 16 * cfg.rollout_batch_size * 4 * (obs_dim + 1) * 7,
+        }
+        hints = {"model pool": "--horizon, or the sb3_sac params rollout_batch_size / retain_rollouts", "rollout batch": "the sb3_sac param rollout_batch_size"}
+        return items, hints
 
     def __init__(self, device: str | torch.device = "auto", **params: Any) -> None:
         self.config = SACConfig(device=str(device), **params)
@@ -190,17 +210,26 @@ class SB3SAC:
 
     # ----------------------------------------------------------------------------- learning
     def learn(self, steps: int) -> dict[str, float]:
-        """``steps`` gradient steps, rolling out in the model every ``rollout_freq`` steps."""
+        """``steps`` gradient steps, rolling out in the model every ``rollout_freq`` steps.
+
+        Returns early, after the current update, when a graceful stop is requested
+        (:mod:`mopo_kit.stop`); :attr:`num_steps` then says how far it got.
+        """
         assert self.sac is not None
         cfg = self.config
         done = 0
         while done < steps:
+            if stop_requested() is not None:  # before a rollout: its updates could not follow it
+                break
             if self._steps % cfg.rollout_freq == 0:
                 self.rollout()
             chunk = min(steps - done, cfg.rollout_freq - self._steps % cfg.rollout_freq)
             self.sac.train(gradient_steps=chunk, batch_size=cfg.batch_size)
-            self._steps += chunk
-            done += chunk
+            made = getattr(self.sac, "last_train_steps", chunk)  # fewer on a graceful stop
+            self._steps += made
+            done += made
+            if made < chunk:
+                break
         values = self.sac.logger.name_to_value
         metrics = {k.split("/", 1)[1]: float(v) for k, v in values.items() if k.startswith("train/")}
         if self.last_rollout is not None:

@@ -1,0 +1,83 @@
+"""Graceful stop: SIGTERM or SIGINT ends the current unit of work, writes a checkpoint, and exits.
+
+What Slurm, Kubernetes, systemd and ``timeout`` send first is SIGTERM, with a grace period before
+SIGKILL. Under :func:`graceful_stop` the first SIGTERM/SIGINT only sets a flag; the long loops
+(SAC updates, model-fit epochs) look at it between units, write their checkpoint and raise
+:class:`StopRequested`, which the CLI turns into one line saying how to resume and exit status 143
+(SIGTERM) or 130 (SIGINT). A second signal stops at once, as without the handler.
+
+Handlers can only be installed from the main thread; elsewhere (or nested) the context is a no-op
+and the flag stays unset, so library code may always ask :func:`stop_requested`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from mopo_kit.errors import MopoKitError
+
+_requested: int | None = None  # the first signal received while a handler is installed
+_installed = False
+
+
+class StopRequested(MopoKitError):
+    """Work stopped on a signal after writing its checkpoint; ``exit_code`` is 128 + the signal."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses from a sweep's worker process to its parent
+        return (type(self), (str(self), self.signum))
+
+
+def stop_requested() -> int | None:
+    """The signal number asking this process to stop, or None."""
+    return _requested
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+def _handle(signum: int, frame: Any) -> None:
+    global _requested
+    if _requested is not None:  # the second signal: stop now, as without a handler
+        signal.signal(signum, signal.SIG_DFL)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signum)
+        return
+    _requested = signum
+
+
+@contextmanager
+def graceful_stop(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+    """Install the handlers for the block (main thread, outermost use only).
+
+    A sweep's worker takes SIGTERM only: its parent forwards one stop to it, and a terminal's
+    Ctrl-C, which reaches the whole process group, must not count as a second signal there.
+    """
+    global _installed, _requested
+    if _installed or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _handle) for sig in signals}
+    _installed, _requested = True, None
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _installed, _requested = False, None
+
+
+def request_stop(signum: int = signal.SIGTERM) -> None:
+    """Ask the running loops to stop as a signal would (a sweep worker told by its parent; tests)."""
+    global _requested
+    _requested = signum

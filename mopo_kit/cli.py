@@ -318,7 +318,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.dataset = args.dataset
     if args.lam is not None and args.kappa is not None:
         raise MopoKitError("--lam and --kappa both given: give one (--kappa sets λ from the model and the data)")
-    for key in ("task", "lam", "kappa", "horizon", "seed", "eval_episodes", "device"):
+    for key in ("task", "lam", "kappa", "horizon", "seed", "eval_episodes", "device", "precision"):
         value = getattr(args, key)
         if value is not None:
             setattr(config, key, value)
@@ -554,6 +554,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="RUN_DIR")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint; with --steps, extend a finished run to that budget")
     p.add_argument("--quiet", action="store_true", help="no progress bar on a terminal, no progress lines in a log")
+    p.add_argument(
+        "--precision", choices=["fp32", "bf16", "auto"],
+        help="model rollouts' hidden-layer GEMMs: fp32 (default), bf16, or auto (bf16 on a CPU with AMX-BF16/AVX512-BF16); heads, penalty and SAC stay fp32",
+    )
     add_device_argument(p, None, "the config's 'device', else auto; with --resume, the run's")
     p.set_defaults(func=cmd_train, graceful=True)
 

@@ -15,6 +15,7 @@ import tomllib
 
 from mopo_kit.device import check_device_spec
 from mopo_kit.errors import MopoKitError
+from mopo_kit.precision import check_precision
 from mopo_kit.validation import NON_NEGATIVE, POSITIVE_INT, SEED, Range, check_fields
 
 
@@ -110,6 +111,9 @@ class MOPOConfig:
     #: "cuda:N". Resolved once in ``MOPO._build`` and handed to the dynamics model, the model
     #: MDP, the replay buffer and SAC; results and checkpoints load on any device.
     device: str = "auto"
+    #: Precision of the model rollouts' hidden-layer GEMMs: "fp32", "bf16" or "auto" (bf16 on a CPU
+    #: with bfloat16 matrix units). Resolved and recorded in the run (``mopo_kit.precision``).
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for key in ("dynamics", "uncertainty", "policy"):  # accept names and plain dicts too
@@ -119,6 +123,7 @@ class MOPOConfig:
         if self.lam is not None and self.kappa is not None:
             raise MopoKitError(f"config keys 'lam' ({self.lam}) and 'kappa' ({self.kappa}) are both set: give one (kappa sets λ from the model and the data)")
         self.device = check_device_spec(self.device)
+        self.precision = check_precision(self.precision)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

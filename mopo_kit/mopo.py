@@ -43,6 +43,7 @@ from mopo_kit.evaluation import evaluate_in_env, model_bound
 from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.penalty_scale import PenaltyScale, penalty_scale
 from mopo_kit.plugins import get_plugins, get_registry
+from mopo_kit.precision import resolve_precision
 from mopo_kit.progress import progress_bar
 from mopo_kit.run_check import check_run_dir
 from mopo_kit.stop import StopRequested, signal_name, stop_requested
@@ -149,6 +150,7 @@ class MOPO:
         self._saved_scale: PenaltyScale | None = getattr(self, "_saved_scale", None)
         registry = get_registry()
         self.device = resolve_device(cfg.device, flag="config key 'device' =")  # before any work
+        self.precision = resolve_precision(cfg.precision, self.device)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         self.data = self._objects["dataset"] or load_dataset(cfg.dataset)
@@ -176,6 +178,8 @@ class MOPO:
         self.dynamics = self._objects["dynamics"] or self._dynamics(run_dir)
         if self._objects["dynamics"] is not None and callable(getattr(self.dynamics, "to", None)):
             self.dynamics.to(self.device)  # an object handed in computes where the run does
+        if callable(getattr(self.dynamics, "set_precision", None)):  # a model without it computes as it does
+            self.dynamics.set_precision(self.precision)
         if self._objects["uncertainty"] is not None:
             self.estimator = self._objects["uncertainty"]
         else:
@@ -352,6 +356,7 @@ class MOPO:
                 "horizon": self.horizon,
                 "lam": self.lam,
                 "transitions": len(self.data),
+                **({"precision": self.precision} if hasattr(self, "precision") else {}),
                 **({"kappa": self.config.kappa, "penalty_scale": scale.to_json()} if (scale := getattr(self, "penalty_scale", None) or getattr(self, "_saved_scale", None)) else {}),
             },
             "components": {

@@ -55,6 +55,7 @@ def test_valid_values_come_back_as_plain_numbers():
 # --------------------------------------------------------------------------- MOPOConfig keys
 BAD_CONFIG_VALUES = {
     "lam": [-1, float("nan"), float("inf"), True, "0.5"],
+    "kappa": [-0.1, float("nan"), float("inf"), True, "0.5"],
     "horizon": [0, -3, 2.5, True],
     "epochs": [0, 1.0, False],
     "steps_per_epoch": [0, -1],

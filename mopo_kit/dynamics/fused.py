@@ -127,12 +127,16 @@ class FusedTrainer:
 
 
 @torch.inference_mode()
-def predict_chunked(net: EnsembleNet, x: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+def predict_chunked(net: EnsembleNet, x: Tensor, chunk: int = 4096, hidden_weights: tuple[list[Tensor], list[Tensor]] | None = None) -> tuple[Tensor, Tensor]:
     """Mean and variance (E, N, D) for inputs (N, in) shared by all members.
 
     Member by member over row chunks, every activation written into reused buffers and the
     log-variance clamp + exp applied while the chunk is in cache, so nothing of size N·E·200 is
     ever materialized.
+
+    ``hidden_weights``: (weights, biases) of the hidden layers in another dtype (bfloat16, from
+    :func:`hidden_layers_in`): the hidden GEMMs then run in that dtype, and the head — mean and
+    log-variance, whose small differences matter — in float32 on the activations cast back.
     """
     e, n, d = net.members, x.shape[0], net.out_dim
     kw = {"device": x.device, "dtype": x.dtype}  # x is on the net's device (GaussianEnsemble.predict)
@@ -141,24 +145,38 @@ def predict_chunked(net: EnsembleNet, x: Tensor, chunk: int = 4096) -> tuple[Ten
     last = len(net.weights) - 1
     weights = [w.detach() for w in net.weights]
     biases = [b.detach()[:, 0] for b in net.biases]
+    hidden_kw = kw
+    if hidden_weights is not None:
+        weights[:last], biases[:last] = hidden_weights
+        hidden_kw = {"device": x.device, "dtype": weights[0].dtype}
     min_lv, max_lv = net.min_logvar.detach(), net.max_logvar.detach()
     hidden = weights[0].shape[2]
-    ping, pong = torch.empty(chunk, hidden, **kw), torch.empty(chunk, hidden, **kw)
+    ping, pong = torch.empty(chunk, hidden, **hidden_kw), torch.empty(chunk, hidden, **hidden_kw)
+    head_in = torch.empty(chunk, hidden, **kw) if hidden_weights is not None else None
     out = torch.empty(chunk, 2 * d, **kw)
     for lo in range(0, n, chunk):
         hi = min(lo + chunk, n)
         rows = hi - lo
-        xc = x[lo:hi]
+        xc = x[lo:hi] if hidden_weights is None else x[lo:hi].to(hidden_kw["dtype"])
         for k in range(e):
             h = xc
             for i in range(last):
                 target = (ping if i % 2 == 0 else pong)[:rows]
                 torch.addmm(biases[i][k], h, weights[i][k], out=target)
                 h = F.silu(target, inplace=True)
+            if head_in is not None:
+                h = head_in[:rows].copy_(h)
             o = torch.addmm(biases[last][k], h, weights[last][k], out=out[:rows])
             mean[k, lo:hi] = o[:, :d]
             torch.exp(soft_clamp(o[:, d:], min_lv, max_lv), out=var[k, lo:hi])
     return mean, var
+
+
+@torch.no_grad()
+def hidden_layers_in(net: EnsembleNet, dtype: torch.dtype) -> tuple[list[Tensor], list[Tensor]]:
+    """The hidden layers' weights and biases (bias as (E, out)) cast to ``dtype``, for :func:`predict_chunked`."""
+    last = len(net.weights) - 1
+    return [w.detach().to(dtype) for w in net.weights[:last]], [b.detach()[:, 0].to(dtype) for b in net.biases[:last]]
 
 
 @torch.inference_mode()

@@ -33,7 +33,7 @@ from mopo_kit.device import check_device_spec, resolve_device
 from mopo_kit.dynamics.base import EpochCallback, EpochStats, FitReport
 from mopo_kit.dynamics.ensemble_net import EnsembleNet
 from mopo_kit.dynamics.fit_checkpoint import fit_identity, load_fit_state, save_fit_state
-from mopo_kit.dynamics.fused import FusedTrainer, predict_batched, predict_chunked
+from mopo_kit.dynamics.fused import FusedTrainer, hidden_layers_in, predict_batched, predict_chunked
 from mopo_kit.dynamics.scaler import StandardScaler
 from mopo_kit.errors import MopoKitError
 from mopo_kit.fileio import atomic_write_bytes
@@ -160,6 +160,8 @@ class GaussianEnsemble:
         self.elites = torch.arange(self.config.elites)
         self.holdout_mse: list[float] = []
         self.fitted = False
+        self.precision = "fp32"  # of predict's hidden layers (set_precision)
+        self._bf16: tuple[tuple[int, ...], tuple[list[torch.Tensor], list[torch.Tensor]]] | None = None
         self.device = torch.device("cpu")
         self.to(device)
 
@@ -174,6 +176,21 @@ class GaussianEnsemble:
             check_device_spec(params.pop("device"), where="gaussian_ensemble param")
         check_known_params(EnsembleConfig, params, "gaussian_ensemble")
         return EnsembleConfig(**params)
+
+    def set_precision(self, precision: str) -> None:
+        """``fp32`` or ``bf16`` for :meth:`predict` (``mopo_kit.precision``); training stays float32."""
+        self.precision = precision
+        self._bf16 = None
+
+    def _hidden_weights(self) -> tuple[list[torch.Tensor], list[torch.Tensor]] | None:
+        """bfloat16 copies of the hidden layers, cast again only after the weights change (a fit)."""
+        if getattr(self, "precision", "fp32") != "bf16":
+            return None
+        versions = tuple(p._version for p in (*self.net.weights, *self.net.biases))
+        cached = getattr(self, "_bf16", None)
+        if cached is None or cached[0] != versions:
+            self._bf16 = (versions, hidden_layers_in(self.net, torch.bfloat16))
+        return self._bf16[1]
 
     def to(self, device: str | torch.device) -> "GaussianEnsemble":
         """Move the weights, scaler and elites to ``device`` ("auto", "cpu", "cuda", "cuda:N")."""
@@ -345,9 +362,11 @@ class GaussianEnsemble:
         act = torch.as_tensor(act, dtype=torch.float32, device=self.device)
         x = self.scaler(torch.cat([obs, act], dim=-1))
         if x.is_cuda:  # launch-bound there: one batched pass instead of the cache-sized loop
-            mean, var = predict_batched(self.net, x)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=getattr(self, "precision", "fp32") == "bf16"):
+                mean, var = predict_batched(self.net, x)
+            mean, var = mean.float(), var.float()
         else:
-            mean, var = predict_chunked(self.net, x, self.config.predict_chunk)
+            mean, var = predict_chunked(self.net, x, self.config.predict_chunk, self._hidden_weights())
         mean[..., : self.obs_dim] += obs
         return EnsemblePrediction(mean=mean, var=var, elites=self.elites.clone())
 

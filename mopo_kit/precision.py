@@ -1,0 +1,54 @@
+"""Numeric precision of the hot matrix products: ``fp32``, ``bf16`` or ``auto``.
+
+Many CPUs have bfloat16 matrix units (Intel AMX-BF16, AVX512-BF16 on Intel and AMD Zen 4) whose
+GEMMs run several times the float32 rate. ``bf16`` runs the dynamics ensemble's hidden layers in
+bfloat16 during model rollouts (weights cast once per weight update, not per call); the heads
+(mean and log-variance), the penalty, SAC and everything accumulated stay float32.
+``auto`` picks bf16 where the CPU has those units and float32 elsewhere (CUDA included, until it
+is measured there). The default is ``fp32`` until the quality check of ``bf16`` is committed
+(``benchmarks/bench_precision.py``; docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from mopo_kit.errors import MopoKitError
+
+PRECISIONS = ("fp32", "bf16", "auto")
+#: /proc/cpuinfo flags of bfloat16 matrix units
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def check_precision(value: object, where: str = "config key 'precision'") -> str:
+    if value not in PRECISIONS:
+        raise MopoKitError(f"{where} must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return str(value)
+
+
+@lru_cache(maxsize=1)
+def cpu_bf16_units() -> tuple[str, ...]:
+    """The CPU's bfloat16 matrix features (e.g. ``("avx512_bf16",)``); empty where none or unknown."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return tuple(flag for flag in BF16_FLAGS if flag in flags)
+    except OSError:
+        pass
+    return ()
+
+
+def resolve_precision(spec: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` for a run on ``device``."""
+    check_precision(spec)
+    if spec != "auto":
+        return spec
+    return "bf16" if device.type == "cpu" and cpu_bf16_units() else "fp32"
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    return torch.bfloat16 if precision == "bf16" else torch.float32

@@ -1,0 +1,55 @@
+"""bf16 model rollouts (mopo_kit.precision): close to float32, weights recast only when they change."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mopo_kit.config import MOPOConfig
+from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+from mopo_kit.errors import MopoKitError
+from mopo_kit.precision import cpu_bf16_units, resolve_precision
+
+
+def _model() -> GaussianEnsemble:
+    torch.manual_seed(0)
+    model = GaussianEnsemble(5, 2, members=3, elites=2, hidden=64, layers=3, weight_decays=[1e-5, 1e-5, 1e-5, 1e-5], predict_chunk=37)
+    for p in (*model.net.weights, *model.net.biases):  # a non-trivial net without a fit
+        with torch.no_grad():
+            p.normal_(0.0, 0.3)
+    return model
+
+
+def test_bf16_predict_is_close_to_float32_and_keeps_float32_outputs():
+    model = _model()
+    obs, act = torch.randn(500, 5), torch.randn(500, 2)
+    ref = model.predict(obs, act)
+    model.set_precision("bf16")
+    low = model.predict(obs, act)
+    assert low.mean.dtype == torch.float32 and low.var.dtype == torch.float32
+    assert not torch.equal(low.mean, ref.mean), "the hidden layers did run in bf16"
+    rel = (low.mean - ref.mean).abs().mean() / ref.mean.abs().mean()
+    assert rel < 0.02
+    assert ((low.var / ref.var) - 1).abs().median() < 0.05
+    model.set_precision("fp32")
+    assert torch.equal(model.predict(obs, act).mean, ref.mean)
+
+
+def test_bf16_weights_are_cast_again_only_after_the_weights_change():
+    model = _model()
+    model.set_precision("bf16")
+    first = model._hidden_weights()
+    assert model._hidden_weights() is first
+    with torch.no_grad():
+        model.net.weights[0].mul_(2.0)  # what an optimizer step does: an in-place update
+    second = model._hidden_weights()
+    assert second is not first and torch.equal(second[0][0], model.net.weights[0].detach().to(torch.bfloat16))
+
+
+def test_precision_is_checked_and_auto_follows_the_cpu():
+    with pytest.raises(MopoKitError, match="config key 'precision' must be one of fp32, bf16, auto, got 'fp16'"):
+        MOPOConfig(precision="fp16")
+    expected = "bf16" if cpu_bf16_units() else "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"

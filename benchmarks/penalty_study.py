@@ -42,7 +42,7 @@ from campaign import EVAL_EPISODES, EVAL_EVERY, MODEL_MAX_EPOCHS, Campaign, Stag
 from common import ROOT, commit, machine  # noqa: E402
 
 from mopo_kit.experiments.selection import rank_agreement, ucb_pick_curve  # noqa: E402
-from mopo_kit.experiments.sweep import SweepSpec, ensure_shared_dynamics, model_job, run_sweep  # noqa: E402
+from mopo_kit.experiments.sweep import SweepSpec, ensure_shared_dynamics, model_job, run_sweep, trial_id  # noqa: E402
 
 #: cell → rollout horizon h: the D4RL table's per-task value; 5 for the OOD task (docs/ood.md)
 CELLS: dict[str, int] = {"hopper-mixed": 5, "walker2d-mixed": 1, "halfcheetah-random": 5, "halfcheetah-jump": 5}
@@ -297,9 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         say(f"published {STUDY.publish(Path(summary['run_dir']), command).name}")
         build_table(grid)
 
-    # one batch per pass: the report runs that tuning has unlocked, then the next cell's tuning;
-    # a pass ends when its batch does, and the next pass sees what that batch unlocked
-    while True:
+    budget = f"{STEPS // 1000}k"
+
+    def next_points(seen: set[str]) -> list[dict[str, Any]]:
+        """What to run next, first first: the report runs that tuning has unlocked, then the tuning
+        of the first cell not yet queued whole (its κ grid computed now, from its seed-3 model)."""
         picks = selected(STUDY.records(), grid)
         points = report_points(cells, picks) if args.phase != "tuning" else []
         if args.phase != "report":
@@ -309,24 +311,25 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     grid.update(kappa_paper([cell], sweep_dir))  # waits for (or fits) the cell's seed-3 model
                 tuning = tuning_points([cell], grid)
-                if any(not STUDY.published_reason(p, f"{STEPS // 1000}k") for p in tuning):
+                if any(trial_id(p) not in seen and not STUDY.published_reason(p, budget) for p in tuning):
                     points += tuning
                     break
-        spec = spec_for(points, sweep_dir)
-        todo = [p for p in spec.trials() if not STUDY.published_reason(p, f"{STEPS // 1000}k")]
-        if args.status:
-            for row in STUDY.status(spec, sweep_dir, f"{STEPS // 1000}k"):
-                print(json.dumps(row))
-            return 0
-        if not todo:
-            say("nothing left to run for this selection")
-            break
-        for path in STUDY.publish_finished(spec, sweep_dir, f"{STEPS // 1000}k", command):
-            say(f"published {path.name}")
-        run_sweep(
-            spec, sweep_dir, workers=args.workers, threads=args.threads, wandb=args.wandb, device=args.device, say=say,
-            on_trial_done=done, skip=partial(STUDY.published_reason, budget=f"{STEPS // 1000}k"),
-        )
+        return [p for p in points if not STUDY.published_reason(p, budget)]
+
+    # one sweep whose queue is refilled as results arrive (run_sweep's ``refill``): both workers
+    # stay busy across cells, and a cell's report runs go first as soon as its tuning has picked κ
+    spec = spec_for(next_points(set()), sweep_dir)
+    if args.status:
+        for row in STUDY.status(spec, sweep_dir, budget):
+            print(json.dumps(row))
+        return 0
+    for path in STUDY.publish_finished(spec, sweep_dir, budget, command):
+        say(f"published {path.name}")
+    run_sweep(
+        spec, sweep_dir, workers=args.workers, threads=args.threads, wandb=args.wandb, device=args.device, say=say,
+        on_trial_done=done, skip=partial(STUDY.published_reason, budget=budget),
+        refill=lambda seen: [p for p in next_points(seen) if trial_id(p) not in seen],
+    )
     build_table(grid)
     return 0
 

@@ -129,3 +129,23 @@ def test_ray_backend_also_skips_at_trial_start_and_hands_each_finished_trial_on(
     assert json.loads((ran / "results.json").read_text())["gradient_steps"] == TINY["steps_per_epoch"]
     assert not (tmp_path / "sweep" / "trials" / skipped / "results.json").exists()
     assert f"skip {skipped} (published elsewhere, since this sweep started)" in said and f"done {ran.name}" in said
+
+
+def test_refill_puts_points_unlocked_by_results_first_and_runs_each_once(hopper_file, tmp_path):  # noqa: F811
+    """A study's report run, unlocked by the first trial's result, runs before the rest of the queue."""
+    base = {k: v for k, v in TINY.items() if k not in ("dynamics",)}
+    base.update(epochs=1, steps_per_epoch=20, eval_episodes=1)
+    data = str(hopper_file)
+    spec = SweepSpec(name="refill", grid={"dataset": [data], "uncertainty": ["zero", "max_aleatoric"], "seed": [0]}, base=base, dynamics=TINY["dynamics"]["params"])
+    order: list[str] = []
+    asked: list[set[str]] = []
+
+    def refill(seen: set[str]) -> list[dict]:
+        asked.append(seen)
+        if order:  # after the first result: a "report" point, and one already queued (ignored)
+            return [{"dataset": data, "uncertainty": "wasserstein", "seed": 0}, {"dataset": data, "uncertainty": "max_aleatoric", "seed": 0}]
+        return []
+
+    run_sweep(spec, tmp_path / "sweep", workers=1, threads=1, refill=refill, on_trial_done=lambda s: order.append(Path(s["run_dir"]).name))
+    assert order == ["hopper-random-small__zero__s0", "hopper-random-small__wasserstein__s0", "hopper-random-small__max_aleatoric__s0"]
+    assert "hopper-random-small__wasserstein__s0" in asked[-1] and len(order) == 3

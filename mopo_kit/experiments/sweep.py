@@ -382,6 +382,7 @@ def run_sweep(
     device: str | None = None,
     skip: Callable[[dict[str, Any]], str | None] | None = None,
     threads: int | None = None,
+    refill: Callable[[set[str]], list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every unfinished trial of ``spec`` into ``sweep_dir/trials``; returns their summaries.
 
@@ -404,6 +405,12 @@ def run_sweep(
     pickle), so a result published meanwhile elsewhere (a GPU call running some of the same
     trials) is not run twice. Both backends call ``on_trial_done`` as each trial finishes (Ray: from
     a Tune callback in this process).
+
+    ``refill(seen)`` (local backend): asked after each trial ends and whenever the queue runs dry,
+    with the ids of every trial this call has queued so far; the points it returns that are new,
+    unfinished and not skipped go to the *front* of the queue. A study whose next runs depend on
+    results (report seeds once tuning has picked κ) so keeps both workers busy without waiting
+    for a batch to drain.
     """
     if backend not in ("local", "ray"):
         raise MopoKitError(f"unknown sweep backend '{backend}' (choose local or ray)")
@@ -412,7 +419,7 @@ def run_sweep(
     from mopo_kit.dir_lock import directory_lock
 
     with directory_lock(sweep_dir, "a sweep"):  # one sweep process per directory (its trials lock their own)
-        return _run_sweep_locked(spec, sweep_dir, workers, wandb, backend, address, say, on_trial_done, device, skip, threads)
+        return _run_sweep_locked(spec, sweep_dir, workers, wandb, backend, address, say, on_trial_done, device, skip, threads, refill)
 
 
 def _run_sweep_locked(
@@ -427,6 +434,7 @@ def _run_sweep_locked(
     device: str | None,
     skip: Callable[[dict[str, Any]], str | None] | None,
     threads: int | None,
+    refill: Callable[[set[str]], list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     (sweep_dir / "sweep.json").write_text(json.dumps({"name": spec.name, "grid": spec.grid, "base": spec.base, "dynamics": spec.dynamics}, indent=2))
     if wandb:
@@ -434,14 +442,16 @@ def _run_sweep_locked(
     cores = os.cpu_count() or 1
     workers = max(1, min(workers or cores, cores))
     threads = max(1, threads or cores // workers)
-    pending: list[tuple[dict[str, Any], dict[str, Any], str, dict[str, Any]]] = []
-    for point, _status in plan_trials(spec, sweep_dir, workers, skip, say):
+    def prepare(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str, dict[str, Any]]:
         run_dir = sweep_dir / "trials" / trial_id(point)
         config, job = _trial_config(spec, sweep_dir, point, wandb), model_job(spec, sweep_dir, point)
         if device is not None:
             config["device"] = device
         job["device"] = str(config.get("device", "auto"))
-        pending.append((point, config, str(run_dir), job))
+        return point, config, str(run_dir), job
+
+    pending = [prepare(point) for point, _status in plan_trials(spec, sweep_dir, workers, skip, say)]
+    seen = {trial_id(point) for point in spec.trials()}
     say(f"{len(pending)} trial(s) to run on {workers} worker(s) × {threads} thread(s) ({backend})")
     if backend == "ray":
         model_failures = fit_shared_dynamics(spec, sweep_dir, say, device)
@@ -470,6 +480,28 @@ def _run_sweep_locked(
         return not reason
 
     queue = deque(pending)
+    epochs = int(spec.base.get("epochs", 1000))
+
+    def top_up() -> None:
+        """Put the new points of ``refill`` first in the queue (see the docstring)."""
+        if refill is None or stop_requested() is not None:
+            return
+        new = []
+        for point in refill(set(seen)):
+            tid = trial_id(point)
+            if tid in seen:
+                continue
+            seen.add(tid)
+            reason = skip(point) if skip is not None else None
+            if reason or trial_status(sweep_dir / "trials" / tid, epochs) == "finished":
+                continue
+            new.append(prepare(point))
+        if new:
+            say(f"queued {len(new)} more trial(s) first: {', '.join(trial_id(p) for p, *_ in new[:3])}{' …' if len(new) > 3 else ''}")
+            pending.extend(new)
+            queue.extendleft(reversed(new))
+
+    top_up()
     if workers == 1:
         while queue:
             point, config, run_dir, job = queue.popleft()
@@ -482,6 +514,7 @@ def _run_sweep_locked(
                 raise
             except Exception as exc:  # any trial's failure, a plugin's included: report, go on
                 failed(run_dir, exc)
+            top_up()
     else:
         import multiprocessing
 
@@ -519,6 +552,8 @@ def _run_sweep_locked(
                     else:
                         finished(summary)
                 if not stopping:
+                    if done or (not queue and len(running) < workers):
+                        top_up()
                     start_next()
     if (signum := stop_requested()) is not None:
         raise StopRequested(f"sweep stopped by {signal_name(signum)}, running trials checkpointed; rerun the same command to continue", signum)

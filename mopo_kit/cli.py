@@ -245,6 +245,43 @@ def _train_dynamics(args: argparse.Namespace, device: Any, out: Path) -> int:
     return 0
 
 
+def cmd_penalty_scale(args: argparse.Namespace) -> int:
+    """κ ↔ λ per estimator on one model and dataset (mopo_kit.penalty_scale)."""
+    from mopo_kit.data.load import load_dataset
+    from mopo_kit.dynamics.storage import load_dynamics
+    from mopo_kit.penalty_scale import penalty_scale
+    from mopo_kit.plugins import get_registry
+
+    device = resolve_device(args.device)
+    registry = get_registry()
+    names = args.estimators.split(",") if args.estimators else [c.name for c in registry.components("uncertainty") if c.name != "zero"]
+    for name in names:
+        registry.get("uncertainty", name)  # a misspelled name is one line before any work
+    data = load_dataset(args.dataset)
+    model = load_dynamics(args.dynamics, dims=(data.obs_dim, data.act_dim), data_name=f"dataset '{args.dataset}'", device=device)
+    rows = []
+    for name in names:
+        estimator = registry.create_on("uncertainty", name, {}, device)
+        estimator.fit(data, model)
+        scale = penalty_scale(data, model, estimator, name=name, device=device)
+        row = scale.to_json()
+        if args.lam is not None:
+            row.update(lam=args.lam, kappa=scale.kappa_of(args.lam))
+        if args.kappa is not None:
+            row.update(kappa=args.kappa, lam=scale.lam_for(args.kappa))
+        rows.append(row)
+    if args.json:
+        _print_json(rows)
+        return 0
+    columns = ["estimator", "mean u on the data", "mean |r|"] + (["λ", "κ"] if args.lam is not None or args.kappa is not None else [])
+    table_rows = [
+        [r["estimator"], f"{r['mean_penalty']:.4g}", f"{r['mean_abs_reward']:.4g}", *([f"{r['lam']:.4g}", f"{r['kappa']:.4g}"] if "lam" in r else [])]
+        for r in rows
+    ]
+    _console().print(_table(f"penalty scale on {args.dataset} ({len(data):,} transitions)", columns, table_rows))
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.calibration import calibrate, write_report
     from mopo_kit.data.load import load_dataset
@@ -519,6 +556,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     add_device_argument(p)
     p.set_defaults(func=cmd_train_dynamics, graceful=True)
+
+    p = sub.add_parser("penalty-scale", help="mean u(s,a) per estimator on a dataset, and κ ↔ λ (one penalty size for every estimator)")
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("--dynamics", required=True, metavar="DIR", help="the model the penalty is computed with")
+    p.add_argument("--estimators", help="comma-separated names (default: every installed estimator but zero)")
+    strength = p.add_mutually_exclusive_group()
+    strength.add_argument("--lam", type=option(NON_NEGATIVE), help="the κ each estimator's λ = X amounts to")
+    strength.add_argument("--kappa", type=option(NON_NEGATIVE), help="the λ each estimator needs for κ = X")
+    p.add_argument("--json", action="store_true")
+    add_device_argument(p)
+    p.set_defaults(func=cmd_penalty_scale)
 
     p = sub.add_parser("calibrate", help="check u(s,a) against the true one-step error, in and out of distribution")
     p.add_argument("dynamics", metavar="DYNAMICS_DIR")

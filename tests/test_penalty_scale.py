@@ -127,3 +127,9 @@ def test_cli_kappa_replaces_the_config_files_lambda(hopper_file, tmp_path, run_c
     assert saved["config"]["lam"] is None and saved["config"]["kappa"] == 0.05
     scale = PenaltyScale(**saved["resolved"]["penalty_scale"])
     assert saved["resolved"]["lam"] == pytest.approx(scale.lam_for(0.05)) and saved["resolved"]["lam"] != 1.0
+    rows = json.loads(run_cli("penalty-scale", str(hopper_file), "--dynamics", "run/dynamics", "--estimators", "max_aleatoric,wasserstein", "--kappa", "0.05", "--json", check_rc=0).stdout)
+    assert [r["estimator"] for r in rows] == ["max_aleatoric", "wasserstein"]
+    for row in rows:
+        assert row["lam"] * row["mean_penalty"] == pytest.approx(0.05 * row["mean_abs_reward"])
+    assert rows[1]["lam"] == pytest.approx(saved["resolved"]["lam"], rel=1e-6), "the CLI and the run agree on λ"
+

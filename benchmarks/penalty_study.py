@@ -5,6 +5,7 @@
     python benchmarks/penalty_study.py --phase tuning       # only the seed-3 tuning runs
     python benchmarks/penalty_study.py --status             # where each run stands (read-only)
     python benchmarks/penalty_study.py --table              # rebuild table.json from the published runs
+    python benchmarks/penalty_study.py --write-docs         # ... and the tuning table in docs/penalties.md
 
 Design (issue 31; reading in ``docs/penalties.md``):
 
@@ -214,7 +215,15 @@ def report_points(cells: list[str], picks: dict[str, dict[str, float]]) -> list[
 
 # ------------------------------------------------------------------------------------ table
 def build_table(grid: dict[str, Any]) -> dict[str, Any]:
-    """table.json: κ_paper, tuning runs, selection, report table, offline selection, bandit curves."""
+    """Write table.json (:func:`compute_table`) and return it."""
+    table = compute_table(grid)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+    return table
+
+
+def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
+    """κ_paper, tuning runs, selection, report table, offline selection, bandit curves — from the published runs alone."""
     records = STUDY.records()
     picks = selected(records, grid)
     table: dict[str, Any] = {
@@ -259,9 +268,39 @@ def build_table(grid: dict[str, Any]) -> dict[str, Any]:
                     "final_mean": _mean_std([r["final_eval"]["return_mean"] for r in runs]),
                     "lam": [round(r["lam"], 4) for r in sorted(runs, key=lambda r: r["seed"])],
                 }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "table.json").write_text(json.dumps(table, indent=2) + "\n")
     return table
+
+
+DOC = ROOT / "docs" / "penalties.md"
+DOC_MARKER = "<!-- begin generated: penalty_study.py tuning -->"
+
+
+def tuning_markdown(table: dict[str, Any]) -> str:
+    """The docs table of tuning runs (seed 3), from table.json: one row per cell × estimator × κ."""
+    lines = [
+        "| cell | estimator | κ | λ | last-5 mean | final (20 episodes) | η̂ | ε | η̂ − λ·ε | picked |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cell, estimators in table["tuning"].items():
+        for name, runs in estimators.items():
+            pick = table["selected"].get(cell, {}).get(name)
+            for run in runs:
+                lines.append(
+                    f"| {cell} | `{name}` | {run['kappa']:g} | {run['lam']:.3g} | {run['return_last5']:.0f} | {run['final_mean']:.0f} | "
+                    f"{run['eta_hat']:.2f} | {run['epsilon']:.2f} | {run['bound']:.2f} | {'**yes**' if pick == run['kappa'] else ''} |"
+                )
+    done = sum(len(runs) for estimators in table["tuning"].values() for runs in estimators.values())
+    total = sum(len(entry["grid"]) * len(ESTIMATORS) for entry in table["kappa_paper"].values())
+    lines.append("")
+    lines.append(f"{done} of {total} tuning runs published for the cells whose κ grid is fixed; report runs: "
+                 f"{sum(v['return_last']['n'] for cell in table['report'].values() for v in cell.values())}.")
+    return "\n".join(lines)
+
+
+def write_docs(table: dict[str, Any]) -> None:
+    from campaign import replace_generated_block
+
+    DOC.write_text(replace_generated_block(DOC.read_text(), DOC_MARKER, tuning_markdown(table), where=str(DOC.relative_to(ROOT))))
 
 
 def _mean_std(values: list[float]) -> dict[str, Any]:
@@ -280,22 +319,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without an API key), grouped by cell, job type = estimator")
     parser.add_argument("--device", help="where trials and models compute (default auto)")
     parser.add_argument("--status", action="store_true", help="only say where each run stands; read-only")
-    parser.add_argument("--table", action="store_true", help="only rebuild table.json from the published runs")
+    parser.add_argument("--table", action="store_true", help="only rebuild table.json from the published runs and print the tuning table")
+    parser.add_argument("--write-docs", action="store_true", help="... and regenerate the tuning table in docs/penalties.md")
     args = parser.parse_args(argv)
     cells = args.cell or list(CELLS)
     sweep_dir = Path(args.sweep_dir)
     command = "python benchmarks/penalty_study.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     say = lambda m: print(f"[{STUDY.name}] {m}", flush=True)  # noqa: E731
-    if args.table:
+    if args.table or args.write_docs:
         frozen = json.loads(KAPPA_FILE.read_text()) if KAPPA_FILE.exists() else {}
-        print(json.dumps(build_table(frozen), indent=1)[:4000])
+        table = build_table(frozen)
+        if args.write_docs:
+            write_docs(table)
+            print(f"wrote {RESULTS.relative_to(ROOT)}/table.json and {DOC.relative_to(ROOT)}")
+        else:
+            print(tuning_markdown(table))
         return 0
     frozen = json.loads(KAPPA_FILE.read_text()) if KAPPA_FILE.exists() else {}
     grid = {cell: frozen[cell] for cell in cells if cell in frozen}  # a cell's grid is computed when its tuning is next
 
     def done(summary: dict[str, Any]) -> None:
         say(f"published {STUDY.publish(Path(summary['run_dir']), command).name}")
-        build_table(grid)
+        write_docs(build_table(json.loads(KAPPA_FILE.read_text())))  # every cell frozen so far, not only this selection's
 
     budget = f"{STEPS // 1000}k"
 
@@ -330,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         on_trial_done=done, skip=partial(STUDY.published_reason, budget=budget),
         refill=lambda seen: [p for p in next_points(seen) if trial_id(p) not in seen],
     )
-    build_table(grid)
+    write_docs(build_table(json.loads(KAPPA_FILE.read_text()) if KAPPA_FILE.exists() else {}))
     return 0
 
 

@@ -152,3 +152,19 @@ def test_a_generated_block_is_replaced_between_its_markers_and_a_missing_one_is_
     assert replace_generated_block(text, "<!-- begin x -->", "| new |\n| rows |") == f"intro\n<!-- begin x -->\n| new |\n| rows |\n{END_MARKER}\nafter\n"
     with pytest.raises(SystemExit, match=r"^doc.md: no generated block marker '<!-- begin y -->'$"):
         replace_generated_block(text, "<!-- begin y -->", "| new |", where="doc.md")
+
+
+def test_penalty_study_table_and_docs_are_what_the_committed_runs_give():
+    """benchmarks/results/penalties/table.json from its run JSONs, docs/penalties.md's tuning table from table.json."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import penalty_study as study
+    from campaign import generated_block
+
+    frozen = json.loads(study.KAPPA_FILE.read_text())
+    committed = json.loads((study.RESULTS / "table.json").read_text())
+    assert committed == json.loads(json.dumps(study.compute_table(frozen))), "table.json is stale: run python benchmarks/penalty_study.py --write-docs"
+    shown = generated_block(study.DOC.read_text(), study.DOC_MARKER)
+    assert shown == study.tuning_markdown(committed), "docs/penalties.md is stale: run python benchmarks/penalty_study.py --write-docs"

@@ -30,6 +30,23 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+PRECISION_HELP = "the model's hidden-layer GEMMs when it predicts: fp32 (default), bf16, or auto (bf16 on a CPU with AMX-BF16/AVX512-BF16; docs/performance.md)"
+
+
+def _add_precision_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], help=PRECISION_HELP)
+
+
+def _set_model_precision(model: Any, spec: str | None, device: Any) -> str:
+    """Apply ``--precision`` to a loaded model (one without ``set_precision`` computes as it does)."""
+    from mopo_kit.precision import resolve_precision
+
+    precision = resolve_precision(spec or "fp32", device)
+    if callable(getattr(model, "set_precision", None)):
+        model.set_precision(precision)
+    return precision
+
+
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
@@ -259,6 +276,7 @@ def cmd_penalty_scale(args: argparse.Namespace) -> int:
         registry.get("uncertainty", name)  # a misspelled name is one line before any work
     data = load_dataset(args.dataset)
     model = load_dynamics(args.dynamics, dims=(data.obs_dim, data.act_dim), data_name=f"dataset '{args.dataset}'", device=device)
+    _set_model_precision(model, args.precision, device)
     rows = []
     for name in names:
         estimator = registry.create_on("uncertainty", name, {}, device)
@@ -290,6 +308,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model = load_dynamics(args.dynamics, device=device)
+    precision = _set_model_precision(model, args.precision, device)
     data, ood = load_dataset(args.data), load_dataset(args.ood)
     for name, d in (("--data", data), ("--ood", ood)):
         if (d.obs_dim, d.act_dim) != (model.obs_dim, model.act_dim):
@@ -300,6 +319,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     names = args.estimators.split(",") if args.estimators else registry.names("uncertainty")
     estimators = {name: registry.create_on("uncertainty", name, {}, device) for name in names}
     report, raw = calibrate(model, estimators, data, ood, max_points=args.max_points, seed=args.seed, dynamics_name=str(args.dynamics))
+    report.precision = precision
     out = Path(args.output or Path(args.dynamics) / "calibration")
     written = write_report(report, raw, out)
     for name, why in report.skipped.items():
@@ -397,7 +417,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     report = evaluate_run(
-        Path(args.run_dir), episodes=args.episodes, seed=args.seed, device=device, on_policy_steps=args.on_policy, on_policy_estimator=args.estimator
+        Path(args.run_dir), episodes=args.episodes, seed=args.seed, device=device, on_policy_steps=args.on_policy, on_policy_estimator=args.estimator,
+        precision=args.precision,
     )
     if args.json:
         _print_json(report)
@@ -440,7 +461,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     out = Path(args.output)
-    results = run_demo(out, DemoSettings(task=args.task, device=str(device)))
+    results = run_demo(out, DemoSettings(task=args.task, device=str(device), precision=args.precision or "fp32"))
     rows = [
         ("data: batch mean", f"{results['return_mean']:.1f}", ""),
         ("data: batch max", f"{results['return_max']:.1f}", ""),
@@ -458,6 +479,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.device is not None:
         resolve_device(args.device)
     spec = SweepSpec.from_file(args.file)
+    if args.precision is not None:  # every trial's; the sweep file's base key otherwise
+        spec.base["precision"] = args.precision
     out = Path(args.output or f"sweeps/{spec.name}")
     console = _stderr_console()
     if args.models_only:
@@ -566,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     strength.add_argument("--kappa", type=option(NON_NEGATIVE), help="the λ each estimator needs for κ = X")
     p.add_argument("--json", action="store_true")
     add_device_argument(p)
+    _add_precision_argument(p)
     p.set_defaults(func=cmd_penalty_scale)
 
     p = sub.add_parser("calibrate", help="check u(s,a) against the true one-step error, in and out of distribution")
@@ -578,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", help="report directory (default: DYNAMICS_DIR/calibration)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_device_argument(p)
+    _add_precision_argument(p)
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("train", help="run MOPO: fit (or reuse) the dynamics model, then SAC in the penalized model")
@@ -602,10 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="RUN_DIR")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint; with --steps, extend a finished run to that budget")
     p.add_argument("--quiet", action="store_true", help="no progress bar on a terminal, no progress lines in a log")
-    p.add_argument(
-        "--precision", choices=["fp32", "bf16", "auto"],
-        help="model rollouts' hidden-layer GEMMs: fp32 (default), bf16, or auto (bf16 on a CPU with AMX-BF16/AVX512-BF16); heads, penalty and SAC stay fp32",
-    )
+    _add_precision_argument(p)
     add_device_argument(p, None, "the config's 'device', else auto; with --resume, the run's")
     p.set_defaults(func=cmd_train, graceful=True)
 
@@ -620,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimator", metavar="NAME", help="estimator for --on-policy (default: the run's own; MBPO's is zero)")
     p.add_argument("--json", action="store_true")
     add_device_argument(p)
+    _add_precision_argument(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("sweep", help="run a grid of MOPO trials (estimators × λ × h × seeds × datasets) from a TOML/YAML file")
@@ -631,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", action="store_true", help="log every trial to W&B (offline without an API key), grouped by sweep")
     p.add_argument("--models-only", action="store_true", help="only fit the shared models (--workers at once; e.g. on a GPU, then run the trials on CPUs)")
     add_device_argument(p, None, "the sweep file's 'device', else auto")
+    _add_precision_argument(p)
     p.set_defaults(func=cmd_sweep, graceful=True)
 
     p = sub.add_parser("report", help="mean ± std over seeds per estimator × λ × dataset, plots, W&B sweep YAML")
@@ -642,6 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", default="mopo-demo")
     p.add_argument("--task", default="hopper", help="registered task whose random data the demo collects (default hopper: the D4RL table's cell where MOPO leads MBPO at 10k and 100k steps)")
     add_device_argument(p)
+    _add_precision_argument(p)
     p.set_defaults(func=cmd_demo)
     return parser
 

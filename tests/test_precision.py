@@ -53,3 +53,24 @@ def test_precision_is_checked_and_auto_follows_the_cpu():
     assert resolve_precision("auto", torch.device("cpu")) == expected
     assert resolve_precision("auto", torch.device("cuda")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def test_precision_is_taken_and_recorded_by_train_and_evaluate(tmp_path, run_cli):
+    import json
+
+    from tests.test_mopo import TINY
+    from mopo_kit.data.collect import collect_transitions, uniform_random_policy
+    from mopo_kit.data.d4rl_io import write_d4rl_hdf5
+    from mopo_kit.envs.tasks import HOPPER
+
+    data = tmp_path / "hopper-random-small.hdf5"
+    write_d4rl_hdf5(collect_transitions(HOPPER, uniform_random_policy(3), 600, seed=0, num_envs=2), data, metadata={"task": "hopper", "kind": "random"})
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**TINY, "epochs": 1}))
+    run_cli("train", str(data), "--config", str(config), "--precision", "bf16", "-o", "run", check_rc=0)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["precision"] == "bf16"
+    own = json.loads(run_cli("evaluate", "run", "--episodes", "1", "--json", check_rc=0).stdout)
+    asked = json.loads(run_cli("evaluate", "run", "--episodes", "1", "--json", "--precision", "fp32", check_rc=0).stdout)
+    assert own["precision"] == "bf16" and asked["precision"] == "fp32"
+    bad = run_cli("evaluate", "run", "--precision", "fp16")
+    assert bad.returncode == 2 and "invalid choice: 'fp16'" in bad.stderr

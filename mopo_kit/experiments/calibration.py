@@ -72,6 +72,7 @@ class CalibrationReport:
     reward_bias_ood: float
     estimators: list[EstimatorCalibration] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    precision: str = "fp32"  # of the model's predictions (mopo_kit.precision)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

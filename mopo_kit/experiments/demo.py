@@ -57,6 +57,7 @@ class DemoSettings:
     eval_episodes: int = 10
     seed: int = 0
     device: str = "auto"  # where the ensemble, the model MDP and SAC compute
+    precision: str = "fp32"  # of the model rollouts (mopo_kit.precision); README's numbers are fp32
     methods: tuple[tuple[str, str, float | None], ...] = (
         ("MOPO (max_aleatoric)", "max_aleatoric", None),
         ("MBPO (λ = 0)", "zero", 0.0),
@@ -115,6 +116,7 @@ def run_demo(out_dir: Path, settings: DemoSettings | None = None) -> dict[str, A
             checkpoint_every=s.epochs,
             seed=s.seed,
             device=s.device,
+            precision=s.precision,
             policy={"type": "sb3_sac", "params": {"rollout_batch_size": s.rollout_batch_size}},
         )
         run_dir = out_dir / "runs" / estimator

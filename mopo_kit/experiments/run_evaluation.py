@@ -25,6 +25,7 @@ from mopo_kit.errors import MopoKitError
 from mopo_kit.evaluation import evaluate_in_env, model_bound
 from mopo_kit.experiments.calibration import calibrate
 from mopo_kit.plugins import get_registry
+from mopo_kit.precision import resolve_precision
 
 
 def evaluate_run(
@@ -35,6 +36,7 @@ def evaluate_run(
     *,
     on_policy_steps: int = 0,
     on_policy_estimator: str | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Load the run's policy (``policy.pt``), task, model and estimator; evaluate both ways.
 
@@ -52,6 +54,10 @@ def evaluate_run(
     if is_dynamics_dir(dynamics_dir):
         data = load_dataset(config.dataset)
         dynamics = load_dynamics(dynamics_dir, dims=(data.obs_dim, data.act_dim), data_name=f"dataset '{config.dataset}'", device=device)
+        # the model's precision: as asked, else the run's own (``precision`` of mopo_kit.precision)
+        report["precision"] = resolve_precision(precision or config.precision, device)
+        if callable(getattr(dynamics, "set_precision", None)):
+            dynamics.set_precision(report["precision"])
         registry = get_registry()
         estimator = registry.create_on("uncertainty", config.uncertainty.type, config.uncertainty.params, device)
         estimator.fit(data, dynamics)

@@ -291,7 +291,8 @@ class MOPO:
                     self._stop(run, epoch, 0, written=run is not None and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs))
                 last_return = row.get("return_mean", last_return)
                 rate = cfg.steps_per_epoch / max(row["epoch_seconds"], 1e-9)
-                bar.update(description=f"MOPO epoch {epoch}, last evaluation {last_return:.0f}, {rate:.0f} steps/s")
+                shown = "none yet" if math.isnan(last_return) else f"{last_return:.0f}"
+                bar.update(description=f"MOPO epoch {epoch}, last evaluation {shown}, {rate:.0f} steps/s")
                 bar.advance(1)
         bound = model_bound(self.policy.predict, self.model_step, self.starts, rollouts=cfg.bound_rollouts, horizon=cfg.bound_horizon or self.horizon)
         last_eval = next((r for r in reversed(history) if "return_mean" in r), {})

@@ -40,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign import EVAL_EPISODES, EVAL_EVERY, MODEL_MAX_EPOCHS, Campaign, Stage, _file_safe  # noqa: E402
+from campaign import _mean_std as campaign_mean_std  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
 
 from mopo_kit.experiments.selection import rank_agreement, ucb_pick_curve  # noqa: E402
@@ -303,9 +304,9 @@ def write_docs(table: dict[str, Any]) -> None:
     DOC.write_text(replace_generated_block(DOC.read_text(), DOC_MARKER, tuning_markdown(table), where=str(DOC.relative_to(ROOT))))
 
 
-def _mean_std(values: list[float]) -> dict[str, Any]:
-    values = [v for v in values if v is not None]
-    return {"mean": round(statistics.fmean(values), 1), "std": round(statistics.pstdev(values), 1) if len(values) > 1 else 0.0, "n": len(values)}
+def _mean_std(values: list[float | None]) -> dict[str, Any]:
+    """The campaigns' mean ± std over seeds, leaving out runs without the number."""
+    return campaign_mean_std([v for v in values if v is not None])
 
 
 # ------------------------------------------------------------------------------------ main

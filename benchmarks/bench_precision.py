@@ -1,4 +1,4 @@
-"""float32 vs bf16 model rollouts in one process: speed and what changes (issue 33, rollout part).
+"""float32 vs bf16 in one process: model rollouts, SAC updates, a MOPO epoch, and what changes.
 
     python benchmarks/bench_precision.py --quick                       # under a minute: MOPO-size model, random weights
     python benchmarks/bench_precision.py --dynamics DIR --dataset NAME  # a fitted model on its data: quality too
@@ -8,8 +8,14 @@ Speed: a MOPO rollout's model part — ``ModelStep`` (ensemble forward, sampling
 penalty, termination) on 50,000 states × 5 steps, random actions — interleaved fp32/bf16, median
 of the repeats (one torch thread). Quality (with a fitted model): the one-step error of the
 ensemble's mean on the dataset's own transitions, and each estimator's u(s, a), bf16 against
-fp32 (relative difference, median and p99). SAC updates stay float32 (``sac_ratio`` null): bf16
-there is not built yet.
+fp32 (relative difference, median and p99).
+
+SAC (``sac_ratio``): 1,000 lean SAC updates (MOPO's 256×256 nets, batch 256, the real/model
+mix) with the hidden layers in bf16 against float32, interleaved, median of the repeats.
+Epoch (``epoch_ratio``): ``learn(1000)`` — a 50,000 × h 5 rollout and 1,000 updates, MOPO's epoch
+without the real evaluation — with both the rollout and the updates in bf16, against float32.
+Both on 100,000 halfcheetah transitions (uniform random policy) and an untrained MOPO-size
+ensemble, as ``bench_epoch.py`` does: speed does not depend on the weights.
 """
 
 from __future__ import annotations
@@ -67,6 +73,47 @@ def quality(model, data, rows: int) -> dict:
     return out
 
 
+def sac_and_epoch(updates: int, repeats: int, epochs: int, transitions: int) -> dict:
+    """bf16 ÷ float32 time of ``updates`` SAC updates and of a whole epoch, interleaved in one process."""
+    from bench_epoch import mopo_sac
+
+    from mopo_kit.data.collect import collect_transitions, uniform_random_policy
+    from mopo_kit.envs.tasks import HALFCHEETAH
+
+    data = collect_transitions(HALFCHEETAH, uniform_random_policy(6), transitions, seed=0, description="benchmark data")
+    sides = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        optimizer = mopo_sac(data, horizon=5)
+        optimizer.model_step.dynamics.set_precision(precision)
+        optimizer.set_precision(precision)
+        optimizer.rollout()  # a full pool, so that batches mix real and model rows
+        optimizer.sac.train(20, 256)  # warm-up
+        sides[precision] = optimizer
+    sac: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for _ in range(repeats):
+        for precision, optimizer in sides.items():
+            start = time.perf_counter()
+            optimizer.sac.train(updates, 256)
+            sac[precision].append(time.perf_counter() - start)
+    epoch: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for _ in range(epochs):
+        for precision, optimizer in sides.items():
+            optimizer._steps = 0  # the start of an epoch: learn() rolls out first, then trains
+            start = time.perf_counter()
+            optimizer.learn(1000)
+            epoch[precision].append(time.perf_counter() - start)
+    sac_s = {k: statistics.median(v) for k, v in sac.items()}
+    epoch_s = {k: statistics.median(v) for k, v in epoch.items()}
+    return {
+        "sac": {"updates": updates, "repeats": repeats, "seconds": {k: round(v, 3) for k, v in sac_s.items()},
+                "updates_per_s": {k: round(updates / v, 1) for k, v in sac_s.items()}},
+        "sac_ratio": round(sac_s["bf16"] / sac_s["fp32"], 3),
+        "epoch": {"repeats": epochs, "seconds": {k: round(v, 3) for k, v in epoch_s.items()}},
+        "epoch_ratio": round(epoch_s["bf16"] / epoch_s["fp32"], 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats of 10,000 states (with no --dynamics: a MOPO-size model with random weights)")
@@ -76,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/precision_<cpu>.json")
+    parser.add_argument("--no-sac", action="store_true", help="only the rollout (and quality): no SAC updates or epoch")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -106,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         "bf16_supported": list(cpu_bf16_units()),
         "rollout": {"rows": len(obs), "steps": args.steps, "seconds": {k: round(v, 4) for k, v in medians.items()}, "repeats": repeats},
         "rollout_ratio": round(medians["bf16"] / medians["fp32"], 3),
-        "sac_ratio": None,
-        "epoch_ratio": None,
-        "not_built": "bf16 SAC updates (sac_ratio, epoch_ratio): SAC stays float32",
     }
+    if not args.no_sac:
+        report.update(sac_and_epoch(updates=200 if args.quick else 1000, repeats=3 if args.quick else args.repeats,
+                                    epochs=1 if args.quick else 3, transitions=20_000 if args.quick else 100_000))
     if data is not None:
         report["quality"] = quality(model, data, min(args.rows, len(data)))
     report.update(command="python benchmarks/bench_precision.py " + " ".join(argv if argv is not None else sys.argv[1:]), commit=commit(), machine=machine())

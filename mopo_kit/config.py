@@ -111,8 +111,9 @@ class MOPOConfig:
     #: "cuda:N". Resolved once in ``MOPO._build`` and handed to the dynamics model, the model
     #: MDP, the replay buffer and SAC; results and checkpoints load on any device.
     device: str = "auto"
-    #: Precision of the model rollouts' hidden-layer GEMMs: "fp32", "bf16" or "auto" (bf16 on a CPU
-    #: with bfloat16 matrix units). Resolved and recorded in the run (``mopo_kit.precision``).
+    #: Precision of the hidden-layer GEMMs of the model rollouts and the SAC updates: "fp32",
+    #: "bf16" or "auto" (bf16 on a CPU with bfloat16 matrix units). Resolved and recorded in the
+    #: run (``mopo_kit.precision``).
     precision: str = "fp32"
 
     def __post_init__(self) -> None:

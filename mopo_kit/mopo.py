@@ -202,6 +202,8 @@ class MOPO:
             params = _with_device(registry.get("policy", cfg.policy.type).factory, params, self.device)
         self.policy = self._objects["policy"] or registry.create("policy", cfg.policy.type, **params)
         self.policy.setup(env, self.model_step, self.starts, self.data, self.horizon)
+        if callable(getattr(self.policy, "set_precision", None)):  # an optimizer without it computes as it does
+            self.policy.set_precision(self.precision)
 
     def _dynamics(self, run_dir: Path | None) -> Any:
         cfg = self.config

@@ -1,9 +1,12 @@
 """Numeric precision of the hot matrix products: ``fp32``, ``bf16`` or ``auto``.
 
 Many CPUs have bfloat16 matrix units (Intel AMX-BF16, AVX512-BF16 on Intel and AMD Zen 4) whose
-GEMMs run several times the float32 rate. ``bf16`` runs the dynamics ensemble's hidden layers in
-bfloat16 during model rollouts (weights cast once per weight update, not per call); the heads
-(mean and log-variance), the penalty, SAC and everything accumulated stay float32.
+GEMMs run several times the float32 rate. ``bf16`` runs the hidden layers in bfloat16 where the
+matrix work is: the dynamics ensemble's during model rollouts (weights cast once per weight
+update, not per call) and the SAC actor's and twin critics' during updates (float32 weights cast
+once per pass inside the autograd graph, so gradients and Adam stay float32). The heads (mean and
+log-variance; action mean and log-std; the critics' last layer, hence Q-values and TD targets),
+the penalty, the dynamics fit and everything accumulated stay float32.
 ``auto`` picks bf16 where the CPU has those units and float32 elsewhere (CUDA included, until it
 is measured there). The default is ``fp32`` until the quality check of ``bf16`` is committed
 (``benchmarks/bench_precision.py``; docs/performance.md).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -16,8 +17,9 @@ class _Killed(Exception):
     pass
 
 
-def _config(data_file) -> MOPOConfig:
+def _config(data_file, precision: str = "fp32") -> MOPOConfig:
     cfg = copy.deepcopy(TINY)
+    cfg["precision"] = precision
     # one retained rollout of ≤ 200 × 3 rows: the model pool wraps around from the second epoch on,
     # which is where a checkpoint that stores the pool "oldest first" loses the sampler's layout
     cfg["policy"]["params"]["retain_rollouts"] = 1
@@ -29,18 +31,25 @@ def _final_weights(run) -> dict[str, torch.Tensor]:
     return torch.load(run / "policy.pt", weights_only=True)["state_dict"]
 
 
-def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(hopper_file, tmp_path):  # noqa: F811
-    MOPO(_config(hopper_file)).fit(tmp_path / "straight")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(hopper_file, tmp_path, precision):  # noqa: F811
+    straight_run = MOPO(_config(hopper_file, precision))
+    straight_run.fit(tmp_path / "straight")
+    expected = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert straight_run.policy.sac.compute_dtype == expected, "the SAC updates compute in the run's precision"
+    assert straight_run.dynamics.precision == precision, "... and so do the model rollouts"
 
     def kill_after_checkpoint(row):
         if row["epoch"] == 4:  # just after the epoch-4 checkpoint; epoch 5 is left to the resume
             raise _Killed
 
     with pytest.raises(_Killed):
-        MOPO(_config(hopper_file)).fit(tmp_path / "killed", callback=kill_after_checkpoint)
+        MOPO(_config(hopper_file, precision)).fit(tmp_path / "killed", callback=kill_after_checkpoint)
     pool = torch.load(tmp_path / "killed" / "checkpoint" / "state.pt", weights_only=True)
     assert int(pool["steps"]) == 4 * TINY["steps_per_epoch"]
     MOPO.resume(tmp_path / "killed")
+    resolved = json.loads((tmp_path / "killed" / "config.json").read_text())["resolved"]
+    assert resolved["precision"] == precision
 
     straight, resumed = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "killed")
     assert straight.keys() == resumed.keys()

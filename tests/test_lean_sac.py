@@ -93,3 +93,30 @@ def test_a_train_calls_batches_are_drawn_at_once_with_the_mix_per_row():
     one = buffer.sample_indices(256, 1)[0]
     buffer.generator.manual_seed(5)
     assert torch.equal(buffer.sample(256).observations, buffer.rows_at(one).observations), "sample() is one draw of sample_indices"
+
+
+def test_bf16_update_is_close_to_float32_and_keeps_float32_state():
+    """``compute_dtype`` bf16 (``--precision bf16``): the hidden GEMMs in bfloat16, everything kept float32."""
+    data = collect_transitions(HOPPER, uniform_random_policy(3), 600, seed=0, num_envs=4)
+    env = HOPPER.make_env()
+    ref, low = _sac(LeanSAC, data, env), _sac(LeanSAC, data, env)
+    low.policy.load_state_dict(ref.policy.state_dict())
+    low.compute_dtype = torch.bfloat16
+    for model in (ref, low):
+        model.replay_buffer.generator.manual_seed(1)
+    torch.manual_seed(7)
+    ref.train(gradient_steps=5, batch_size=64)
+    torch.manual_seed(7)
+    low.train(gradient_steps=5, batch_size=64)
+    moved = changed = 0.0
+    for (name, a), (_, b) in zip(ref.policy.named_parameters(), low.policy.named_parameters()):
+        assert b.dtype == torch.float32 and (b.grad is None or b.grad.dtype == torch.float32), name
+        moved += (a - b).abs().sum().item()
+    for (_, a), (_, start) in zip(ref.policy.named_parameters(), _sac(LeanSAC, data, env).policy.named_parameters()):
+        changed += (a - start).abs().sum().item()
+    assert 0 < moved < 0.02 * changed, "bf16 ran (weights differ) and the 5 updates moved them about as float32's did"
+    for optimizer in (low.actor.optimizer, low.critic.optimizer):
+        for state in optimizer.state.values():
+            assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+    for key in ("train/actor_loss", "train/critic_loss", "train/ent_coef"):
+        assert np.isclose(ref.logger.name_to_value[key], low.logger.name_to_value[key], rtol=0.03), key

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from stable_baselines3 import SAC
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
 from torch import Tensor, nn
 
 from mopo_kit.stop import stop_requested
@@ -32,14 +34,33 @@ from mopo_kit.stop import stop_requested
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
-def action_log_prob(actor: nn.Module, obs: Tensor) -> tuple[Tensor, Tensor]:
+def _dist_params_lowp(actor: nn.Module, obs: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """SB3's ``Actor.get_action_dist_params`` with the hidden layers' GEMMs in ``dtype`` (bf16).
+
+    The weights stay float32 Parameters: each is cast once per forward inside the autograd graph,
+    so its gradient arrives in float32 for the optimizer. The mean and log-std heads run in
+    float32 on the float32 copy of the last hidden activation — the action, its log-probability
+    and everything downstream carry float32 precision.
+    """
+    h = actor.extract_features(obs, actor.features_extractor).to(dtype)
+    for layer in actor.latent_pi:
+        h = F.linear(h, layer.weight.to(dtype), layer.bias.to(dtype)) if isinstance(layer, nn.Linear) else layer(h)
+    h = h.float()
+    return actor.mu(h), torch.clamp(actor.log_std(h), LOG_STD_MIN, LOG_STD_MAX)
+
+
+def action_log_prob(actor: nn.Module, obs: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
     """SB3's ``Actor.action_log_prob`` for the squashed Gaussian, without torch.distributions.
 
     The same operations in the same order, and the same single ``normal_()`` draw as
     ``Normal.rsample``, so results match SB3 exactly; what goes away is the distribution
-    objects' construction and argument validation on every call.
+    objects' construction and argument validation on every call. ``dtype`` bfloat16 runs the
+    hidden layers in bf16 (``mopo_kit.precision``); the heads and the sample stay float32.
     """
-    mean, log_std, _ = actor.get_action_dist_params(obs)
+    if dtype == torch.float32:
+        mean, log_std, _ = actor.get_action_dist_params(obs)
+    else:
+        mean, log_std = _dist_params_lowp(actor, obs, dtype)
     std = torch.ones_like(mean) * log_std.exp()
     eps = torch.empty(mean.shape, dtype=mean.dtype, device=mean.device).normal_()
     gaussian = mean + eps * std
@@ -83,9 +104,11 @@ class StackedCritics:
         """The stacked tensors (weights and biases by depth), e.g. for the Polyak update."""
         return [t for pair in zip(self.weights, self.biases) for t in pair]
 
-    def q_values(self, obs: Tensor, act: Tensor, mode: str) -> Tensor:
+    def q_values(self, obs: Tensor, act: Tensor, mode: str, dtype: torch.dtype = torch.float32) -> Tensor:
         """Q (n_critics, B, 1). ``mode``: "grad" (gradients to the weights, for the critic loss),
-        "input" (gradients to ``act`` only, for the actor loss) or "none"."""
+        "input" (gradients to ``act`` only, for the actor loss) or "none". ``dtype`` bfloat16 runs
+        the hidden layers' GEMMs in bf16 (weights cast once per pass, in the autograd graph, so
+        gradients reach the float32 weights in float32); the last layer and Q stay float32."""
         if mode == "grad":
             self._leaves = [t.detach().requires_grad_() for t in self.tensors()]
             tensors = self._leaves
@@ -95,9 +118,17 @@ class StackedCritics:
         x = torch.cat([obs, act], dim=1)
         n = weights[0].shape[0]
         last = len(weights) - 1
+        if dtype != torch.float32:
+            x = x.to(dtype)
+            weights = [w.to(dtype) if depth < last else w for depth, w in enumerate(weights)]
+            biases = [b.to(dtype) if depth < last else b for depth, b in enumerate(biases)]
         h: Tensor = x
         for depth, (weight, bias) in enumerate(zip(weights, biases)):
-            if depth == 0:
+            if depth == last and h.dtype != weight.dtype:
+                h = h.to(weight.dtype)
+            if depth == 0 and dtype != torch.float32:  # one batched GEMM: the output comes out (n, B, hidden), contiguous
+                h = torch.baddbmm(bias, x.expand(n, *x.shape), weight)
+            elif depth == 0:
                 hidden = weight.shape[2]
                 flat = weight.transpose(0, 1).reshape(weight.shape[1], n * hidden)
                 h = torch.addmm(bias.reshape(1, n * hidden), x, flat).view(x.shape[0], n, hidden).transpose(0, 1)
@@ -139,11 +170,14 @@ class LeanSAC(SAC):
     """
 
     use_cuda_graph: bool = True
+    #: the hidden layers' GEMM dtype (``mopo_kit.precision``): float32, or bfloat16 for ``bf16``;
+    #: parameters, Adam state, losses, Q-values, TD targets and the heads stay float32
+    compute_dtype: torch.dtype = torch.float32
     WARMUP_STEPS = 3  # eager steps on a side stream before capture (cuBLAS handles, Adam state)
 
     def _excluded_save_params(self) -> list[str]:
         # the stacked critic views and the captured graph are rebuilt on the first train() after loading
-        return [*super()._excluded_save_params(), "_stacked", "_stacked_target", "_graph_state"]
+        return [*super()._excluded_save_params(), "_stacked", "_stacked_target", "_graph_state", "compute_dtype"]
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         optimizers = [self.actor.optimizer, self.critic.optimizer]
@@ -191,8 +225,9 @@ class LeanSAC(SAC):
     def _update(self, data: Any) -> Tensor:
         """One SAC update from a batch; returns (ent_coef, actor_loss, critic_loss, ent_coef_loss)."""
         actor, critic, stacked, stacked_target = self.actor, self.critic, self._stacked, self._stacked_target
+        dtype = self.compute_dtype
         features, target_features = critic.features_extractor, self.critic_target.features_extractor
-        actions_pi, log_prob = action_log_prob(actor, data.observations)
+        actions_pi, log_prob = action_log_prob(actor, data.observations, dtype)
         log_prob = log_prob.reshape(-1, 1)
 
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
@@ -206,19 +241,19 @@ class LeanSAC(SAC):
             ent_coef_loss = torch.zeros((), device=log_prob.device)
 
         with torch.no_grad():
-            next_actions, next_log_prob = action_log_prob(actor, data.next_observations)
-            next_q = stacked_target.q_values(target_features(data.next_observations), next_actions, "none")
+            next_actions, next_log_prob = action_log_prob(actor, data.next_observations, dtype)
+            next_q = stacked_target.q_values(target_features(data.next_observations), next_actions, "none", dtype)
             next_q = next_q.min(dim=0).values - ent_coef * next_log_prob.reshape(-1, 1)
             target_q = data.rewards + (1 - data.dones) * self.gamma * next_q
 
-        current_q = stacked.q_values(features(data.observations), data.actions, "grad")
+        current_q = stacked.q_values(features(data.observations), data.actions, "grad", dtype)
         critic_loss = 0.5 * (current_q - target_q).square().mean(dim=(1, 2)).sum()
         critic.optimizer.zero_grad()
         critic_loss.backward()
         stacked.publish_grads()
         critic.optimizer.step()
 
-        q_pi = stacked.q_values(features(data.observations), actions_pi, "input")
+        q_pi = stacked.q_values(features(data.observations), actions_pi, "input", dtype)
         actor_loss = (ent_coef * log_prob - q_pi.min(dim=0).values).mean()
         actor.optimizer.zero_grad()
         actor_loss.backward()

@@ -31,6 +31,7 @@ from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.hookspecs import hookimpl
 from mopo_kit.policy.buffer import MixedReplayBuffer
 from mopo_kit.policy.lean_sac import LeanSAC
+from mopo_kit.precision import compute_dtype
 from mopo_kit.validation import FINITE, FRACTION, POSITIVE, POSITIVE_INT, SEED, Range, check_fields, require
 
 
@@ -164,6 +165,14 @@ class SB3SAC:
         self.device = self.sac.device
         self._act_low = torch.as_tensor(space.low, dtype=torch.float32, device=self.device)
         self._act_high = torch.as_tensor(space.high, dtype=torch.float32, device=self.device)
+
+    def set_precision(self, precision: str) -> None:
+        """``fp32`` or ``bf16`` for the SAC updates' hidden-layer GEMMs (``mopo_kit.precision``);
+        parameters, Adam state, losses, Q-values and TD targets stay float32. The lean update only:
+        SB3's own ``train()`` (``lean_train: false``) computes in float32."""
+        assert self.sac is not None, "set_precision() after setup()"
+        if isinstance(self.sac, LeanSAC):
+            self.sac.compute_dtype = compute_dtype(precision)
 
     @property
     def buffer(self) -> MixedReplayBuffer:

@@ -5,7 +5,7 @@
     python benchmarks/penalty_study.py --phase tuning       # only the seed-3 tuning runs
     python benchmarks/penalty_study.py --status             # where each run stands (read-only)
     python benchmarks/penalty_study.py --table              # rebuild table.json from the published runs
-    python benchmarks/penalty_study.py --write-docs         # ... and the tuning table in docs/penalties.md
+    python benchmarks/penalty_study.py --write-docs         # ... and docs/penalties.md's tables and plots
 
 Design (issue 31; reading in ``docs/penalties.md``):
 
@@ -235,6 +235,7 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
         "report": {},
         "offline_selection": {},
         "bandit": {},
+        "paper_mopo": {cell: runs for cell in grid if (runs := paper_mopo(cell))},
     }
     for cell in grid:
         for name in ESTIMATORS:
@@ -272,8 +273,32 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
     return table
 
 
+#: where the D4RL and OOD tables keep their runs: MOPO at the paper's λ, for the report's comparison row
+TABLE_RESULTS = {"d4rl": ROOT / "benchmarks" / "results" / "d4rl", "ood": ROOT / "benchmarks" / "results" / "ood"}
+
+
+def paper_mopo(cell: str) -> dict[str, Any] | None:
+    """MOPO (``max_aleatoric``) at the paper's λ on ``cell``, seeds 0-2 at 100k, from the D4RL or OOD
+    table's published runs (the same h; their own model fits), or ``None`` where the table has none."""
+    kind = "ood" if cell in ("halfcheetah-jump", "ant-angle") else "d4rl"
+    runs = [json.loads(p.read_text()) for seed in REPORT_SEEDS if (p := TABLE_RESULTS[kind] / f"{cell}__mopo__s{seed}__{STEPS // 1000}k.json").exists()]
+    if not runs:
+        return None
+    last5 = [statistics.fmean([row["return_mean"] for row in r["curve"] if row.get("return_mean") is not None][-LAST_EVALS:]) for r in runs]
+    return {
+        "source": f"benchmarks/results/{kind}/{cell}__mopo__s<seed>__{STEPS // 1000}k.json",
+        "lam": runs[0]["lam"],
+        "horizon": runs[0]["horizon"],
+        "seeds": [r["seed"] for r in runs],
+        "return_last": _mean_std([r["return_last"] for r in runs]),
+        "return_last5": _mean_std(last5),
+    }
+
+
 DOC = ROOT / "docs" / "penalties.md"
 DOC_MARKER = "<!-- begin generated: penalty_study.py tuning -->"
+IMG = ROOT / "docs" / "img"
+BANDIT_NS = (1, 3, 5, 10, 20, 50)
 
 
 def tuning_markdown(table: dict[str, Any]) -> str:
@@ -298,10 +323,118 @@ def tuning_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _ms(entry: dict[str, Any] | None) -> str:
+    return "–" if not entry else f"{entry['mean']:.0f} ± {entry['std']:.0f}" + (f" (n={entry['n']})" if entry["n"] != len(REPORT_SEEDS) else "")
+
+
+def report_markdown(table: dict[str, Any]) -> str:
+    """The report table: per cell, each method at its selected κ (seeds 0-2) and MOPO at the paper's λ from the tables."""
+    lines = [
+        "| cell | method | κ | λ per seed | last evaluation | last-5 mean | final (20 episodes) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cell in table["kappa_paper"]:
+        for method, row in table["report"].get(cell, {}).items():
+            lines.append(f"| {cell} | `{method}` | {row['kappa']:g} | {', '.join(f'{lam:.3g}' for lam in row['lam'])} | "
+                         f"{_ms(row['return_last'])} | {_ms(row['return_last5'])} | {_ms(row['final_mean'])} |")
+        paper = table.get("paper_mopo", {}).get(cell)
+        if paper:
+            lines.append(f"| {cell} | MOPO at the paper's λ (table's runs) | {table['kappa_paper'][cell]['kappa_paper']:.2g} | {paper['lam']:g} | "
+                         f"{_ms(paper['return_last'])} | {_ms(paper['return_last5'])} | – |")
+    runs = sum(v["return_last"]["n"] for cell in table["report"].values() for v in cell.values())
+    lines += ["", f"{runs} report runs published (of {len(REPORT_SEEDS) * (len(ESTIMATORS) + 1)} per cell). "
+              "mean ± std over seeds 0-2; n = seeds published so far where fewer."]
+    return "\n".join(lines)
+
+
+def offline_markdown(table: dict[str, Any]) -> str:
+    """Per cell and estimator: does an offline number order the three κ policies as their real returns do?"""
+    lines = [
+        "| cell | estimator | ρ(η̂) | ρ(−ε) | ρ(η̂ − λ·ε) | picks the best κ: η̂ / −ε / η̂ − λ·ε | regret of η̂ − λ·ε's pick |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    yes = lambda flag: "yes" if flag else "no"  # noqa: E731
+    for cell, estimators in table["offline_selection"].items():
+        for name, row in estimators.items():
+            rho = [row[stat]["spearman"] for stat in ("eta_hat", "epsilon", "bound")]
+            lines.append(f"| {cell} | `{name}` | " + " | ".join("–" if r is None else f"{r:+.2f}" for r in rho)
+                         + f" | {' / '.join(yes(row[stat]['picks_best']) for stat in ('eta_hat', 'epsilon', 'bound'))} | {row['bound']['regret']:.0f} |")
+    return "\n".join(lines)
+
+
+def bandit_markdown(table: dict[str, Any]) -> str:
+    """The expected real return of UCB1's pick after n real episodes, beside the best κ's."""
+    lines = [
+        "| cell | estimator | best κ's return | " + " | ".join(f"n = {n}" for n in BANDIT_NS) + " |",
+        "|---|---|---|" + "---|" * len(BANDIT_NS),
+    ]
+    for cell, estimators in table["bandit"].items():
+        for name, row in estimators.items():
+            curve = row["expected_return_of_pick"]
+            lines.append(f"| {cell} | `{name}` | {max(row['true_values']):.0f} | " + " | ".join(f"{curve[n - 1]:.0f}" for n in BANDIT_NS if n <= len(curve)) + " |")
+    return "\n".join(lines)
+
+
+#: the other generated blocks of docs/penalties.md: marker → what writes its body from table.json
+DOC_BLOCKS = {
+    "<!-- begin generated: penalty_study.py report -->": report_markdown,
+    "<!-- begin generated: penalty_study.py offline selection -->": offline_markdown,
+    "<!-- begin generated: penalty_study.py bandit -->": bandit_markdown,
+}
+
+
+def plot_cells(table: dict[str, Any]) -> list[Path]:
+    """docs/img/penalties_<cell>.png: real return against κ per estimator (tuning seed; MBPO and the
+    paper-λ MOPO as lines), and the bandit's expected pick against real episodes spent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    IMG.mkdir(parents=True, exist_ok=True)
+    paths = []
+    colors = {name: f"C{i}" for i, name in enumerate(ESTIMATORS)}
+    for cell, estimators in table["tuning"].items():
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 3.8), gridspec_kw={"wspace": 0.9})
+        for name, runs in estimators.items():
+            kappas = [r["kappa"] for r in runs]
+            left.plot(kappas, [r["return_last5"] for r in runs], "o-", color=colors[name], label=f"{name} (last-5 mean)")
+            left.plot(kappas, [r["final_mean"] for r in runs], "x--", color=colors[name], alpha=0.6, label=f"{name} (final, 20 ep.)")
+        mbpo = table["report"].get(cell, {}).get("mbpo")
+        if mbpo:
+            left.axhline(mbpo["return_last5"]["mean"], color="k", linewidth=1, label=f"MBPO κ = 0 (seeds {', '.join(map(str, mbpo['seeds']))}, last-5)")
+        paper = table.get("paper_mopo", {}).get(cell)
+        if paper:
+            left.axhline(paper["return_last5"]["mean"], color="grey", linestyle=":", label="MOPO, paper's λ (table, seeds 0-2, last-5)")
+        left.axvline(table["kappa_paper"][cell]["kappa_paper"], color="grey", linewidth=0.6)
+        grid_kappas = table["kappa_paper"][cell]["grid"]
+        left.set(xscale="log", title=f"{cell}: tuning seed {TUNING_SEED}", xlabel="κ (λ · mean u / mean |r| on the data); thin line: κ_paper", ylabel="real return")
+        left.set_xticks(grid_kappas, [f"{k:g}" for k in grid_kappas])
+        left.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        left.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        for name, row in table["bandit"].get(cell, {}).items():
+            curve = row["expected_return_of_pick"]
+            right.plot(range(1, len(curve) + 1), curve, color=colors[name], label=name)
+            right.axhline(max(row["true_values"]), color=colors[name], linestyle=":", linewidth=0.8)
+        right.set(title="UCB1 over the three κ policies", xlabel="real episodes spent", ylabel="expected real return of the pick")
+        right.legend(fontsize=6)
+        path = IMG / f"penalties_{_file_safe(cell)}.png"
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
 def write_docs(table: dict[str, Any]) -> None:
     from campaign import replace_generated_block
 
-    DOC.write_text(replace_generated_block(DOC.read_text(), DOC_MARKER, tuning_markdown(table), where=str(DOC.relative_to(ROOT))))
+    where = str(DOC.relative_to(ROOT))
+    text = replace_generated_block(DOC.read_text(), DOC_MARKER, tuning_markdown(table), where=where)
+    for marker, render in DOC_BLOCKS.items():
+        text = replace_generated_block(text, marker, render(table), where=where)
+    DOC.write_text(text)
+    plot_cells(table)
 
 
 def _mean_std(values: list[float | None]) -> dict[str, Any]:

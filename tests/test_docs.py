@@ -155,7 +155,7 @@ def test_a_generated_block_is_replaced_between_its_markers_and_a_missing_one_is_
 
 
 def test_penalty_study_table_and_docs_are_what_the_committed_runs_give():
-    """benchmarks/results/penalties/table.json from its run JSONs, docs/penalties.md's tuning table from table.json."""
+    """benchmarks/results/penalties/table.json from its run JSONs, docs/penalties.md's tables and plots from table.json."""
     import json
     import sys
 
@@ -166,5 +166,9 @@ def test_penalty_study_table_and_docs_are_what_the_committed_runs_give():
     frozen = json.loads(study.KAPPA_FILE.read_text())
     committed = json.loads((study.RESULTS / "table.json").read_text())
     assert committed == json.loads(json.dumps(study.compute_table(frozen))), "table.json is stale: run python benchmarks/penalty_study.py --write-docs"
-    shown = generated_block(study.DOC.read_text(), study.DOC_MARKER)
-    assert shown == study.tuning_markdown(committed), "docs/penalties.md is stale: run python benchmarks/penalty_study.py --write-docs"
+    text = study.DOC.read_text()
+    blocks = {study.DOC_MARKER: study.tuning_markdown, **study.DOC_BLOCKS}
+    for marker, render in blocks.items():
+        assert generated_block(text, marker) == render(committed), f"docs/penalties.md's {marker} is stale: run python benchmarks/penalty_study.py --write-docs"
+    for cell in committed["tuning"]:
+        assert (ROOT / "docs" / "img" / f"penalties_{cell}.png").exists(), f"no plot for {cell}: run python benchmarks/penalty_study.py --write-docs"

@@ -93,8 +93,9 @@ class Campaign:
         results = json.loads((run_dir / "results.json").read_text())
         metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
         method = self.method_of(config["uncertainty"]["type"])
-        fit_path = Path(config["dynamics_dir"]) / "fit_report.json" if config.get("dynamics_dir") else None
-        fit = json.loads(fit_path.read_text()) if fit_path and fit_path.exists() else {}
+        # a sweep's shared model, or the run's own (also where a moved run carries its shared one)
+        fit_path = (Path(config["dynamics_dir"]) if config.get("dynamics_dir") else run_dir / "dynamics") / "fit_report.json"
+        fit = json.loads(fit_path.read_text()) if fit_path.exists() else {}
         summary = _dataset_summary(config["dataset"])
         penalties = [row["rollout_mean_penalty"] for row in metrics if "rollout_mean_penalty" in row]
         return {
@@ -116,6 +117,8 @@ class Campaign:
             "eval": {"episodes": config["eval_episodes"], "every_epochs": config["eval_every"], "deterministic": True},
             "seconds": results.get("seconds"),
             "curve": [{k: row.get(k) for k in CURVE_KEYS} for row in metrics if "return_mean" in row],
+            # machines the run moved between (mopo-kit pack); "model_pool": "dropped" = not bit-exact
+            **({"moves": payload["moves"]} if payload.get("moves") else {}),
             "command": command,
             "commit": commit(),
             # the trial's thread count, not this (publishing) process's

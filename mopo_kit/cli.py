@@ -456,6 +456,20 @@ def _on_policy_rows(check: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def cmd_pack(args: argparse.Namespace) -> int:
+    from mopo_kit.experiments.pack import pack_run
+
+    summary = pack_run(Path(args.run_dir), Path(args.archive), with_pool=args.with_pool)
+    if args.json:
+        _print_json(summary)
+        return 0
+    pool = "model pool kept (bit-exact resume)" if summary["model_pool"] == "kept" else (
+        f"model pool left out ({summary['pool_rows_dropped']:,} rows; refilled by fresh rollouts on resume, not bit-exact)")
+    print(f"{summary['archive']}: run {summary['run']} at epoch {summary['epoch']}, {summary['bytes'] / 2**20:.1f} MiB, {pool}")
+    print(f"continue it elsewhere with: tar -xzf {Path(args.archive).name} && mopo-kit train --resume {summary['run']}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.demo import DemoSettings, run_demo
 
@@ -644,6 +658,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_argument(p)
     _add_precision_argument(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("pack", help="one .tar.gz of a run (without its model pool) that 'train --resume' continues on another machine")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("archive", metavar="ARCHIVE.tar.gz")
+    p.add_argument("--with-pool", action="store_true", help="keep the model pool: a bit-exact resume, at the checkpoint's full size")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("sweep", help="run a grid of MOPO trials (estimators × λ × h × seeds × datasets) from a TOML/YAML file")
     p.add_argument("file", metavar="FILE")

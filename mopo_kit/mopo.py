@@ -21,6 +21,7 @@ import io
 import json
 import math
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,14 +248,23 @@ class MOPO:
         cfg = self.config
         if run is not None and resume:
             recover_checkpoint(run)
-        # read before _build rewrites config.json: a resumed κ run keeps the λ it started with
+        # read before _build rewrites config.json: a resumed κ run keeps the λ it started with, and
+        # a moved run (mopo_kit.experiments.pack) the record of its moves
         self._saved_scale = _saved_penalty_scale(run) if resume else None
+        self._moves: list[dict[str, Any]] = _saved_moves(run) if resume else []
         self._build(run)
         start_epoch, history, partial = 0, [], 0
         if run is not None:
             if resume and (run / "checkpoint" / "progress.json").exists():
                 progress = json.loads((run / "checkpoint" / "progress.json").read_text())
                 self.policy.load(run / "checkpoint")
+                if refill := getattr(self.policy, "pool_refill_pending", 0):
+                    # a checkpoint moved without its model pool: said, and recorded with the move
+                    print(f"mopo-kit: {run}: checkpoint without its model pool (moved with mopo-kit pack); "
+                          f"refilling it with {refill} fresh rollout(s) of the current policy: the run continues, not bit-exact", file=sys.stderr)
+                    if self._moves:
+                        self._moves[-1]["pool_refilled"] = {"rollouts": refill, "at_step": self.policy.num_steps}
+                    self._write_run_files(run)
                 start_epoch = int(progress["epoch"])
                 partial = int(progress.get("partial_steps", 0))  # a graceful stop inside the next epoch
                 history = [row for row in _read_jsonl(run / "metrics.jsonl") if row["epoch"] <= start_epoch]
@@ -367,6 +377,7 @@ class MOPO:
                 for kind in ("dynamics", "uncertainty", "policy")
             },
             "plugins": [{"name": p.name, "version": p.version} for p in get_plugins().plugins],
+            **({"moves": self._moves} if getattr(self, "_moves", None) else {}),
         }
 
     def _write_run_files(self, run: Path) -> None:
@@ -414,6 +425,14 @@ def _saved_penalty_scale(run_dir: Path | None) -> PenaltyScale | None:
         return None
     saved = json.loads(path.read_text()).get("resolved", {}).get("penalty_scale")
     return PenaltyScale(**saved) if saved else None  # the config (hence the estimator) is the run's own
+
+
+def _saved_moves(run_dir: Path | None) -> list[dict[str, Any]]:
+    """The machines a run moved between (``mopo-kit pack``), from its ``config.json``."""
+    path = run_dir / "config.json" if run_dir is not None else None
+    if path is None or not path.exists():
+        return []
+    return list(json.loads(path.read_text()).get("moves", []))
 
 
 def _rmtree(path: Path) -> None:

@@ -130,6 +130,8 @@ class SB3SAC:
         self.config = SACConfig(device=str(device), **params)
         self.sac: LeanSAC | None = None
         self._steps = 0
+        #: rollouts still owed to a model pool that a moved checkpoint left behind (see :meth:`load`)
+        self.pool_refill_pending = 0
         self.last_rollout: RolloutStats | None = None
 
     # ------------------------------------------------------------------------------- set-up
@@ -227,6 +229,9 @@ class SB3SAC:
         assert self.sac is not None
         cfg = self.config
         done = 0
+        while self.pool_refill_pending > 0 and stop_requested() is None:  # a checkpoint without its pool
+            self.rollout()
+            self.pool_refill_pending -= 1
         while done < steps:
             if stop_requested() is not None:  # before a rollout: its updates could not follow it
                 break
@@ -266,7 +271,9 @@ class SB3SAC:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         tmp = path / "sac.tmp.zip"
-        self.sac.save(tmp)
+        # not the replay buffer's kwargs: they hold the whole real dataset (17 MB of a 20 MB
+        # hopper-mixed checkpoint, pickled at every checkpoint); load() passes them in again
+        self.sac.save(tmp, exclude=["replay_buffer_kwargs"])
         tmp.replace(path / "sac.zip")
         extra = {
             "steps": torch.tensor(self._steps),
@@ -286,10 +293,11 @@ class SB3SAC:
         """Restore what :meth:`save` wrote into an optimizer already ``setup()``."""
         assert self.sac is not None
         path = Path(path)
+        buffer_kwargs = {**self.sac.replay_buffer_kwargs, "model_capacity": 0}  # a throwaway: only its weights are read
         loaded = type(self.sac).load(path / "sac.zip", env=self.sac.get_env(), device=self.device, custom_objects={
             "replay_buffer_class": MixedReplayBuffer,
-            "replay_buffer_kwargs": self.sac.replay_buffer_kwargs,
-        })
+            "replay_buffer_kwargs": buffer_kwargs,  # replaces the dataset that checkpoints before 0.x pickled
+        }, replay_buffer_kwargs=buffer_kwargs)
         self.sac.policy.load_state_dict(loaded.policy.state_dict())
         self.sac.actor.optimizer.load_state_dict(loaded.actor.optimizer.state_dict())
         self.sac.critic.optimizer.load_state_dict(loaded.critic.optimizer.state_dict())
@@ -308,7 +316,13 @@ class SB3SAC:
         torch.set_rng_state(extra["torch_rng"])
         if "cuda_rng" in extra and self.device.type == "cuda":
             torch.cuda.set_rng_state(extra["cuda_rng"], self.device)
-        self.buffer.load_pool_state({k[5:]: v for k, v in extra.items() if k.startswith("pool.")})
+        pool = {k[5:]: v for k, v in extra.items() if k.startswith("pool.")}
+        if pool:
+            self.buffer.load_pool_state(pool)
+        else:  # moved without its pool (mopo_kit.experiments.pack): refilled before the next update
+            self.buffer.load_pool_state({"obs": torch.empty(0)})
+            at_rollout = self._steps % self.config.rollout_freq == 0  # learn() rolls out there anyway
+            self.pool_refill_pending = self.config.retain_rollouts - (1 if at_rollout else 0)
 
     def state(self) -> dict[str, Any]:
         return {"steps": self._steps, "config": asdict(self.config)}

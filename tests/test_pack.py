@@ -1,0 +1,95 @@
+"""``mopo-kit pack``: a killed run moved as one archive continues elsewhere — bit-exact with its
+model pool, refilled by fresh rollouts (and recorded as such) without it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+
+import pytest
+import torch
+
+from mopo_kit.cli import main as cli_main
+from mopo_kit.mopo import MOPO
+from tests.test_exact_resume import _config, _final_weights, _Killed
+from tests.test_mopo import hopper_file  # noqa: F401  (module fixture)
+
+
+@pytest.fixture(scope="module")
+def runs(hopper_file, tmp_path_factory):  # noqa: F811
+    """A shared model (a sweep's layout), the uninterrupted run on it, and a run killed after epoch 4."""
+    root = tmp_path_factory.mktemp("pack")
+    MOPO(_config(hopper_file)).fit(root / "base")  # its fitted model plays the sweep's shared one
+    shared = root / "shared-model"
+    shutil.copytree(root / "base" / "dynamics", shared)
+
+    def cfg():
+        config = _config(hopper_file)
+        config.dynamics_dir = str(shared)
+        config.policy.params["retain_rollouts"] = 2  # so that a pool-less resume at an epoch boundary owes one rollout
+        return config
+
+    MOPO(cfg()).fit(root / "straight")
+
+    def kill_after_checkpoint(row):
+        if row["epoch"] == 4:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        MOPO(cfg()).fit(root / "killed", callback=kill_after_checkpoint)
+    return root
+
+
+def _unpack(archive, where):
+    with tarfile.open(archive) as tar:
+        tar.extractall(where, filter="data")
+    return where / "killed"
+
+
+def test_packed_with_its_pool_the_run_resumes_elsewhere_to_the_uninterrupted_weights(runs, tmp_path, capsys):
+    archive = tmp_path / "killed.tar.gz"
+    assert cli_main(["pack", str(runs / "killed"), str(archive), "--with-pool"]) == 0
+    assert "model pool kept" in capsys.readouterr().out
+    moved = _unpack(archive, tmp_path / "elsewhere")
+    payload = json.loads((moved / "config.json").read_text())
+    assert payload["config"]["dynamics_dir"] is None and (moved / "dynamics" / "dynamics.pt").exists(), "the shared model travels inside"
+    assert payload["moves"][0]["model_pool"] == "kept" and payload["moves"][0]["at_epoch"] == 4
+    shutil.rmtree(runs / "shared-model.away", ignore_errors=True)
+    (runs / "shared-model").rename(runs / "shared-model.away")  # the other machine has no shared model
+    try:
+        MOPO.resume(moved)
+    finally:
+        (runs / "shared-model.away").rename(runs / "shared-model")
+    straight, resumed = _final_weights(runs / "straight"), _final_weights(moved)
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=f"actor weight {key} differs after the move")
+    assert json.loads((moved / "config.json").read_text())["moves"] == payload["moves"], "the resume keeps the record of the move"
+
+
+def test_packed_without_its_pool_the_run_refills_it_and_says_so(runs, tmp_path, capsys):
+    full, lean = tmp_path / "full.tar.gz", tmp_path / "lean.tar.gz"
+    assert cli_main(["pack", str(runs / "killed"), str(full), "--with-pool"]) == 0
+    assert cli_main(["pack", str(runs / "killed"), str(lean)]) == 0
+    out = capsys.readouterr().out
+    assert "model pool left out" in out and "mopo-kit train --resume killed" in out
+    assert lean.stat().st_size < full.stat().st_size
+    moved = _unpack(lean, tmp_path / "elsewhere")
+    state = torch.load(moved / "checkpoint" / "state.pt", weights_only=True)
+    assert not any(k.startswith("pool.") for k in state) and int(state["steps"]) == 4 * 50
+    MOPO.resume(moved)
+    assert "refilling it with" in capsys.readouterr().err
+    move = json.loads((moved / "config.json").read_text())["moves"][-1]
+    assert move["model_pool"] == "dropped" and move["pool_refilled"] == {"rollouts": 1, "at_step": 200}
+    epochs = [json.loads(line)["epoch"] for line in (moved / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3, 4, 5], "every epoch exactly once"
+    assert all(torch.isfinite(w).all() for w in _final_weights(moved).values())
+
+
+def test_pack_refuses_what_it_cannot_move_in_one_line(runs, tmp_path, capsys):
+    assert cli_main(["pack", str(tmp_path), str(tmp_path / "a.tar.gz")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    existing = tmp_path / "exists.tar.gz"
+    existing.write_bytes(b"keep me")
+    assert cli_main(["pack", str(runs / "killed"), str(existing)]) == 2
+    assert "already exists" in capsys.readouterr().err and existing.read_bytes() == b"keep me"

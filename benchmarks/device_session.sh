@@ -6,6 +6,7 @@
 #   bash benchmarks/device_session.sh runs [TABLE.py] ARGS...   # a campaign's runs with --device cuda, results packed into $OUT
 #   bash benchmarks/device_session.sh runs-detached WAIT_S [TABLE.py] ARGS...  # the same, outliving the call
 #   bash benchmarks/device_session.sh collect WAIT_S            # next call: wait for the detached runs, pack
+#   bash benchmarks/device_session.sh continue ARCHIVE...       # runs moved with `mopo-kit pack` continue on the GPU, come back packed
 #   DATASETS="..." bash benchmarks/device_session.sh models "TABLE.py ARGS"...  # fit campaign models on the GPU
 #   bash benchmarks/device_session.sh stash [join DIR] [MODE ...]  # data carried in parts (device_parts.sh)
 #
@@ -162,6 +163,26 @@ collect)
     wait_detached "${1:-400}"
     pack_runs /tmp/detached
     ;;
+continue)
+    # Runs moved here with `mopo-kit pack` (carried in the tree, e.g. .carry/moved/*.tar.gz)
+    # continue on the GPU side by side until RUN_LIMIT_S, when SIGTERM stops each gracefully
+    # (checkpoint written); each comes back packed without its pool as $OUT/<run>.tar.gz, to unpack
+    # over the CPU machine's copy and `train --resume` there (the move is recorded in its
+    # config.json). At most 7 runs a call ($OUT returns 8 files; logs.tgz is one).
+    #   RUN_LIMIT_S=480 bash benchmarks/device_session.sh continue .carry/moved/*.tar.gz
+    mkdir -p /tmp/moved
+    for archive in "$@"; do
+        name=$(tar tzf "$archive" | head -n 1 | cut -d/ -f1)
+        tar xzf "$archive" -C /tmp/moved
+        timeout -s TERM -k 90 "${RUN_LIMIT_S:-480}" python3 -m mopo_kit train --resume "/tmp/moved/$name" --device "${DEVICE:-cuda}" > "$LOGS/continue-$name.log" 2>&1 &
+    done
+    wait
+    for run in /tmp/moved/*/; do
+        name=$(basename "$run")
+        echo "== $name"; tail -n 3 "$LOGS/continue-$name.log"
+        python3 -m mopo_kit pack "$run" "$OUT/$name.tar.gz"
+    done
+    ;;
 models)
     # Fit campaigns' shared dynamics models on the GPU (`--models-only`); CPU runs then use them.
     #   DATASETS="name ..." bash benchmarks/device_session.sh models "d4rl_table.py ARGS" "ood_table.py ARGS" ...
@@ -202,7 +223,7 @@ for i, pack in enumerate(p for p in packs if p):
 PY
     ;;
 *)
-    echo "usage: bash benchmarks/device_session.sh check | steps STEP... | runs [TABLE.py] ARGS... | runs-detached WAIT_S [TABLE.py] ARGS... | collect WAIT_S | models \"TABLE.py ARGS\"..." >&2
+    echo "usage: bash benchmarks/device_session.sh check | steps STEP... | runs [TABLE.py] ARGS... | runs-detached WAIT_S [TABLE.py] ARGS... | collect WAIT_S | continue ARCHIVE... | models \"TABLE.py ARGS\"..." >&2
     exit 2
     ;;
 esac

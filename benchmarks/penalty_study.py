@@ -375,8 +375,14 @@ def bandit_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def plots_markdown(table: dict[str, Any]) -> str:
+    """The per-cell plots that :func:`plot_cells` draws, one image per cell with tuning runs."""
+    return "\n\n".join(f"![{cell}](img/penalties_{_file_safe(cell)}.png)" for cell in table["tuning"])
+
+
 #: the other generated blocks of docs/penalties.md: marker → what writes its body from table.json
 DOC_BLOCKS = {
+    "<!-- begin generated: penalty_study.py plots -->": plots_markdown,
     "<!-- begin generated: penalty_study.py report -->": report_markdown,
     "<!-- begin generated: penalty_study.py offline selection -->": offline_markdown,
     "<!-- begin generated: penalty_study.py bandit -->": bandit_markdown,
@@ -418,7 +424,10 @@ def plot_cells(table: dict[str, Any]) -> list[Path]:
             right.plot(range(1, len(curve) + 1), curve, color=colors[name], label=name)
             right.axhline(max(row["true_values"]), color=colors[name], linestyle=":", linewidth=0.8)
         right.set(title="UCB1 over the three κ policies", xlabel="real episodes spent", ylabel="expected real return of the pick")
-        right.legend(fontsize=6)
+        if table["bandit"].get(cell):
+            right.legend(fontsize=6)
+        else:
+            right.text(0.5, 0.5, "after two κ runs of an estimator", ha="center", transform=right.transAxes)
         path = IMG / f"penalties_{_file_safe(cell)}.png"
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)

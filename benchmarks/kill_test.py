@@ -172,12 +172,12 @@ def check_run(run: Path, reference: Path | None, epochs: int, steps: int) -> dic
     }
 
 
-def run_kill_test(work: Path, kills: int, seed: int, say: Any = print, stops: int = 0) -> dict[str, Any]:
+def run_kill_test(work: Path, kills: int, seed: int, say: Any = print, stops: int = 0, precision: str = "fp32") -> dict[str, Any]:
     """The run part: a reference run, then ``kills`` SIGKILLs and ``stops`` SIGTERMs spread over the phases."""
     rng = random.Random(seed)
     data = make_dataset(work)
     config = work / "config.json"
-    config.write_text(json.dumps(RUN_CONFIG))
+    config.write_text(json.dumps({**RUN_CONFIG, "precision": precision}))
     phase_file = work / "phase"
     reference, run = work / "reference", work / "killed"
     epochs, steps = RUN_CONFIG["epochs"], RUN_CONFIG["epochs"] * RUN_CONFIG["steps_per_epoch"]
@@ -270,13 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stops", type=int, default=8, help="graceful stops (SIGTERM) among the kills, each resumed the same way")
     parser.add_argument("--sweep-kills", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", action="store_true", help="write benchmarks/results/kill_test.json")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the run's precision (bf16: rollouts and SAC updates)")
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/kill_test.json (kill_test_bf16.json for --precision bf16)")
     args = parser.parse_args(argv)
     from common import commit, machine
 
     with tempfile.TemporaryDirectory(prefix="mopo-kill-") as tmp:
         work = Path(tmp)
-        result = run_kill_test(work, args.kills, args.seed, stops=args.stops)
+        result = run_kill_test(work, args.kills, args.seed, stops=args.stops, precision=args.precision)
         sweep = run_sweep_kill_test(work, work / "hopper-random-small.hdf5", random.Random(args.seed + 1), args.sweep_kills) if args.sweep_kills else None
     lost = lost_total(result["check"]) + (sum(lost_total(t) for t in sweep["trials"].values()) if sweep else 0)
     sweep_kills = sum(e["outcome"] == "killed" for e in sweep["entries"]) if sweep else 0
@@ -289,14 +290,14 @@ def main(argv: list[str] | None = None) -> int:
         "graceful_stops": result["graceful_stops"],
         "resumes_finished": result["resumes_finished"] + (sweep_kills if sweep and sweep["finished"] else 0),
         "lost": lost,
-        "run": {"config": RUN_CONFIG, **result},
+        "run": {"config": {**RUN_CONFIG, "precision": args.precision}, **result},
         "sweep": sweep,
         "deterministic": "a run on one thread is deterministic from its seed: the killed run must end with the reference run's exact actor weights",
         "phases": {p: sum(e["phase"] == p for e in result["entries"]) for p in (*PHASES, "other")},
     }
     text = json.dumps(report, indent=2)
     if args.save:
-        (HERE / "results" / "kill_test.json").write_text(text + "\n")
+        (HERE / "results" / ("kill_test.json" if args.precision == "fp32" else f"kill_test_{args.precision}.json")).write_text(text + "\n")
     print(json.dumps({k: report[k] for k in ("kills", "graceful_stops", "resumes_finished", "lost", "phases")}, indent=1))
     print(json.dumps(result["check"], indent=1))
     return 0 if lost == 0 and result["check"].get("weights_equal_reference") else 1

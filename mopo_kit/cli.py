@@ -522,13 +522,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     rows = [
         (
-            Path(str(r["dataset"])).stem, r["uncertainty"], r["lam"], r["horizon"], r["seeds"],
+            Path(str(r["dataset"])).stem, r["uncertainty"],
+            f"κ {r['kappa']:g} (λ {r['lam']:.3g})" if r.get("kappa") is not None else f"λ {r['lam']:g}", r["horizon"], r["seeds"],
             f"{r['last_normalized_mean']:.1f} ± {r['last_normalized_std']:.1f}",
             f"{r['best_normalized_mean']:.1f} ± {r['best_normalized_std']:.1f}",
         )
         for r in report["rows"]
     ]
-    _console().print(_table(f"sweep {args.sweep_dir}: {report['trials']} trials", ("dataset", "estimator", "λ", "h", "seeds", "last (norm.)", "best (norm.)"), rows))
+    _console().print(_table(f"sweep {args.sweep_dir}: {report['trials']} trials", ("dataset", "estimator", "strength", "h", "seeds", "last (norm.)", "best (norm.)"), rows))
     print(f"wrote report.json, learning_curves.png, final_scores.png, penalty_vs_return.png, wandb_sweep.yaml in {args.sweep_dir}")
     return 0
 

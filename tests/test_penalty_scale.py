@@ -133,3 +133,27 @@ def test_cli_kappa_replaces_the_config_files_lambda(hopper_file, tmp_path, run_c
         assert row["lam"] * row["mean_penalty"] == pytest.approx(0.05 * row["mean_abs_reward"])
     assert rows[1]["lam"] == pytest.approx(saved["resolved"]["lam"], rel=1e-6), "the CLI and the run agree on λ"
 
+
+
+def test_report_groups_kappa_trials_over_seeds_and_names_the_strength(tmp_path, capsys, monkeypatch):
+    """``mopo-kit report`` on a κ sweep (the penalty study): one row per κ across seeds, whose λ differ."""
+    import json
+
+    from mopo_kit.cli import main as cli_main
+
+    for seed, lam, score in ((0, 2.9, 40.0), (1, 3.3, 60.0)):
+        run = tmp_path / "trials" / f"hopper-mixed__wasserstein__kappa0.26__s{seed}"
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({
+            "config": {"dataset": "hopper-mixed", "uncertainty": {"type": "wasserstein"}, "seed": seed},
+            "resolved": {"lam": lam, "kappa": 0.26, "horizon": 5},
+        }))
+        result = {"normalized_mean": score, "return_mean": score * 30}
+        (run / "results.json").write_text(json.dumps({"last": result, "best": result}))
+        (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "gradient_steps": 1000, "normalized_mean": score, "rollout_mean_penalty": 0.1}) + "\n")
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    assert cli_main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "κ 0.26 (λ 3.1)" in out and "50.0 ± 10.0" in out, out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [(r["kappa"], r["seeds"], round(r["lam"], 2)) for r in report["rows"]] == [(0.26, 2, 3.1)]

@@ -19,6 +19,11 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.pstdev(values) if len(values) > 1 else 0.0)
 
 
+def _strength(entry: dict[str, Any]) -> str:
+    """κ for trials (and rows) that set it — their λ differs per seed's model — else λ."""
+    return f"κ={entry['kappa']:g}" if entry.get("kappa") is not None else f"λ={entry['lam']:g}"
+
+
 def load_trials(sweep_dir: Path) -> list[dict[str, Any]]:
     """Every finished trial: its resolved settings, results and per-epoch metrics."""
     trials_dir = sweep_dir / "trials"
@@ -118,7 +123,7 @@ def _plots(trials: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) 
         for trial in (t for t in trials if str(t["dataset"]) == dataset):
             for m in trial["metrics"]:
                 if m.get("normalized_mean") is not None:
-                    curves[f"{trial['uncertainty']} λ={trial['lam']}"][m["gradient_steps"]].append(m["normalized_mean"])
+                    curves[f"{trial['uncertainty']} {_strength(trial)}"][m["gradient_steps"]].append(m["normalized_mean"])
         for label, points in sorted(curves.items()):
             steps = sorted(points)
             ax.plot(steps, [statistics.fmean(points[s]) for s in steps], marker="o", ms=3, label=label)
@@ -131,7 +136,7 @@ def _plots(trials: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) 
 
     # final score per estimator with error bars
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    labels = [f"{r['uncertainty']}\nλ={r['lam']} {Path(str(r['dataset'])).stem}" for r in rows]
+    labels = [f"{r['uncertainty']}\n{_strength(r)} {Path(str(r['dataset'])).stem}" for r in rows]
     ax.bar(range(len(rows)), [r["last_normalized_mean"] for r in rows], yerr=[r["last_normalized_std"] for r in rows], capsize=3)
     ax.set_xticks(range(len(rows)), labels, fontsize=6)
     ax.set_ylabel("last normalized score (± std over seeds)")

@@ -104,6 +104,7 @@ class Campaign:
             "uncertainty": config["uncertainty"]["type"],
             "lam": 0.0 if config["uncertainty"]["type"] == "zero" else resolved["lam"],
             "horizon": resolved["horizon"],
+            "precision": resolved.get("precision", "fp32"),
             "seed": config["seed"],
             "steps": results["gradient_steps"],
             "return_last": results["last"].get("return_mean"),

@@ -172,3 +172,12 @@ def test_penalty_study_table_and_docs_are_what_the_committed_runs_give():
         assert generated_block(text, marker) == render(committed), f"docs/penalties.md's {marker} is stale: run python benchmarks/penalty_study.py --write-docs"
     for cell in committed["tuning"]:
         assert (ROOT / "docs" / "img" / f"penalties_{cell}.png").exists(), f"no plot for {cell}: run python benchmarks/penalty_study.py --write-docs"
+
+
+def test_precision_check_block_is_what_the_committed_runs_give():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import precision_check
+
+    assert precision_check.docs_are_current(), "docs/performance.md is stale: run python benchmarks/precision_check.py --write-docs"

@@ -12,7 +12,10 @@ losses and every parameter after an update match SB3's to float tolerance):
   objects (same operations, same random draw);
 * losses are summed on the device and turned into logged numbers once per ``train()`` call;
 * on CUDA the whole update is captured once in a CUDA graph and replayed (see :class:`LeanSAC`;
-  ``tests/test_cuda.py`` checks graphed = eager updates).
+  ``tests/test_cuda.py`` checks graphed = eager updates);
+* optionally (``compute_dtype`` bfloat16, ``--precision bf16``) the actor's and critics' hidden
+  GEMMs run in bf16 with float32 weights, gradients, Adam, heads and Q-values
+  (``tests/test_lean_sac.py`` checks it stays close to the float32 update).
 
 The SB3 SAC object, its policy, optimizers, saving and loading are untouched.
 """
@@ -127,7 +130,7 @@ class StackedCritics:
             if depth == last and h.dtype != weight.dtype:
                 h = h.to(weight.dtype)
             if depth == 0 and dtype != torch.float32:  # one batched GEMM: the output comes out (n, B, hidden), contiguous
-                h = torch.baddbmm(bias, x.expand(n, *x.shape), weight)
+                h = torch.baddbmm(bias, h.expand(n, *h.shape), weight)
             elif depth == 0:
                 hidden = weight.shape[2]
                 flat = weight.transpose(0, 1).reshape(weight.shape[1], n * hidden)

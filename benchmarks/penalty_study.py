@@ -501,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
                 tuning = tuning_points([cell], grid)
                 if any(trial_id(p) not in seen and not STUDY.published_reason(p, budget) for p in tuning):
                     points += tuning
-                    break
+                    if not args.status:  # --status shows every cell whose grid is frozen
+                        break
         return [p for p in points if not STUDY.published_reason(p, budget)]
 
     # one sweep whose queue is refilled as results arrive (run_sweep's ``refill``): both workers

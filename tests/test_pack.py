@@ -93,3 +93,29 @@ def test_pack_refuses_what_it_cannot_move_in_one_line(runs, tmp_path, capsys):
     existing.write_bytes(b"keep me")
     assert cli_main(["pack", str(runs / "killed"), str(existing)]) == 2
     assert "already exists" in capsys.readouterr().err and existing.read_bytes() == b"keep me"
+
+
+def test_a_checkpoint_that_pickled_the_dataset_still_loads(tmp_path):
+    """Checkpoints before the dataset left ``sac.zip`` (17 of 20 MB on hopper-mixed) resume as before."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
+    from tests.test_device import _sac_setup
+
+    data = linear_system_dataset(n=300, seed=2)
+    model = tiny_ensemble(max_epochs=1)
+    model.fit(data)
+    sac = _sac_setup(data, model)
+    sac.learn(20)
+    sac.save(tmp_path / "new")
+    assert "replay_buffer_kwargs" not in load_from_zip_file(tmp_path / "new" / "sac.zip", load_data=True)[0]
+    sac.save(tmp_path / "old")
+    sac.sac.save(tmp_path / "old" / "sac.zip")  # the earlier format: everything SB3 saves by default
+    assert "replay_buffer_kwargs" in load_from_zip_file(tmp_path / "old" / "sac.zip", load_data=True, custom_objects={"replay_buffer_kwargs": None})[0]
+    assert (tmp_path / "old" / "sac.zip").stat().st_size > (tmp_path / "new" / "sac.zip").stat().st_size
+    for folder in ("new", "old"):
+        fresh = _sac_setup(data, model, seed=5)
+        fresh.load(tmp_path / folder)
+        assert fresh.num_steps == 20
+        for (name, a), (_, b) in zip(sac.sac.policy.state_dict().items(), fresh.sac.policy.state_dict().items()):
+            assert torch.equal(a, b), (folder, name)

@@ -149,3 +149,20 @@ def test_refill_puts_points_unlocked_by_results_first_and_runs_each_once(hopper_
     run_sweep(spec, tmp_path / "sweep", workers=1, threads=1, refill=refill, on_trial_done=lambda s: order.append(Path(s["run_dir"]).name))
     assert order == ["hopper-random-small__zero__s0", "hopper-random-small__wasserstein__s0", "hopper-random-small__max_aleatoric__s0"]
     assert "hopper-random-small__wasserstein__s0" in asked[-1] and len(order) == 3
+
+
+def test_refilled_points_queue_behind_trials_that_hold_a_checkpoint(hopper_file, tmp_path):  # noqa: F811
+    """A restarted study resumes its half-done trials before the points its refill adds."""
+    base = {k: v for k, v in TINY.items() if k not in ("dynamics",)}
+    base.update(epochs=2, steps_per_epoch=20, eval_episodes=1, checkpoint_every=1)
+    data = str(hopper_file)
+    spec = SweepSpec(name="refill", grid={"dataset": [data], "uncertainty": ["zero", "max_aleatoric"], "seed": [0]}, base=base, dynamics=TINY["dynamics"]["params"])
+    sweep = tmp_path / "sweep"
+    half_done = sweep / "trials" / "hopper-random-small__max_aleatoric__s0"
+    run_sweep(SweepSpec(name="refill", grid={**spec.grid, "uncertainty": ["max_aleatoric"]}, base={**base, "epochs": 1}, dynamics=spec.dynamics),
+              sweep, workers=1, threads=1)
+    (half_done / "results.json").unlink()  # as if killed after its epoch-1 checkpoint
+    order: list[str] = []
+    run_sweep(spec, sweep, workers=1, threads=1, refill=lambda seen: [{"dataset": data, "uncertainty": "wasserstein", "seed": 0}],
+              on_trial_done=lambda s: order.append(Path(s["run_dir"]).name))
+    assert order == ["hopper-random-small__max_aleatoric__s0", "hopper-random-small__wasserstein__s0", "hopper-random-small__zero__s0"]

@@ -408,9 +408,10 @@ def run_sweep(
 
     ``refill(seen)`` (local backend): asked after each trial ends and whenever the queue runs dry,
     with the ids of every trial this call has queued so far; the points it returns that are new,
-    unfinished and not skipped go to the *front* of the queue. A study whose next runs depend on
-    results (report seeds once tuning has picked κ) so keeps both workers busy without waiting
-    for a batch to drain.
+    unfinished and not skipped go to the *front* of the queue — behind only the queued trials that
+    hold a checkpoint (a killed sweep's half-done runs resume first). A study whose next runs
+    depend on results (report seeds once tuning has picked κ) so keeps both workers busy without
+    waiting for a batch to drain.
     """
     if backend not in ("local", "ray"):
         raise MopoKitError(f"unknown sweep backend '{backend}' (choose local or ray)")
@@ -499,7 +500,12 @@ def _run_sweep_locked(
         if new:
             say(f"queued {len(new)} more trial(s) first: {', '.join(trial_id(p) for p, *_ in new[:3])}{' …' if len(new) > 3 else ''}")
             pending.extend(new)
-            queue.extendleft(reversed(new))
+            # ... after the queued trials that hold a checkpoint: their progress is work already
+            # paid for, and a study's next points may wait on their results
+            resumable = [item for item in queue if trial_status(Path(item[2]), epochs) in ("resume", "extend")]
+            rest = [item for item in queue if not any(item is other for other in resumable)]
+            queue.clear()
+            queue.extend([*resumable, *new, *rest])
 
     top_up()
     if workers == 1:

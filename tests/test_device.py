@@ -202,12 +202,18 @@ def _sac_setup(data, model, seed=0):
     return sac
 
 
-def test_sac_checkpoint_written_on_cuda_resumes_on_cpu(tmp_path):
+def learned_sac():
+    """A tiny model and SAC after 20 updates: (data, model, optimizer), for checkpoint tests."""
     data = linear_system_dataset(n=300, seed=2)
     model = tiny_ensemble(max_epochs=1)
     model.fit(data)
     sac = _sac_setup(data, model)
     sac.learn(20)
+    return data, model, sac
+
+
+def test_sac_checkpoint_written_on_cuda_resumes_on_cpu(tmp_path):
+    data, model, sac = learned_sac()
     with saved_as_cuda():
         sac.save(tmp_path / "ckpt")
     fresh = _sac_setup(data, model, seed=5)

@@ -99,14 +99,9 @@ def test_a_checkpoint_that_pickled_the_dataset_still_loads(tmp_path):
     """Checkpoints before the dataset left ``sac.zip`` (17 of 20 MB on hopper-mixed) resume as before."""
     from stable_baselines3.common.save_util import load_from_zip_file
 
-    from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
-    from tests.test_device import _sac_setup
+    from tests.test_device import _sac_setup, learned_sac
 
-    data = linear_system_dataset(n=300, seed=2)
-    model = tiny_ensemble(max_epochs=1)
-    model.fit(data)
-    sac = _sac_setup(data, model)
-    sac.learn(20)
+    data, model, sac = learned_sac()
     sac.save(tmp_path / "new")
     assert "replay_buffer_kwargs" not in load_from_zip_file(tmp_path / "new" / "sac.zip", load_data=True)[0]
     sac.save(tmp_path / "old")

@@ -14,6 +14,7 @@ are thin definitions over this module.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import shlex
@@ -22,7 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, commit, machine  # noqa: E402
@@ -535,21 +536,24 @@ class Campaign:
             print(f"[{self.name}] published {self.publish(Path(summary['run_dir']), command).name}", flush=True)
             self.build_table()
 
-        for number in args.stage if not (args.table or args.write_docs) else ():
-            spec, budget = self._stage_spec(args, number)
-            for path in self.publish_finished(spec, Path(args.sweep_dir), budget, command):
-                print(f"[{self.name}] published {path.name}", flush=True)
-            run_sweep(
-                spec,
-                Path(args.sweep_dir),
-                workers=args.workers,
-                wandb=args.wandb,
-                say=lambda m: print(f"[{self.name}] {m}", flush=True),
-                on_trial_done=done,
-                device=args.device,
-                threads=args.threads,
-                skip=None if args.rerun else partial(self.published_reason, budget=budget),
-            )
+        with stoppable(self.name) as stopped:
+            for number in args.stage if not (args.table or args.write_docs) else ():
+                spec, budget = self._stage_spec(args, number)
+                for path in self.publish_finished(spec, Path(args.sweep_dir), budget, command):
+                    print(f"[{self.name}] published {path.name}", flush=True)
+                run_sweep(
+                    spec,
+                    Path(args.sweep_dir),
+                    workers=args.workers,
+                    wandb=args.wandb,
+                    say=lambda m: print(f"[{self.name}] {m}", flush=True),
+                    on_trial_done=done,
+                    device=args.device,
+                    threads=args.threads,
+                    skip=None if args.rerun else partial(self.published_reason, budget=budget),
+                )
+        if stopped:
+            return stopped[0]
         table = self.build_table()
         self.plot_curves(ROOT / "docs" / "img")
         if args.write_docs:
@@ -561,6 +565,26 @@ class Campaign:
         else:
             print(self.markdown(table) if args.markdown else json.dumps(table["rows"], indent=1, default=str)[:4000])
         return 0
+
+
+@contextlib.contextmanager
+def stoppable(name: str) -> Iterator[list[int]]:
+    """A campaign's runs under :func:`mopo_kit.stop.graceful_stop`, as ``mopo-kit sweep`` runs.
+
+    SIGTERM/SIGINT (``kill PID``, a scheduler, Ctrl-C) then stop the sweep the graceful way — each
+    running trial finishes its update and writes a checkpoint, a shared model being fitted stops
+    after its epoch's fit checkpoint, nothing new starts — instead of killing the campaign process
+    mid-way. The yielded list receives the exit status (143/130) when that happened.
+    """
+    from mopo_kit.stop import StopRequested, graceful_stop
+
+    stopped: list[int] = []
+    try:
+        with graceful_stop():
+            yield stopped
+    except StopRequested as exc:
+        print(f"[{name}] {exc}", file=sys.stderr, flush=True)
+        stopped.append(exc.exit_code)
 
 
 def _pace(metrics: list[dict[str, Any]], window: int = 10) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import EVAL_EPISODES, EVAL_EVERY, MODEL_MAX_EPOCHS, Campaign, Stage, _file_safe  # noqa: E402
+from campaign import EVAL_EPISODES, EVAL_EVERY, MODEL_MAX_EPOCHS, Campaign, Stage, _file_safe, stoppable  # noqa: E402
 from campaign import _mean_std as campaign_mean_std  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
 
@@ -514,11 +514,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for path in STUDY.publish_finished(spec, sweep_dir, budget, command):
         say(f"published {path.name}")
-    run_sweep(
-        spec, sweep_dir, workers=args.workers, threads=args.threads, wandb=args.wandb, device=args.device, say=say,
-        on_trial_done=done, skip=partial(STUDY.published_reason, budget=budget),
-        refill=lambda seen: [p for p in next_points(seen) if trial_id(p) not in seen],
-    )
+    with stoppable(STUDY.name) as stopped:  # SIGTERM: trials and model fits checkpoint, then exit 143
+        run_sweep(
+            spec, sweep_dir, workers=args.workers, threads=args.threads, wandb=args.wandb, device=args.device, say=say,
+            on_trial_done=done, skip=partial(STUDY.published_reason, budget=budget),
+            refill=lambda seen: [p for p in next_points(seen) if trial_id(p) not in seen],
+        )
+    if stopped:
+        return stopped[0]
     write_docs(build_table(json.loads(KAPPA_FILE.read_text()) if KAPPA_FILE.exists() else {}))
     return 0
 

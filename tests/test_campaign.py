@@ -274,3 +274,21 @@ def test_plot_keeps_the_shorter_curve_of_a_run_refitted_elsewhere_and_drops_a_re
     assert curves[(1, 10_000)]["superseded"] and not curves[(1, 20_000)]["superseded"]
     assert curves[(1, 10_000)]["label"] == "mopo seed 1, 10k run (other fit)"
     assert curves[(1, 20_000)]["label"] == "mopo seed 1 (refit)" and curves[(0, 20_000)]["label"] == "mopo seed 0"
+
+
+def test_a_campaign_under_sigterm_stops_the_graceful_way(capsys):
+    """``kill PID`` on a campaign script sets the stop flag its sweep passes on, instead of killing it."""
+    import os
+    import signal
+
+    from campaign import stoppable
+
+    from mopo_kit.stop import StopRequested, stop_requested
+
+    with stoppable("toy") as stopped:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop_requested() == signal.SIGTERM, "the process is alive and the flag is set"
+        raise StopRequested("sweep stopped by SIGTERM, running trials checkpointed; rerun the same command to continue", signal.SIGTERM)
+    assert stopped == [143]
+    assert "[toy] sweep stopped by SIGTERM" in capsys.readouterr().err
+    assert stop_requested() is None, "the flag does not outlive the campaign"

@@ -488,7 +488,11 @@ def _run_sweep_locked(
         if refill is None or stop_requested() is not None:
             return
         new = []
-        for point in refill(set(seen)):
+        try:
+            points = refill(set(seen))
+        except StopRequested:  # a stop during the refill's own work (e.g. a model fit, checkpointed):
+            return  # the loop passes it on to the running trials
+        for point in points:
             tid = trial_id(point)
             if tid in seen:
                 continue

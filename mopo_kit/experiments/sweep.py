@@ -338,14 +338,22 @@ def _run_trial(config: dict[str, Any], run_dir: str, threads: int, job: Mapping[
     os.environ.setdefault("MOPO_KIT_QUIET", "1")
     # in a worker process: SIGTERM (forwarded by the sweep, or sent when it dies) stops the trial
     # after its current update with a checkpoint; in the sweep's own process this is a no-op
-    with graceful_stop(signals=(signal.SIGTERM,)):
-        if job is not None:
-            ensure_shared_dynamics(job)
-        run = Path(run_dir)
-        if trial_status(run, int(config.get("epochs", MOPOConfig.epochs))) != "new":
-            result = MOPO.resume(run, epochs=int(config.get("epochs", MOPOConfig.epochs)), device=config.get("device"))
-        else:
-            result = MOPO(MOPOConfig.from_dict(config)).fit(run)
+    parent = os.getppid()
+    try:
+        with graceful_stop(signals=(signal.SIGTERM,)):
+            if job is not None:
+                ensure_shared_dynamics(job)
+            run = Path(run_dir)
+            if trial_status(run, int(config.get("epochs", MOPOConfig.epochs))) != "new":
+                result = MOPO.resume(run, epochs=int(config.get("epochs", MOPOConfig.epochs)), device=config.get("device"))
+            else:
+                result = MOPO(MOPOConfig.from_dict(config)).fit(run)
+    except StopRequested as exc:
+        if os.getppid() != parent:
+            # the sweep died (its death signal stopped us): the checkpoint is written, and nobody
+            # will read this result — back in the pool's loop the worker would wait for tasks forever
+            os._exit(exc.exit_code)
+        raise
     return {"run_dir": run_dir, "last": result.last, "best": result.best}
 
 

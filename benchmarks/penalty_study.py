@@ -497,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
                 if cell not in grid:
                     if args.status:
                         continue
+                    if any(trial_id(p) not in seen for p in points):
+                        break  # runs to hand out first: the next cell's model is fitted when they are queued
                     grid.update(kappa_paper([cell], sweep_dir))  # waits for (or fits) the cell's seed-3 model
                 tuning = tuning_points([cell], grid)
                 if any(trial_id(p) not in seen and not STUDY.published_reason(p, budget) for p in tuning):

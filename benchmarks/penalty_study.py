@@ -487,12 +487,17 @@ def main(argv: list[str] | None = None) -> int:
 
     budget = f"{STEPS // 1000}k"
 
+    handed: dict[str, dict[str, Any]] = {}  # every point next_points has returned, by trial id
+
     def next_points(seen: set[str]) -> list[dict[str, Any]]:
         """What to run next, first first: the report runs that tuning has unlocked, then the tuning
         of the first cell not yet queued whole (its κ grid computed now, from its seed-3 model)."""
         picks = selected(STUDY.records(), grid)
         points = report_points(cells, picks) if args.phase != "tuning" else []
-        if args.phase != "report":
+        # another cell's tuning only when the queue runs low: it would go to the front (refill), ahead
+        # of queued runs that are nearer to completing a cell (its report runs)
+        waiting = sum(1 for tid, p in handed.items() if tid in seen and not STUDY.published_reason(p, budget))
+        if args.phase != "report" and (args.status or waiting < 2 * args.workers):
             for cell in cells:
                 if cell not in grid:
                     if args.status:
@@ -505,7 +510,12 @@ def main(argv: list[str] | None = None) -> int:
                     points += tuning
                     if not args.status:  # --status shows every cell whose grid is frozen
                         break
-        return [p for p in points if not STUDY.published_reason(p, budget)]
+        # ... but a half-done tuning run of any frozen cell is always handed out (it resumes first)
+        points += [p for p in tuning_points([c for c in cells if c in grid], grid)
+                   if p not in points and (sweep_dir / "trials" / trial_id(p) / "checkpoint" / "progress.json").exists()]
+        points = [p for p in points if not STUDY.published_reason(p, budget)]
+        handed.update((trial_id(p), p) for p in points)
+        return points
 
     # one sweep whose queue is refilled as results arrive (run_sweep's ``refill``): both workers
     # stay busy across cells, and a cell's report runs go first as soon as its tuning has picked κ

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "updates": args.updates, "repeats": args.repeats, "seconds": {k: round(v, 3) for k, v in medians.items()},
         "new_over_old": round(medians["new"] / medians["old"], 3), "same_weights": same,
         "command": "python benchmarks/bench_fp32_unchanged.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": commit(), "cpu": machine()["cpu"],
+        "commit": commit(), "machine": machine(),
     }, indent=1))
     return 0
 

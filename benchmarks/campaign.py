@@ -220,7 +220,7 @@ class Campaign:
             for method, runs in cell["runs"].items():
                 runs.sort(key=lambda r: r["seed"])
                 returns = [r["return_last"] for r in runs]
-                tails = [statistics.fmean(p["return_mean"] for p in r["curve"][-TAIL_EVALS:]) for r in runs]
+                tails = [tail_mean(r["curve"]) for r in runs]
                 row[method] = {
                     **_mean_std(returns), "seeds": [r["seed"] for r in runs], "returns": returns, "h": runs[0]["horizon"], "lam": runs[0]["lam"],
                     f"last{TAIL_EVALS}_evals": _mean_std(tails),
@@ -677,6 +677,12 @@ def _dataset_summary(dataset: str) -> tuple[float, float]:
 
     summary = load_dataset(dataset).summary()
     return round(summary.return_mean, 1), round(summary.return_max, 1)
+
+
+def tail_mean(curve: list[dict[str, Any]]) -> float | None:
+    """A run's mean of its last :data:`TAIL_EVALS` evaluations (the tables' and studies' "last-5" number)."""
+    returns = [point["return_mean"] for point in curve if point.get("return_mean") is not None]
+    return statistics.fmean(returns[-TAIL_EVALS:]) if returns else None
 
 
 def _mean_std(values: list[float]) -> dict[str, Any]:

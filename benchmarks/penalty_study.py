@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import EVAL_EPISODES, EVAL_EVERY, MODEL_MAX_EPOCHS, Campaign, Stage, _file_safe, stoppable  # noqa: E402
+from campaign import EVAL_EPISODES, EVAL_EVERY, MODEL_MAX_EPOCHS, TAIL_EVALS, Campaign, Stage, _file_safe, stoppable, tail_mean  # noqa: E402
 from campaign import _mean_std as campaign_mean_std  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
+from ood_table import CELLS as OOD_CELLS  # noqa: E402
 
 from mopo_kit.experiments.selection import rank_agreement, ucb_pick_curve  # noqa: E402
 from mopo_kit.experiments.sweep import SweepSpec, ensure_shared_dynamics, model_job, run_sweep, trial_id  # noqa: E402
@@ -60,7 +61,7 @@ STEPS = 100_000
 FINAL_EPISODES = 20
 #: the statistic that picks κ on the tuning seed, fixed before the runs
 SELECTION = "return_last5"
-LAST_EVALS = 5
+LAST_EVALS = TAIL_EVALS
 RESULTS = ROOT / "benchmarks" / "results" / "penalties"
 KAPPA_FILE = RESULTS / "kappa_paper.json"
 MBPO = "zero"
@@ -97,7 +98,6 @@ class PenaltyStudy(Campaign):
         results = json.loads((run_dir / "results.json").read_text())
         resolved = payload["resolved"]
         kappa = float(resolved.get("kappa") or payload["config"].get("kappa") or 0.0)
-        curve = [row["return_mean"] for row in record["curve"] if row.get("return_mean") is not None]
         loaded = load_run(run_dir, "cpu")
         final_seed = 100_000 + int(record["seed"])  # apart from every training-time evaluation's seeds
         final = evaluate_in_env(loaded.task, loaded.env_policy, FINAL_EPISODES, seed=final_seed)
@@ -106,7 +106,7 @@ class PenaltyStudy(Campaign):
             lam=float(resolved["lam"]),
             penalty_scale=resolved.get("penalty_scale"),
             role="tuning" if int(record["seed"]) == TUNING_SEED else "report",
-            return_last5=round(statistics.fmean(curve[-LAST_EVALS:]), 2) if curve else None,
+            return_last5=round(last5, 2) if (last5 := tail_mean(record["curve"])) is not None else None,
             episode_returns=[round(r, 3) for r in final.episode_returns],
             final_eval={"episodes": FINAL_EPISODES, "seed": final_seed, "return_mean": final.return_mean, "return_std": final.return_std},
             model_bound={k: results["bound"][k] for k in ("eta_hat", "epsilon", "lam", "bound", "rollouts", "horizon", "gamma")},
@@ -280,11 +280,11 @@ TABLE_RESULTS = {"d4rl": ROOT / "benchmarks" / "results" / "d4rl", "ood": ROOT /
 def paper_mopo(cell: str) -> dict[str, Any] | None:
     """MOPO (``max_aleatoric``) at the paper's λ on ``cell``, seeds 0-2 at 100k, from the D4RL or OOD
     table's published runs (the same h; their own model fits), or ``None`` where the table has none."""
-    kind = "ood" if cell in ("halfcheetah-jump", "ant-angle") else "d4rl"
+    kind = "ood" if cell in OOD_CELLS else "d4rl"
     runs = [json.loads(p.read_text()) for seed in REPORT_SEEDS if (p := TABLE_RESULTS[kind] / f"{cell}__mopo__s{seed}__{STEPS // 1000}k.json").exists()]
     if not runs:
         return None
-    last5 = [statistics.fmean([row["return_mean"] for row in r["curve"] if row.get("return_mean") is not None][-LAST_EVALS:]) for r in runs]
+    last5 = [tail_mean(r["curve"]) for r in runs]
     return {
         "source": f"benchmarks/results/{kind}/{cell}__mopo__s<seed>__{STEPS // 1000}k.json",
         "lam": runs[0]["lam"],

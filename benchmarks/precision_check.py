@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import TAIL_EVALS, Campaign, Stage, generated_block, replace_generated_block  # noqa: E402
+from campaign import TAIL_EVALS, Campaign, Stage, generated_block, replace_generated_block, tail_mean  # noqa: E402
 from common import ROOT  # noqa: E402
 
 from mopo_kit.experiments.sweep import SweepSpec  # noqa: E402
@@ -64,13 +64,8 @@ CHECK = PrecisionCheck(
 )
 
 
-def _last5(record: dict[str, Any]) -> float:
-    returns = [row["return_mean"] for row in record["curve"] if row.get("return_mean") is not None]
-    return statistics.fmean(returns[-TAIL_EVALS:])
-
-
 def _side(records: list[dict[str, Any]]) -> dict[str, Any]:
-    last5 = [_last5(r) for r in records]
+    last5 = [tail_mean(r["curve"]) for r in records]
     return {
         "seeds": [r["seed"] for r in records],
         "precision": sorted({r.get("precision", "fp32") for r in records}),

@@ -46,6 +46,7 @@ DISABLE_ENV = "MOPO_KIT_DISABLE_PLUGINS"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "mopo_kit.envs.tasks",
     "mopo_kit.data.named",
+    "mopo_kit.data.ood",
     "mopo_kit.uncertainty.builtin",
     "mopo_kit.dynamics.gaussian_ensemble",
     "mopo_kit.policy.sac",

@@ -36,6 +36,20 @@ def test_builtins_register_through_the_same_hooks():
     plugins = {p.name: p for p in get_plugins().plugins}
     assert plugins["mopo_kit.envs.tasks"].builtin
     assert plugins["mopo_kit.envs.tasks"].registers["task"] == ["ant", "ant-angle", "halfcheetah", "halfcheetah-jump", "hopper", "walker2d"]
+    # The OOD datasets extend the named ones and register themselves: neither module imports the other back.
+    assert plugins["mopo_kit.data.ood"].builtin
+    assert plugins["mopo_kit.data.ood"].registers["dataset"] == ["ant-angle", "halfcheetah-jump"]
+    assert "hopper-mixed" in plugins["mopo_kit.data.named"].registers["dataset"]
+    assert not set(plugins["mopo_kit.data.named"].registers["dataset"]) & {"ant-angle", "halfcheetah-jump"}
+
+
+def test_named_datasets_import_without_the_ood_module():
+    import subprocess
+    import sys
+
+    probe = "import sys, mopo_kit.data.named; print('mopo_kit.data.ood' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_installed_outside_plugin_appears_in_cli(tmp_path, run_cli):

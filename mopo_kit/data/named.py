@@ -167,8 +167,7 @@ def _factory(spec: NamedDataset):
 
 @hookimpl
 def register_datasets(register) -> None:
-    from mopo_kit.data import ood  # imports this module (NamedDataset): import it here, not at the top
-
+    """The ``<task>-<kind>`` datasets; the OOD ones register from :mod:`mopo_kit.data.ood`, which
+    builds on this module (so this one never imports it)."""
     for spec in named_datasets():
         register(spec.name, _factory(spec))
-    ood.register(register)

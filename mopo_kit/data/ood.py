@@ -22,6 +22,7 @@ from mopo_kit.data.recipes import run_segments
 from mopo_kit.data.shipped import BehaviorRun, TaskPolicies, behavior_run
 from mopo_kit.envs.tasks import ANT_ANGLE, HALFCHEETAH_JUMP, Task
 from mopo_kit.errors import DatasetError
+from mopo_kit.hookspecs import hookimpl
 
 #: Out-of-distribution task -> the original task whose SAC run's replay buffer it relabels.
 SOURCE_TASKS: dict[str, str] = {HALFCHEETAH_JUMP.name: "halfcheetah", ANT_ANGLE.name: "ant"}
@@ -95,10 +96,12 @@ def _factory(task: Task) -> Callable[..., TransitionDataset]:
     return load
 
 
-def register(register_dataset: Callable[..., None]) -> None:
-    """Register ``halfcheetah-jump`` and ``ant-angle`` (called from the built-in dataset hook)."""
+@hookimpl
+def register_datasets(register: Callable[..., None]) -> None:
+    """Register ``halfcheetah-jump`` and ``ant-angle`` (a built-in plugin module of its own, so that
+    :mod:`mopo_kit.data.named`, which this module extends, does not import it back)."""
     for task in (HALFCHEETAH_JUMP, ANT_ANGLE):
-        register_dataset(task.name, _factory(task))
+        register(task.name, _factory(task))
 
 
-__all__ = ["KIND", "PAPER_STEPS", "SOURCE_TASKS", "RelabeledReplay", "make_relabeled", "register"]
+__all__ = ["KIND", "PAPER_STEPS", "SOURCE_TASKS", "RelabeledReplay", "make_relabeled", "register_datasets"]

@@ -10,6 +10,7 @@ import torch
 
 from mopo_kit.dynamics.fused import FusedTrainer, predict_batched, predict_chunked
 from mopo_kit.dynamics.gaussian_ensemble import EnsembleConfig, GaussianEnsemble, TrainingDivergedError
+from mopo_kit.errors import MopoKitError
 from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
 
 
@@ -30,6 +31,38 @@ def test_fused_step_computes_autograd_loss_and_gradients(batch):
     assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
     for param, grad in zip(params, expected):
         assert torch.allclose(param.grad, grad, rtol=1e-4, atol=1e-6 * grad.abs().max().item()), tuple(param.shape)
+
+
+def test_bf16_fit_step_stays_close_to_the_float32_loss_and_gradients():
+    """Mixed precision: hidden GEMMs in bf16, the head, loss and every gradient handed to Adam in float32."""
+    torch.manual_seed(1)
+    model = GaussianEnsemble(5, 2, EnsembleConfig(seed=3))
+    x = torch.randn(7, 256, 7)
+    y = torch.randn(7, 256, 6) * 2
+    params = [*model.net.weights, *model.net.biases, model.net.max_logvar, model.net.min_logvar]
+    expected = torch.autograd.grad(model.loss(x, y), params)
+    trainer = FusedTrainer(model.net, model.config.weight_decays, 1e-3, model.config.logvar_loss_coef, compute_dtype=torch.bfloat16)
+    trainer.loss_and_grads(x, y)
+    for param, grad in zip(params, expected):
+        assert param.grad.dtype == torch.float32
+        error = ((param.grad - grad).norm() / grad.norm()).item()
+        assert error < 0.03, (tuple(param.shape), error)  # bf16 keeps ~3 significant digits per product
+    hidden = trainer.net.weights[0].grad
+    assert not torch.equal(hidden, expected[0]), "the hidden layers really computed in bf16"
+
+
+def test_a_bf16_fit_learns_like_float32_and_is_recorded():
+    data = linear_system_dataset(n=3000, seed=0)
+    reports = {p: tiny_ensemble(max_epochs=30, fit_precision=p).fit(data) for p in ("fp32", "bf16")}
+    assert reports["bf16"].precision == "bf16" and reports["fp32"].precision == "fp32"
+    first, last = np.mean(reports["bf16"].history[0].holdout_mse), np.mean(reports["bf16"].holdout_mse)
+    assert last < 0.2 * first
+    assert np.mean(reports["bf16"].holdout_mse) < 1.5 * np.mean(reports["fp32"].holdout_mse)
+
+
+def test_fit_precision_is_checked_by_name():
+    with pytest.raises(MopoKitError, match="gaussian_ensemble param 'fit_precision' must be one of fp32, bf16, auto, got 'fp16'"):
+        EnsembleConfig(fit_precision="fp16")
 
 
 def test_chunked_prediction_equals_the_batched_forward():

@@ -81,6 +81,7 @@ def test_a_finished_checkpoint_continues_under_a_larger_epoch_cap(uninterrupted,
     [
         ({"lr": 3e-4}, "other settings (lr: 0.001 vs 0.0003)"),
         ({"data_seed": 4}, "other data (sha256"),
+        ({"fit_precision": "bf16"}, "other settings (fit_precision: None vs 'bf16')"),
     ],
 )
 def test_a_checkpoint_of_another_fit_is_refused_in_one_line_and_kept(uninterrupted, tmp_path, change, message):

@@ -74,3 +74,41 @@ def test_precision_is_taken_and_recorded_by_train_and_evaluate(tmp_path, run_cli
     assert own["precision"] == "bf16" and asked["precision"] == "fp32"
     bad = run_cli("evaluate", "run", "--precision", "fp16")
     assert bad.returncode == 2 and "invalid choice: 'fp16'" in bad.stderr
+
+
+def test_train_dynamics_fits_in_the_precision_asked_and_records_it(tmp_path, run_cli):
+    import json
+
+    from mopo_kit.data.d4rl_io import write_d4rl_hdf5
+    from mopo_kit.testing_models import linear_system_dataset
+
+    write_d4rl_hdf5(linear_system_dataset(n=800, seed=0), tmp_path / "train.hdf5")
+    run_cli("train-dynamics", "train.hdf5", "-o", "dyn", "--max-epochs", "1", "--precision", "bf16", check_rc=0)
+    assert json.loads((tmp_path / "dyn" / "fit_report.json").read_text())["precision"] == "bf16"
+    assert json.loads((tmp_path / "dyn" / "dynamics.json").read_text())["config"]["fit_precision"] == "bf16"
+    run_cli("train-dynamics", "train.hdf5", "-o", "dyn32", "--max-epochs", "1", check_rc=0)
+    assert json.loads((tmp_path / "dyn32" / "fit_report.json").read_text())["precision"] == "fp32"
+    bad = run_cli("train-dynamics", "train.hdf5", "-o", "x", "--precision", "fp16")
+    assert bad.returncode == 2 and "invalid choice: 'fp16'" in bad.stderr
+
+
+def test_the_fit_precision_benchmark_compares_two_fits_of_one_seed(tmp_path):
+    import sys
+    from pathlib import Path
+
+    from mopo_kit.data.d4rl_io import write_d4rl_hdf5
+    from mopo_kit.testing_models import linear_system_dataset
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_fit_precision
+
+    write_d4rl_hdf5(linear_system_dataset(n=1400, seed=0), tmp_path / "data.hdf5")
+    result = bench_fit_precision.quality(str(tmp_path / "data.hdf5"), rows=1000, test_rows=400, epochs=3, seeds=[0, 1])
+    assert [row["seed"] for row in result["seeds"]] == [0, 1]
+    for row in result["seeds"]:
+        assert row["fp32"]["epochs"] == row["bf16"]["epochs"] == 3
+        assert row["test_mse_ratio"] == row["bf16"]["test_mse"] / row["fp32"]["test_mse"]
+        assert 0.5 < row["test_mse_ratio"] < 2 and 0.5 < row["penalty_ratio"] < 2  # the same model, two precisions
+    assert result["fp32_seed_spread"]["test_mse"] > 0
+    speed = bench_fit_precision.step_seconds(3, 2, steps=2, repeats=1)
+    assert set(speed["ms_per_step"]) == {"fp32", "bf16"} and speed["ratio"] > 0

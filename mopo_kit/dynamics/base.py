@@ -30,6 +30,8 @@ class FitReport:
     elites: list[int]
     history: list[EpochStats] = field(default_factory=list)
     seconds: float = 0.0
+    #: what the fit's hidden-layer GEMMs computed in (``fp32`` or ``bf16``; ``EnsembleConfig.fit_precision``)
+    precision: str = "fp32"
 
 
 EpochCallback = Callable[[EpochStats], None]

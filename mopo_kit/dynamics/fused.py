@@ -10,6 +10,12 @@ hand — verified against autograd in tests/test_dynamics.py — with
   exactly the gradient of Σ wd·½‖W‖²;
 * PyTorch's fused Adam.
 
+With ``compute_dtype=torch.bfloat16`` (``precision: bf16`` of the fit) the hidden layers' GEMMs,
+forward and backward, run in bfloat16 on copies of the weights refreshed once per step; the head
+(mean and log-variance), the loss, every gradient handed to Adam, the weights and Adam's state stay
+float32 (mixed precision as in Micikevicius et al. 2018, without loss scaling: bfloat16 has
+float32's exponent range).
+
 Prediction runs member by member over row chunks so activations stay in cache (a 50,000-row
 forward through all members otherwise streams ~280 MB of temporaries).
 """
@@ -27,29 +33,41 @@ _silu_backward = torch.ops.aten.silu_backward.grad_input
 
 
 class _Buffers:
-    """Per-batch-size scratch tensors for one training step."""
+    """Per-batch-size scratch tensors for one training step (hidden activations in ``hidden_dtype``)."""
 
-    def __init__(self, net: EnsembleNet, batch: int) -> None:
+    def __init__(self, net: EnsembleNet, batch: int, hidden_dtype: torch.dtype) -> None:
         e = net.members
         widths = [w.shape[2] for w in net.weights]
         kw = {"device": net.weights[0].device, "dtype": net.weights[0].dtype}  # where the net lives
-        self.x = torch.empty(e, batch, net.in_dim, **kw)
-        self.y = torch.empty(e, batch, net.out_dim, **kw)
-        self.pre = [torch.empty(e, batch, w, **kw) for w in widths[:-1]]
-        self.h = [torch.empty(e, batch, w, **kw) for w in widths[:-1]]
-        self.grad_h = [torch.empty(e, batch, w, **kw) for w in widths[:-1]]
-        self.grad_pre = [torch.empty(e, batch, w, **kw) for w in widths[:-1]]
+        low = {"device": kw["device"], "dtype": hidden_dtype}
+        self.pre = [torch.empty(e, batch, w, **low) for w in widths[:-1]]
+        self.h = [torch.empty(e, batch, w, **low) for w in widths[:-1]]
+        self.grad_h = [torch.empty(e, batch, w, **low) for w in widths[:-1]]
+        self.grad_pre = [torch.empty(e, batch, w, **low) for w in widths[:-1]]
         self.out = torch.empty(e, batch, widths[-1], **kw)
         self.grad_out = torch.empty(e, batch, widths[-1], **kw)
+        mixed = hidden_dtype != kw["dtype"]
+        # mixed precision only: the input and the head's input and output gradient cast across the boundary
+        self.x = torch.empty(e, batch, net.in_dim, **low) if mixed else None
+        self.head_in = torch.empty(e, batch, widths[-2], **kw) if mixed else None
+        self.head_grad = torch.empty(e, batch, widths[-2], **kw) if mixed else None
 
 
 class FusedTrainer:
     """One optimizer step of the MOPO ensemble loss, with hand-written backward."""
 
-    def __init__(self, net: EnsembleNet, weight_decays: tuple[float, ...], lr: float, logvar_loss_coef: float) -> None:
+    def __init__(
+        self,
+        net: EnsembleNet,
+        weight_decays: tuple[float, ...],
+        lr: float,
+        logvar_loss_coef: float,
+        compute_dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.net = net
         self.weight_decays = weight_decays
         self.coef = logvar_loss_coef
+        self.compute_dtype = compute_dtype
         self.params = [*net.weights, *net.biases, net.max_logvar, net.min_logvar]
         for p in self.params:
             p.grad = torch.zeros_like(p)
@@ -58,10 +76,16 @@ class FusedTrainer:
         except (RuntimeError, TypeError):  # a torch build (or device) without fused Adam
             self.optimizer = torch.optim.Adam(self.params, lr=lr)
         self._buffers: dict[int, _Buffers] = {}
+        self.mixed = compute_dtype != net.weights[0].dtype
+        last = len(net.weights) - 1
+        # low-precision copies of the hidden layers (refreshed every step) and their weight gradients
+        self._low_w = [torch.empty_like(w, dtype=compute_dtype) for w in net.weights[:last]] if self.mixed else []
+        self._low_b = [torch.empty_like(b, dtype=compute_dtype) for b in net.biases[:last]] if self.mixed else []
+        self._low_wgrad = [torch.empty_like(w, dtype=compute_dtype) for w in net.weights[:last]] if self.mixed else []
 
     def _buf(self, batch: int) -> _Buffers:
         if batch not in self._buffers:
-            self._buffers[batch] = _Buffers(self.net, batch)
+            self._buffers[batch] = _Buffers(self.net, batch, self.compute_dtype)
         return self._buffers[batch]
 
     @torch.no_grad()
@@ -74,12 +98,19 @@ class FusedTrainer:
         net, buf = self.net, self._buf(x.shape[1])
         weights, biases = net.weights, net.biases
         last = len(weights) - 1
+        if self.mixed:  # this step's weights, once, in the compute dtype
+            for low, full in zip((*self._low_w, *self._low_b), (*weights[:last], *biases[:last])):
+                low.copy_(full)
+        hidden_w = self._low_w if self.mixed else weights[:last]
+        hidden_b = self._low_b if self.mixed else biases[:last]
         # forward: keep pre-activations for the SiLU backward
-        h = x
+        h = buf.x.copy_(x) if self.mixed else x
         for i in range(last):
-            torch.baddbmm(biases[i], h, weights[i], out=buf.pre[i])
+            torch.baddbmm(hidden_b[i], h, hidden_w[i], out=buf.pre[i])
             _silu_out(buf.pre[i], out=buf.h[i])
             h = buf.h[i]
+        if self.mixed:
+            h = buf.head_in.copy_(h)
         torch.baddbmm(biases[last], h, weights[last], out=buf.out)
         d = net.out_dim
         mean, raw = buf.out[..., :d], buf.out[..., d:]
@@ -105,6 +136,21 @@ class FusedTrainer:
         min_lv.grad.copy_((grad_logvar * (1.0 - sig_c)).sum(dim=(0, 1))).sub_(self.coef)
         # backward through the layers; weight decay folded into the weight-gradient GEMM
         grad = buf.grad_out
+        if self.mixed:  # the head in float32, its input gradient cast down for the hidden layers
+            torch.baddbmm(weights[last], buf.head_in.transpose(1, 2), grad, beta=self.weight_decays[last], out=weights[last].grad)
+            torch.sum(grad, dim=1, keepdim=True, out=biases[last].grad)
+            torch.bmm(grad, weights[last].transpose(1, 2), out=buf.head_grad)
+            buf.grad_h[last - 1].copy_(buf.head_grad)
+            grad = _silu_backward(buf.grad_h[last - 1], buf.pre[last - 1], grad_input=buf.grad_pre[last - 1])
+            for i in range(last - 1, -1, -1):
+                inp = buf.x if i == 0 else buf.h[i - 1]
+                torch.bmm(inp.transpose(1, 2), grad, out=self._low_wgrad[i])
+                weights[i].grad.copy_(self._low_wgrad[i]).add_(weights[i], alpha=self.weight_decays[i])
+                biases[i].grad.copy_(grad.sum(dim=1, keepdim=True, dtype=biases[i].dtype))
+                if i > 0:
+                    torch.bmm(grad, hidden_w[i].transpose(1, 2), out=buf.grad_h[i - 1])
+                    grad = _silu_backward(buf.grad_h[i - 1], buf.pre[i - 1], grad_input=buf.grad_pre[i - 1])
+            return loss
         for i in range(last, -1, -1):
             inp = x if i == 0 else buf.h[i - 1]
             torch.baddbmm(weights[i], inp.transpose(1, 2), grad, beta=self.weight_decays[i], out=weights[i].grad)

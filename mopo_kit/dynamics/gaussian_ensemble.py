@@ -38,6 +38,7 @@ from mopo_kit.dynamics.scaler import StandardScaler
 from mopo_kit.errors import MopoKitError
 from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.hookspecs import hookimpl
+from mopo_kit.precision import check_precision, compute_dtype, resolve_precision
 from mopo_kit.types import EnsemblePrediction
 from mopo_kit.validation import (
     FRACTION,
@@ -114,10 +115,14 @@ class EnsembleConfig:
     max_seconds: float | None = None
     predict_chunk: int = 4096
     seed: int = 0
+    #: ``fp32``, ``bf16`` or ``auto`` (:mod:`mopo_kit.precision`) of the fit's hidden-layer GEMMs; the
+    #: loss, gradients, weights and Adam stay float32 (``FusedTrainer``). Not MOPO's: a speed option.
+    fit_precision: str = "fp32"
 
     def __post_init__(self) -> None:
         where = "gaussian_ensemble param"
         check_fields(self, ENSEMBLE_RANGES, where=where, optional=("max_epochs", "max_seconds"))
+        check_precision(self.fit_precision, where=f"{where} 'fit_precision'")
         if isinstance(self.weight_decays, (str, bytes)) or not hasattr(self.weight_decays, "__iter__"):
             raise MopoKitError(f"{where} 'weight_decays' must be a list of layers + 1 numbers >= 0, got {self.weight_decays!r}")
         self.weight_decays = tuple(require(w, "weight_decays", NON_NEGATIVE, where=where) for w in self.weight_decays)
@@ -178,7 +183,7 @@ class GaussianEnsemble:
         return EnsembleConfig(**params)
 
     def set_precision(self, precision: str) -> None:
-        """``fp32`` or ``bf16`` for :meth:`predict` (``mopo_kit.precision``); training stays float32."""
+        """``fp32`` or ``bf16`` for :meth:`predict` (``mopo_kit.precision``); the fit's is ``fit_precision``."""
         self.precision = precision
         self._bf16 = None
 
@@ -258,7 +263,8 @@ class GaussianEnsemble:
         split = self._split(data, gen)
         n_train = split.x_train.shape[0]
         bootstrap = torch.randint(n_train, (cfg.members, n_train), generator=gen)
-        trainer = FusedTrainer(self.net, cfg.weight_decays, cfg.lr, cfg.logvar_loss_coef)
+        precision = resolve_precision(cfg.fit_precision, self.device)
+        trainer = FusedTrainer(self.net, cfg.weight_decays, cfg.lr, cfg.logvar_loss_coef, compute_dtype=compute_dtype(precision))
         x_batch = torch.empty(cfg.members * cfg.batch_size, split.x_train.shape[1], device=self.device)
         y_batch = torch.empty(cfg.members * cfg.batch_size, split.y_train.shape[1], device=self.device)
 
@@ -266,7 +272,10 @@ class GaussianEnsemble:
         snapshots = [self._member_state(k) for k in range(cfg.members)]
         history: list[EpochStats] = []
         since_update, epoch, elapsed, stop_reason = 0, 0, 0.0, "early stopping"
-        identity = fit_identity(data, {k: v for k, v in asdict(cfg).items() if k not in _FIT_LIMITS}) if checkpoint else {}
+        settings = {k: v for k, v in asdict(cfg).items() if k not in (*_FIT_LIMITS, "fit_precision")}
+        if precision != "fp32":  # the resolved precision (so float32 checkpoints from before the option still match)
+            settings["fit_precision"] = precision
+        identity = fit_identity(data, settings) if checkpoint else {}
         saved = load_fit_state(checkpoint, identity, self.device) if checkpoint else None
         if saved is not None:
             self.net.load_state_dict(saved["net"])
@@ -339,6 +348,7 @@ class GaussianEnsemble:
             elites=self.elites.tolist(),
             history=history,
             seconds=time.perf_counter() - start,
+            precision=precision,
         )
         if stop_reason.startswith("diverged"):
             # every member is back at its last snapshot with a finite holdout error

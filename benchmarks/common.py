@@ -77,10 +77,12 @@ def commit() -> str:
         return os.environ["MOPO_KIT_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        # result files are outputs, not code: a campaign worktree whose results folders link to
-        # the main checkout is not "dirty"
+        # result files and the docs generated from them are outputs, not code: a campaign worktree
+        # whose results folders link to the main checkout, and whose study regenerates its tables
+        # and plots in docs/, is not "dirty"
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"], cwd=ROOT, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results", ":!docs"],
+            cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

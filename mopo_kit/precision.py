@@ -6,7 +6,8 @@ matrix work is: the dynamics ensemble's during model rollouts (weights cast once
 update, not per call) and the SAC actor's and twin critics' during updates (float32 weights cast
 once per pass inside the autograd graph, so gradients and Adam stay float32). The heads (mean and
 log-variance; action mean and log-std; the critics' last layer, hence Q-values and TD targets),
-the penalty, the dynamics fit and everything accumulated stay float32.
+the penalty and everything accumulated stay float32. The dynamics fit has its own switch
+(``EnsembleConfig.fit_precision``, ``train-dynamics --precision``).
 ``auto`` picks bf16 where the CPU has those units and float32 elsewhere (CUDA included, until it
 is measured there). The default is ``fp32`` until the quality check of ``bf16`` is committed
 (``benchmarks/bench_precision.py``; docs/performance.md).

@@ -33,8 +33,8 @@ class _Parser(argparse.ArgumentParser):
 PRECISION_HELP = "the model's hidden-layer GEMMs when it predicts: fp32 (default), bf16, or auto (bf16 on a CPU with AMX-BF16/AVX512-BF16; docs/performance.md)"
 
 
-def _add_precision_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], help=PRECISION_HELP)
+def _add_precision_argument(p: argparse.ArgumentParser, help: str = PRECISION_HELP) -> None:
+    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], help=help)
 
 
 def _set_model_precision(model: Any, spec: str | None, device: Any) -> str:
@@ -225,7 +225,7 @@ def _train_dynamics(args: argparse.Namespace, device: Any, out: Path) -> int:
         params["max_epochs"] = args.max_epochs
     if args.max_seconds is not None:
         params["max_seconds"] = args.max_seconds
-    if args.precision is not None:  # of the fit (EnsembleConfig.fit_precision); a model without it is refused by name
+    if args.precision is not None:  # of the fit: the ensemble's fit_precision param
         params["fit_precision"] = args.precision
     model = get_registry().create_on("dynamics", args.model, {"obs_dim": data.obs_dim, "act_dim": data.act_dim, **params}, device)
     console = _stderr_console()
@@ -595,10 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite a model already in DIR")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     add_device_argument(p)
-    p.add_argument(
-        "--precision", choices=["fp32", "bf16", "auto"],
-        help="of the fit's hidden-layer matrix products (default fp32; the loss, gradients and weights stay float32; docs/performance.md)",
-    )
+    _add_precision_argument(p, "of the fit's hidden-layer matrix products (default fp32; the loss, gradients and weights stay float32; docs/performance.md)")
     p.set_defaults(func=cmd_train_dynamics, graceful=True)
 
     p = sub.add_parser("penalty-scale", help="mean u(s,a) per estimator on a dataset, and κ ↔ λ (one penalty size for every estimator)")

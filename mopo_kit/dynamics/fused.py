@@ -146,7 +146,7 @@ class FusedTrainer:
                 inp = buf.x if i == 0 else buf.h[i - 1]
                 torch.bmm(inp.transpose(1, 2), grad, out=self._low_wgrad[i])
                 weights[i].grad.copy_(self._low_wgrad[i]).add_(weights[i], alpha=self.weight_decays[i])
-                biases[i].grad.copy_(grad.sum(dim=1, keepdim=True, dtype=biases[i].dtype))
+                torch.sum(grad, dim=1, keepdim=True, dtype=biases[i].dtype, out=biases[i].grad)
                 if i > 0:
                     torch.bmm(grad, hidden_w[i].transpose(1, 2), out=buf.grad_h[i - 1])
                     grad = _silu_backward(buf.grad_h[i - 1], buf.pre[i - 1], grad_input=buf.grad_pre[i - 1])

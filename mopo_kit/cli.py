@@ -525,7 +525,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     rows = [
         (
             Path(str(r["dataset"])).stem, r["uncertainty"],
-            f"κ {r['kappa']:g} (λ {r['lam']:.3g})" if r.get("kappa") is not None else f"λ {r['lam']:g}", r["horizon"], r["seeds"],
+            f"κ {r['kappa']:g} (λ {r['lam']:.3g})" if r.get("kappa") is not None else f"λ {r['lam']:g}", r["horizon"],
+            ", ".join(map(str, r["seed_list"])),
             f"{r['last_normalized_mean']:.1f} ± {r['last_normalized_std']:.1f}",
             f"{r['best_normalized_mean']:.1f} ± {r['best_normalized_std']:.1f}",
         )

@@ -154,6 +154,6 @@ def test_report_groups_kappa_trials_over_seeds_and_names_the_strength(tmp_path, 
     monkeypatch.setenv("COLUMNS", "200")  # one table row per line
     assert cli_main(["report", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "κ 0.26 (λ 3.1)" in out and "50.0 ± 10.0" in out, out
+    assert "κ 0.26 (λ 3.1)" in out and "0, 1" in out and "50.0 ± 10.0" in out, out
     report = json.loads((tmp_path / "report.json").read_text())
-    assert [(r["kappa"], r["seeds"], round(r["lam"], 2)) for r in report["rows"]] == [(0.26, 2, 3.1)]
+    assert [(r["kappa"], r["seed_list"], round(r["lam"], 2)) for r in report["rows"]] == [(0.26, [0, 1], 3.1)]

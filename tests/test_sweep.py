@@ -63,6 +63,7 @@ def test_local_sweep_with_wandb_offline_resume_and_report(hopper_file, tmp_path,
         row = by_estimator[point["uncertainty"]]
         assert row["last_normalized_mean"] == pytest.approx(results["last"]["normalized_mean"])
         assert row["seeds"] == 1 and row["last_normalized_std"] == 0.0
+        assert row["seed_list"] == [point["seed"]]
     for name in ("learning_curves.png", "final_scores.png", "penalty_vs_return.png"):
         assert (sweep_dir / name).read_bytes()[:4] == b"\x89PNG"
     assert "method: grid" in (sweep_dir / "wandb_sweep.yaml").read_text()

@@ -55,7 +55,8 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per dataset × estimator × strength × h: mean ± std over seeds of last and best scores.
 
     The strength is κ for trials that set it (their λ differs per seed's model; the row's ``lam``
-    is then the mean over seeds), else λ.
+    is then the mean over seeds), else λ. ``seed_list`` names the seeds pooled, so a reader sees
+    when a row mixes, say, a study's tuning seed with its report seeds.
     """
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for trial in trials:
@@ -70,7 +71,7 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         penalty = [m["metrics"][-1].get("rollout_mean_penalty") for m in members if m["metrics"]]
         rows.append({
             "dataset": dataset, "uncertainty": uncertainty, "lam": lam, "kappa": value if kind == "kappa" else None,
-            "horizon": horizon, "seeds": len(members),
+            "horizon": horizon, "seeds": len(members), "seed_list": sorted(m["seed"] for m in members),
             "last_normalized_mean": _mean_std(last)[0], "last_normalized_std": _mean_std(last)[1],
             "best_normalized_mean": _mean_std(best)[0], "best_normalized_std": _mean_std(best)[1],
             "last_return_mean": _mean_std(last_return)[0], "last_return_std": _mean_std(last_return)[1],

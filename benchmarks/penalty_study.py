@@ -44,6 +44,7 @@ from campaign import _mean_std as campaign_mean_std  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
 from ood_table import CELLS as OOD_CELLS  # noqa: E402
 
+from mopo_kit.experiments.compare import versus  # noqa: E402
 from mopo_kit.experiments.selection import rank_agreement, ucb_pick_curve  # noqa: E402
 from mopo_kit.experiments.sweep import SweepSpec, ensure_shared_dynamics, model_job, run_sweep, trial_id  # noqa: E402
 
@@ -235,6 +236,7 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
         "report": {},
         "offline_selection": {},
         "bandit": {},
+        "versus_mbpo": {},
         "paper_mopo": {cell: runs for cell in grid if (runs := paper_mopo(cell))},
     }
     for cell in grid:
@@ -260,15 +262,24 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
                 "true_values": [round(statistics.fmean(r["episode_returns"]), 1) for r in runs],
                 "expected_return_of_pick": [round(v, 1) for v in ucb_pick_curve([r["episode_returns"] for r in runs], 50)],
             }
-        for name in (*ESTIMATORS, MBPO):
-            runs = [r for r in records if r["role"] == "report" and r["dataset"] == cell and r["uncertainty"] == name]
+        final = lambda runs: [r["final_eval"]["return_mean"] for r in runs]  # noqa: E731
+        report_runs = {name: [r for r in records if r["role"] == "report" and r["dataset"] == cell and r["uncertainty"] == name] for name in (*ESTIMATORS, MBPO)}
+        for name, runs in report_runs.items():
             if runs:
                 table["report"].setdefault(cell, {})[STUDY.method_of(name)] = {
                     "kappa": runs[0]["kappa"],
                     "seeds": sorted(r["seed"] for r in runs),
                     **{key: _mean_std([r[key] for r in runs]) for key in ("return_last", "return_last5")},
-                    "final_mean": _mean_std([r["final_eval"]["return_mean"] for r in runs]),
+                    "final_mean": _mean_std(final(runs)),
                     "lam": [round(r["lam"], 4) for r in sorted(runs, key=lambda r: r["seed"])],
+                }
+        for name in ESTIMATORS:
+            runs, mbpo = report_runs[name], report_runs[MBPO]
+            if runs and mbpo:
+                table["versus_mbpo"].setdefault(cell, {})[name] = {
+                    "kappa": runs[0]["kappa"],
+                    "return_last5": versus([r["return_last5"] for r in runs], [r["return_last5"] for r in mbpo]),
+                    "final_mean": versus(final(runs), final(mbpo)),
                 }
     return table
 
@@ -347,6 +358,26 @@ def report_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _delta(entry: dict[str, Any]) -> str:
+    ci = entry["ci"]
+    return f"{entry['delta']:+.0f}" + (f" [{ci[0]:+.0f}, {ci[1]:+.0f}]" if ci else "")
+
+
+def versus_markdown(table: dict[str, Any]) -> str:
+    """Each estimator at its selected κ against MBPO, seed for seed: the difference of the means with its
+    Welch 95 % interval, and the probability that a run of the estimator beats a run of MBPO."""
+    lines = [
+        "| cell | estimator | κ | seeds (estimator / MBPO) | Δ last-5 mean [95 % CI] | P(beats MBPO), last-5 | Δ final, 20 episodes [95 % CI] | P(beats MBPO), final |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for cell, estimators in table.get("versus_mbpo", {}).items():
+        for name, row in estimators.items():
+            last5, final = row["return_last5"], row["final_mean"]
+            lines.append(f"| {cell} | `{name}` | {row['kappa']:g} | {last5['n_a']} / {last5['n_b']} | {_delta(last5)} | {last5['prob_improvement']:.2f} | "
+                         f"{_delta(final)} | {final['prob_improvement']:.2f} |")
+    return "\n".join(lines)
+
+
 def offline_markdown(table: dict[str, Any]) -> str:
     """Per cell and estimator: does an offline number order the three κ policies as their real returns do?"""
     lines = [
@@ -384,6 +415,7 @@ def plots_markdown(table: dict[str, Any]) -> str:
 DOC_BLOCKS = {
     "<!-- begin generated: penalty_study.py plots -->": plots_markdown,
     "<!-- begin generated: penalty_study.py report -->": report_markdown,
+    "<!-- begin generated: penalty_study.py versus mbpo -->": versus_markdown,
     "<!-- begin generated: penalty_study.py offline selection -->": offline_markdown,
     "<!-- begin generated: penalty_study.py bandit -->": bandit_markdown,
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mopo_kit.experiments.compare import prob_improvement, versus
 from mopo_kit.experiments.selection import rank_agreement, spearman, ucb_pick_curve
 from mopo_kit.experiments.sweep import SweepSpec, run_sweep, trial_id
 from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
@@ -39,6 +40,33 @@ def test_ucb_finds_the_best_arm_with_more_episodes():
     assert ucb_pick_curve([[5.0, 5.0], [5.0]], 3) == [5.0, 5.0, 5.0]
     with pytest.raises(ValueError, match="at least one recorded episode"):
         ucb_pick_curve([[1.0], []])
+
+
+def test_prob_improvement_counts_pairs_and_ties_half():
+    assert prob_improvement([3, 4], [1, 2]) == 1.0 and prob_improvement([1, 2], [3, 4]) == 0.0
+    assert prob_improvement([1, 2, 3], [1, 2, 3]) == pytest.approx(0.5)
+    assert prob_improvement([2, 5], [2, 3]) == pytest.approx((0.5 + 0 + 1 + 1) / 4)
+    with pytest.raises(ValueError, match="at least one value"):
+        prob_improvement([], [1.0])
+
+
+def test_versus_gives_the_welch_interval_of_the_difference():
+    from scipy.stats import t
+
+    a, b = [950.0, 1000.0, 1050.0], [700.0, 720.0, 760.0]
+    result = versus(a, b)
+    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 3
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)  # Welch–Satterthwaite
+    half = t.ppf(0.975, df) * np.sqrt(va + vb)
+    delta = np.mean(a) - np.mean(b)
+    assert result["delta"] == pytest.approx(delta)
+    assert result["ci"] == pytest.approx([delta - half, delta + half])
+    assert result["ci"][0] > 0 and result["p_value"] < 0.05 and result["prob_improvement"] == 1.0
+    overlapping = versus([700.0, 1000.0, 800.0], [750.0, 900.0, 820.0])
+    assert overlapping["ci"][0] < 0 < overlapping["ci"][1], "no separation: the interval holds 0"
+    single = versus([900.0], [700.0, 800.0])
+    assert single["delta"] == pytest.approx(150.0) and single["ci"] is None and single["prob_improvement"] == 1.0
+    assert versus([5.0, 5.0], [5.0, 5.0])["ci"] is None, "no variance on either side: no interval"
 
 
 def _record(cell, name, kappa, seed, last5, final=None, eta=0.0, eps=0.0):
@@ -92,6 +120,16 @@ def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_
     bandit = table["bandit"]["hopper-mixed"]["mmd"]
     assert bandit["true_values"] == [300.0, 900.0, 600.0] and bandit["expected_return_of_pick"][-1] == pytest.approx(900.0)
     assert table["report"]["hopper-mixed"]["mmd"]["return_last"] == {"mean": 900.0, "std": 100.0, "n": 2}
+    assert table["versus_mbpo"] == {}, "no MBPO report run yet: nothing to compare with"
+    for seed, value in ((0, 500.0), (1, 700.0), (2, 600.0)):
+        mbpo = _record("hopper-mixed", "zero", 0.0, seed, value)
+        (tmp_path / f"hopper-mixed__zero__kappa0__s{seed}__100k.json").write_text(json.dumps(mbpo))
+    table = study.build_table(grid)
+    against = table["versus_mbpo"]["hopper-mixed"]["mmd"]
+    assert against["kappa"] == 0.3 and against["return_last5"]["delta"] == pytest.approx(300.0)
+    assert (against["return_last5"]["n_a"], against["return_last5"]["n_b"]) == (2, 3)
+    assert against["return_last5"]["prob_improvement"] == 1.0 and against["final_mean"]["delta"] == pytest.approx(300.0)
+    assert "| hopper-mixed | `mmd` | 0.3 | 2 / 3 | +300 [" in study.versus_markdown(table)
     assert json.loads((tmp_path / "table.json").read_text()) == table
 
 

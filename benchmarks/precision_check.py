@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign import TAIL_EVALS, Campaign, Stage, generated_block, replace_generated_block, tail_mean  # noqa: E402
 from common import ROOT  # noqa: E402
 
+from mopo_kit.experiments.compare import versus  # noqa: E402
 from mopo_kit.experiments.sweep import SweepSpec  # noqa: E402
 
 CELLS = ("hopper-random", "halfcheetah-random")
@@ -77,9 +78,8 @@ def _side(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def compare() -> dict[str, Any]:
-    """Per cell: both sides, the difference, Welch's p and the verdict of :data:`RULE` (``None`` until all seeds are in)."""
-    from scipy.stats import ttest_ind
-
+    """Per cell: both sides, the difference with its Welch interval and p, and the verdict of :data:`RULE`
+    (``None`` until all seeds are in)."""
     rows = {}
     for cell in CELLS:
         sides = {}
@@ -88,12 +88,14 @@ def compare() -> dict[str, Any]:
             sides[name] = _side([json.loads(p.read_text()) for p in paths if p.exists()])
         low, ref = sides[PRECISION], sides["fp32"]
         complete = len(low["seeds"]) == len(ref["seeds"]) == len(CHECK.seeds)
+        welch = versus(low["return_last5"], ref["return_last5"]) if complete else None
         same_models = [a == b and a is not None for a, b in zip(ref["holdout_mse"], low["holdout_mse"])] if complete else None
         rows[cell] = {
             "fp32": ref,
             PRECISION: low,
             "difference": round(low["mean"] - ref["mean"], 1) if complete else None,
-            "welch_p": round(float(ttest_ind(low["return_last5"], ref["return_last5"], equal_var=False).pvalue), 3) if complete else None,
+            "difference_ci95": [round(x, 1) for x in welch["ci"]] if welch and welch["ci"] else None,
+            "welch_p": round(welch["p_value"], 3) if welch and welch["p_value"] is not None else None,
             "same_model_fits": same_models,
             "learns_as_well": (low["mean"] >= ref["mean"] - ref["std"]) if complete else None,
         }

@@ -49,6 +49,8 @@ def test_the_verdict_is_non_inferiority_by_one_float32_seed_std(tmp_path, monkey
     assert row["learns_as_well"] is verdict
     assert row["same_model_fits"] == [False, True, True]
     assert 0.0 < row["welch_p"] <= 1.0
+    low, high = row["difference_ci95"]
+    assert low < row["difference"] < high
     assert ("yes" if verdict else "**no**") in check.markdown(check.compare())
 
 

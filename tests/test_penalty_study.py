@@ -124,7 +124,16 @@ def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_
     for seed, value in ((0, 500.0), (1, 700.0), (2, 600.0)):
         mbpo = _record("hopper-mixed", "zero", 0.0, seed, value)
         (tmp_path / f"hopper-mixed__zero__kappa0__s{seed}__100k.json").write_text(json.dumps(mbpo))
+    d4rl = tmp_path / "d4rl"
+    d4rl.mkdir()
+    monkeypatch.setattr(study, "TABLE_RESULTS", {"d4rl": d4rl, "ood": tmp_path / "ood"})
+    for seed, value in ((0, 1000.0), (1, 900.0), (2, 800.0)):  # the D4RL table's MOPO runs at the paper's λ
+        curve = [{"return_mean": 0.0}] * 3 + [{"return_mean": value}] * 5
+        (d4rl / f"hopper-mixed__mopo__s{seed}__100k.json").write_text(json.dumps({"seed": seed, "lam": 1.0, "horizon": 5, "return_last": value, "curve": curve}))
     table = study.build_table(grid)
+    paper = table["versus_mbpo"]["hopper-mixed"][study.PAPER_MOPO]
+    assert paper["return_last5"]["delta"] == pytest.approx(300.0) and paper["final_mean"] is None and paper["kappa"] == 0.3
+    assert "| hopper-mixed | MOPO at the paper's λ" in study.versus_markdown(table)
     against = table["versus_mbpo"]["hopper-mixed"]["mmd"]
     assert against["kappa"] == 0.3 and against["return_last5"]["delta"] == pytest.approx(300.0)
     assert (against["return_last5"]["n_a"], against["return_last5"]["n_b"]) == (2, 3)

@@ -44,7 +44,7 @@ from campaign import _mean_std as campaign_mean_std  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
 from ood_table import CELLS as OOD_CELLS  # noqa: E402
 
-from mopo_kit.experiments.compare import versus  # noqa: E402
+from mopo_kit.experiments.compare import improvement_across_tasks, versus  # noqa: E402
 from mopo_kit.experiments.selection import rank_agreement, ucb_pick_curve  # noqa: E402
 from mopo_kit.experiments.sweep import SweepSpec, ensure_shared_dynamics, model_job, run_sweep, trial_id  # noqa: E402
 
@@ -239,8 +239,10 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
         "offline_selection": {},
         "bandit": {},
         "versus_mbpo": {},
+        "across_cells": {},
         "paper_mopo": {cell: runs for cell in grid if (runs := paper_mopo(cell))},
     }
+    complete: dict[str, dict[str, list[dict[str, Any]]]] = {}  # cell → method → its report runs, once all seeds are in
     for cell in grid:
         for name in ESTIMATORS:
             runs = sorted((r for r in records if r["role"] == "tuning" and r["dataset"] == cell and r["uncertainty"] == name), key=lambda r: r["kappa"])
@@ -283,6 +285,7 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
                     "return_last5": versus([r["return_last5"] for r in runs], [r["return_last5"] for r in mbpo]),
                     "final_mean": versus(final(runs), final(mbpo)),
                 }
+        complete[cell] = {name: runs for name, runs in report_runs.items() if len(runs) == len(REPORT_SEEDS)}
         paper = table["paper_mopo"].get(cell)
         if paper and report_runs[MBPO]:  # the table's runs: their own model fits, so a looser comparison
             table["versus_mbpo"].setdefault(cell, {})[PAPER_MOPO] = {
@@ -290,7 +293,26 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
                 "return_last5": versus(paper["return_last5_per_seed"], [r["return_last5"] for r in report_runs[MBPO]]),
                 "final_mean": None,
             }
+    table["across_cells"] = across_cells(complete)
     return table
+
+
+def across_cells(complete: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+    """Each estimator against MBPO over every cell where both have all report seeds: P(a run of the
+    estimator beats a run of MBPO) averaged over cells, with its stratified bootstrap 95 % interval
+    (:func:`~mopo_kit.experiments.compare.improvement_across_tasks`) — the study's one-line answer per bound."""
+    out: dict[str, Any] = {}
+    final = lambda runs: [r["final_eval"]["return_mean"] for r in runs]  # noqa: E731
+    for name in ESTIMATORS:
+        cells = [cell for cell, methods in complete.items() if name in methods and MBPO in methods]
+        if not cells:
+            continue
+        out[name] = {
+            "cells": cells,
+            "return_last5": improvement_across_tasks({c: ([r["return_last5"] for r in complete[c][name]], [r["return_last5"] for r in complete[c][MBPO]]) for c in cells}),
+            "final_mean": improvement_across_tasks({c: (final(complete[c][name]), final(complete[c][MBPO])) for c in cells}),
+        }
+    return out
 
 
 #: where the D4RL and OOD tables keep their runs: MOPO at the paper's λ, for the report's comparison row
@@ -389,6 +411,20 @@ def versus_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def across_markdown(table: dict[str, Any]) -> str:
+    """Per estimator, P(beats MBPO) averaged over the cells whose report is complete, with its interval."""
+    lines = [
+        "| estimator | cells (complete report) | P(beats MBPO), last-5 [95 % CI] | P(beats MBPO), final 20 episodes [95 % CI] |",
+        "|---|---|---|---|",
+    ]
+    show = lambda e: f"{e['prob_improvement']:.2f} [{e['ci'][0]:.2f}, {e['ci'][1]:.2f}]"  # noqa: E731
+    for name, row in table.get("across_cells", {}).items():
+        lines.append(f"| `{name}` | {', '.join(row['cells'])} | {show(row['return_last5'])} | {show(row['final_mean'])} |")
+    if len(lines) == 2:
+        lines.append("| – | no cell has all report seeds of an estimator and MBPO yet | – | – |")
+    return "\n".join(lines)
+
+
 def offline_markdown(table: dict[str, Any]) -> str:
     """Per cell and estimator: does an offline number order the three κ policies as their real returns do?"""
     lines = [
@@ -427,6 +463,7 @@ DOC_BLOCKS = {
     "<!-- begin generated: penalty_study.py plots -->": plots_markdown,
     "<!-- begin generated: penalty_study.py report -->": report_markdown,
     "<!-- begin generated: penalty_study.py versus mbpo -->": versus_markdown,
+    "<!-- begin generated: penalty_study.py across cells -->": across_markdown,
     "<!-- begin generated: penalty_study.py offline selection -->": offline_markdown,
     "<!-- begin generated: penalty_study.py bandit -->": bandit_markdown,
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mopo_kit.experiments.compare import prob_improvement, versus
+from mopo_kit.experiments.compare import improvement_across_tasks, prob_improvement, versus
 from mopo_kit.experiments.selection import rank_agreement, spearman, ucb_pick_curve
 from mopo_kit.experiments.sweep import SweepSpec, run_sweep, trial_id
 from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
@@ -67,6 +67,25 @@ def test_versus_gives_the_welch_interval_of_the_difference():
     single = versus([900.0], [700.0, 800.0])
     assert single["delta"] == pytest.approx(150.0) and single["ci"] is None and single["prob_improvement"] == 1.0
     assert versus([5.0, 5.0], [5.0, 5.0])["ci"] is None, "no variance on either side: no interval"
+
+
+def test_improvement_across_tasks_averages_per_task_probabilities_with_a_bootstrap_interval():
+    # returns on scales 100x apart: each task counts once, no normalization needed
+    clear = {"hopper": ([900.0, 950.0, 1000.0], [600.0, 650.0, 700.0]), "cheetah": ([4e4, 4.1e4], [3e4, 3.2e4, 3.1e4])}
+    result = improvement_across_tasks(clear, reps=500)
+    assert result["prob_improvement"] == 1.0 and result["ci"] == [1.0, 1.0], "A above B on every resample"
+    mixed = {"hopper": ([900.0, 950.0, 1000.0], [600.0, 650.0, 700.0]), "walker": ([100.0, 200.0, 300.0], [400.0, 500.0, 600.0])}
+    result = improvement_across_tasks(mixed, reps=2000)
+    assert result["per_task"] == {"hopper": 1.0, "walker": 0.0} and result["prob_improvement"] == 0.5
+    assert result["ci"] == [0.5, 0.5], "each task's runs separate on every resample: the average cannot move"
+    noisy = {"a": ([1.0, 5.0, 9.0], [2.0, 4.0, 8.0]), "b": ([3.0, 7.0], [1.0, 6.0, 10.0])}
+    result = improvement_across_tasks(noisy, reps=4000, seed=1)
+    expected = (prob_improvement(*noisy["a"]) + prob_improvement(*noisy["b"])) / 2
+    low, high = result["ci"]
+    assert result["prob_improvement"] == pytest.approx(expected) and 0.0 <= low < expected < high <= 1.0
+    assert improvement_across_tasks(noisy, reps=4000, seed=1)["ci"] == result["ci"], "seeded: the same interval again"
+    with pytest.raises(ValueError, match="'b' needs at least one run"):
+        improvement_across_tasks({"a": ([1.0], [2.0]), "b": ([], [1.0])})
 
 
 def _record(cell, name, kappa, seed, last5, final=None, eta=0.0, eps=0.0):
@@ -139,6 +158,14 @@ def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_
     assert (against["return_last5"]["n_a"], against["return_last5"]["n_b"]) == (2, 3)
     assert against["return_last5"]["prob_improvement"] == 1.0 and against["final_mean"]["delta"] == pytest.approx(300.0)
     assert "| hopper-mixed | `mmd` | 0.3 | 2 / 3 | +300 [" in study.versus_markdown(table)
+    assert table["across_cells"] == {}, "mmd has two of three report seeds: the cell is not complete for it"
+    assert "no cell has all report seeds" in study.across_markdown(table)
+    (tmp_path / "hopper-mixed__mmd__kappa0.3__s2__100k.json").write_text(json.dumps(_record("hopper-mixed", "mmd", 0.3, 2, 550.0)))
+    table = study.build_table(grid)
+    across = table["across_cells"]["mmd"]
+    assert across["cells"] == ["hopper-mixed"] and set(table["across_cells"]) == {"mmd"}
+    assert across["return_last5"]["prob_improvement"] == pytest.approx(7 / 9), "800, 1000 beat all three MBPO runs; 550 beats 500"
+    assert "| `mmd` | hopper-mixed | 0.78 [" in study.across_markdown(table)
     assert json.loads((tmp_path / "table.json").read_text()) == table
 
 

@@ -518,10 +518,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.report import write_report
 
-    report = write_report(Path(args.sweep_dir))
+    report = write_report(Path(args.sweep_dir), baseline=args.baseline)
     if args.json:
         _print_json(report)
         return 0
+
+    def against(row: dict) -> tuple[str, ...]:
+        found = row.get("versus_baseline")
+        if found is None:
+            return ("–", "–")
+        ci = f" [{found['ci'][0]:+.0f}, {found['ci'][1]:+.0f}]" if found["ci"] else ""
+        return (f"{found['delta']:+.0f}{ci}", f"{found['prob_improvement']:.2f}")
+
     rows = [
         (
             Path(str(r["dataset"])).stem, r["uncertainty"],
@@ -529,10 +537,14 @@ def cmd_report(args: argparse.Namespace) -> int:
             ", ".join(map(str, r["seed_list"])),
             f"{r['last_normalized_mean']:.1f} ± {r['last_normalized_std']:.1f}",
             f"{r['best_normalized_mean']:.1f} ± {r['best_normalized_std']:.1f}",
+            *(against(r) if args.baseline else ()),
         )
         for r in report["rows"]
     ]
-    _console().print(_table(f"sweep {args.sweep_dir}: {report['trials']} trials", ("dataset", "estimator", "strength", "h", "seeds", "last (norm.)", "best (norm.)"), rows))
+    columns = ("dataset", "estimator", "strength", "h", "seeds", "last (norm.)", "best (norm.)")
+    if args.baseline:
+        columns += (f"Δ last return vs {args.baseline} [95 % CI]", f"P(beats {args.baseline})")
+    _console().print(_table(f"sweep {args.sweep_dir}: {report['trials']} trials", columns, rows))
     print(f"wrote report.json, learning_curves.png, final_scores.png, penalty_vs_return.png, wandb_sweep.yaml in {args.sweep_dir}")
     return 0
 
@@ -685,6 +697,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="mean ± std over seeds per estimator × λ × dataset, plots, W&B sweep YAML")
     p.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    p.add_argument("--baseline", metavar="ESTIMATOR", help="set every row against this estimator's row of the same dataset and h, seed for seed "
+                   "(e.g. zero = MBPO): difference of the last returns with its Welch 95%% interval, and P(a run beats a baseline run)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report)
 

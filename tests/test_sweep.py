@@ -68,6 +68,15 @@ def test_local_sweep_with_wandb_offline_resume_and_report(hopper_file, tmp_path,
         assert (sweep_dir / name).read_bytes()[:4] == b"\x89PNG"
     assert "method: grid" in (sweep_dir / "wandb_sweep.yaml").read_text()
 
+    against = json.loads(run_cli("report", str(sweep_dir), "--baseline", "ensemble_disagreement", "--json", check_rc=0).stdout)
+    rows = {r["uncertainty"]: r for r in against["rows"]}
+    assert against["baseline"] == "ensemble_disagreement" and rows["ensemble_disagreement"]["versus_baseline"] is None
+    delta = rows["max_aleatoric"]["last_return_mean"] - rows["ensemble_disagreement"]["last_return_mean"]
+    assert rows["max_aleatoric"]["versus_baseline"]["delta"] == pytest.approx(delta)
+    assert rows["max_aleatoric"]["versus_baseline"]["ci"] is None, "one seed a side: no interval"
+    printed = run_cli("report", str(sweep_dir), "--baseline", "zero", check_rc=2)
+    assert "no trial of this sweep uses that estimator (it has: ensemble_disagreement, max_aleatoric)" in printed.stderr
+
 
 def test_models_only_fits_each_shared_model_once_in_parallel_and_trials_reuse_them(hopper_file, tmp_path):  # noqa: F811
     spec = _spec(tmp_path / "sweep.json", hopper_file)

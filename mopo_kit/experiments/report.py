@@ -1,4 +1,10 @@
-"""``mopo-kit report SWEEP_DIR``: mean ± std over seeds per estimator × λ × h × dataset, plots, W&B YAML."""
+"""``mopo-kit report SWEEP_DIR``: mean ± std over seeds per estimator × λ × h × dataset, plots, W&B YAML.
+
+With ``--baseline ESTIMATOR`` (say ``zero``: MBPO) every other row is also set against that
+estimator's row of the same dataset and h, seed for seed (:func:`~mopo_kit.experiments.compare.versus`:
+the difference of the mean last returns, its Welch 95 % interval, and P(a run beats a baseline run)),
+because "does this penalty beat no penalty" is the question an ablation of penalties asks.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mopo_kit.errors import MopoKitError
+from mopo_kit.experiments.compare import versus
 from mopo_kit.fileio import atomic_write_bytes
 
 
@@ -75,8 +82,39 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "last_normalized_mean": _mean_std(last)[0], "last_normalized_std": _mean_std(last)[1],
             "best_normalized_mean": _mean_std(best)[0], "best_normalized_std": _mean_std(best)[1],
             "last_return_mean": _mean_std(last_return)[0], "last_return_std": _mean_std(last_return)[1],
+            "last_return_per_seed": [m["results"]["last"].get("return_mean") for m in sorted(members, key=lambda m: m["seed"])],
             "rollout_penalty_mean": _mean_std(penalty)[0],
         })
+    return rows
+
+
+def against_baseline(rows: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """Add ``versus_baseline`` to every row: its last returns against those of ``baseline``'s row with
+    the same dataset and h (``None`` on the baseline's own rows and where the sweep has no such row).
+
+    Where the sweep ran the baseline at several strengths on one dataset × h (a grid that crosses
+    ``zero`` with λ values), a row is set against the baseline row of its own strength. Raises
+    :class:`MopoKitError` when no row uses ``baseline``, or when a row's baseline stays ambiguous.
+    """
+    reference: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["uncertainty"] == baseline:
+            reference[(str(row["dataset"]), row["horizon"])].append(row)
+    if not reference:
+        raise MopoKitError(f"--baseline {baseline}: no trial of this sweep uses that estimator "
+                           f"(it has: {', '.join(sorted({str(r['uncertainty']) for r in rows}))})")
+    strength = lambda r: (r.get("kappa"), r["lam"] if r.get("kappa") is None else None)  # noqa: E731
+    for row in rows:
+        candidates = reference.get((str(row["dataset"]), row["horizon"]), [])
+        if len(candidates) > 1:
+            candidates = [c for c in candidates if strength(c) == strength(row)]
+            if len(candidates) != 1:
+                raise MopoKitError(f"--baseline {baseline}: {Path(str(row['dataset'])).stem} h={row['horizon']} has it at several strengths, "
+                                   f"none of them {_strength(row)} ({row['uncertainty']}'s); report a sweep with one baseline row per dataset and h")
+        base = candidates[0] if candidates else None
+        ours = [v for v in row["last_return_per_seed"] if v is not None]
+        theirs = [v for v in base["last_return_per_seed"] if v is not None] if base else []
+        row["versus_baseline"] = versus(ours, theirs) if base is not None and base is not row and ours and theirs else None
     return rows
 
 
@@ -89,11 +127,16 @@ def wandb_sweep_yaml(spec: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(sweep_dir: Path) -> dict[str, Any]:
-    """report.json, three plots and wandb_sweep.yaml into ``sweep_dir``; returns the report."""
+def write_report(sweep_dir: Path, baseline: str | None = None) -> dict[str, Any]:
+    """report.json, three plots and wandb_sweep.yaml into ``sweep_dir``; returns the report.
+
+    ``baseline``: an estimator (``zero`` for MBPO) that every other row is compared with (:func:`against_baseline`).
+    """
     trials = load_trials(sweep_dir)
     rows = summarize(trials)
-    report = {"sweep_dir": str(sweep_dir), "trials": len(trials), "rows": rows}
+    if baseline is not None:
+        rows = against_baseline(rows, baseline)
+    report = {"sweep_dir": str(sweep_dir), "trials": len(trials), "baseline": baseline, "rows": rows}
     atomic_write_bytes(sweep_dir / "report.json", json.dumps(report, indent=2).encode())
     spec_path = sweep_dir / "sweep.json"
     if spec_path.exists():

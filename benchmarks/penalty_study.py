@@ -19,6 +19,10 @@ Design (issue 31; reading in ``docs/penalties.md``):
   of the run), the smaller κ on a tie.
 * **Report** (``role: report``): seeds 0, 1, 2 at each estimator's selected κ; MBPO (``zero``, κ = 0)
   beside them.
+* **MOPO at the paper's κ on the same models** (``role: paper_kappa``; added after hopper-mixed's
+  report, where tuning picked 3× κ_paper and only the D4RL table's MOPO — other model fits — beat
+  MBPO): where ``max_aleatoric``'s pick is not the grid's κ_paper, seeds 0-2 at κ_paper too, so
+  "the κ" and "the model fit" are told apart. Nothing picked or published changes.
 * Every final policy is evaluated on :data:`FINAL_EPISODES` real episodes (each return kept), and
   carries the model's offline numbers (η̂, ε, η̂ − λ·ε) for the offline-selection question.
 
@@ -101,6 +105,7 @@ class PenaltyStudy(Campaign):
         results = json.loads((run_dir / "results.json").read_text())
         resolved = payload["resolved"]
         kappa = float(resolved.get("kappa") or payload["config"].get("kappa") or 0.0)
+        role = role_of(str(record["dataset"]), str(payload["config"]["uncertainty"]["type"]), kappa, int(record["seed"]), self.records())
         loaded = load_run(run_dir, "cpu")
         final_seed = 100_000 + int(record["seed"])  # apart from every training-time evaluation's seeds
         final = evaluate_in_env(loaded.task, loaded.env_policy, FINAL_EPISODES, seed=final_seed)
@@ -108,7 +113,7 @@ class PenaltyStudy(Campaign):
             kappa=kappa,
             lam=float(resolved["lam"]),
             penalty_scale=resolved.get("penalty_scale"),
-            role="tuning" if int(record["seed"]) == TUNING_SEED else "report",
+            role=role,
             return_last5=round(last5, 2) if (last5 := tail_mean(record["curve"])) is not None else None,
             episode_returns=[round(r, 3) for r in final.episode_returns],
             final_eval={"episodes": FINAL_EPISODES, "seed": final_seed, "return_mean": final.return_mean, "return_std": final.return_std},
@@ -198,6 +203,30 @@ def selected(records: list[dict[str, Any]], grid: dict[str, Any]) -> dict[str, d
     return picks
 
 
+def role_of(cell: str, uncertainty: str, kappa: float, seed: int, records: list[dict[str, Any]]) -> str:
+    """``tuning`` on seed 3; on a report seed ``report`` at the estimator's pick (or MBPO), else
+    ``paper_kappa`` (:func:`paper_kappa_points`: ``max_aleatoric`` at κ_paper where it was not picked)."""
+    if seed == TUNING_SEED:
+        return "tuning"
+    frozen = json.loads(KAPPA_FILE.read_text()) if KAPPA_FILE.exists() else {}
+    pick = selected(records, frozen).get(cell, {}).get(uncertainty)
+    return "report" if uncertainty == MBPO or pick is None or pick == kappa else "paper_kappa"
+
+
+def paper_kappa_points(cells: list[str], picks: dict[str, dict[str, float]], grid: dict[str, Any]) -> list[dict[str, Any]]:
+    """``max_aleatoric`` at the grid's κ_paper (its middle value) on seeds 0-2 of each cell whose
+    tuning picked another κ for it: MOPO's λ on the study's own models, beside the report."""
+    points = []
+    for seed in REPORT_SEEDS:
+        for cell in cells:
+            if len(picks.get(cell, {})) < len(ESTIMATORS) or cell not in grid:
+                continue
+            paper = grid[cell]["grid"][len(KAPPA_FACTORS) // 2]
+            if picks[cell]["max_aleatoric"] != paper:
+                points.append({"dataset": cell, "uncertainty": "max_aleatoric", "kappa": paper, "horizon": CELLS.get(cell, EXTRA_CELLS.get(cell)), "seed": seed})
+    return points
+
+
 def report_points(cells: list[str], picks: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
     """Seeds 0-2 of each cell whose tuning is complete (every estimator picked), with MBPO beside them.
 
@@ -240,6 +269,7 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
         "bandit": {},
         "versus_mbpo": {},
         "across_cells": {},
+        "paper_kappa": {},
         "paper_mopo": {cell: runs for cell in grid if (runs := paper_mopo(cell))},
     }
     complete: dict[str, dict[str, list[dict[str, Any]]]] = {}  # cell → method → its report runs, once all seeds are in
@@ -268,15 +298,19 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
             }
         final = lambda runs: [r["final_eval"]["return_mean"] for r in runs]  # noqa: E731
         report_runs = {name: [r for r in records if r["role"] == "report" and r["dataset"] == cell and r["uncertainty"] == name] for name in (*ESTIMATORS, MBPO)}
+        summary = lambda runs: {  # noqa: E731
+            "kappa": runs[0]["kappa"],
+            "seeds": sorted(r["seed"] for r in runs),
+            **{key: _mean_std([r[key] for r in runs]) for key in ("return_last", "return_last5")},
+            "final_mean": _mean_std(final(runs)),
+            "lam": [round(r["lam"], 4) for r in sorted(runs, key=lambda r: r["seed"])],
+        }
         for name, runs in report_runs.items():
             if runs:
-                table["report"].setdefault(cell, {})[STUDY.method_of(name)] = {
-                    "kappa": runs[0]["kappa"],
-                    "seeds": sorted(r["seed"] for r in runs),
-                    **{key: _mean_std([r[key] for r in runs]) for key in ("return_last", "return_last5")},
-                    "final_mean": _mean_std(final(runs)),
-                    "lam": [round(r["lam"], 4) for r in sorted(runs, key=lambda r: r["seed"])],
-                }
+                table["report"].setdefault(cell, {})[STUDY.method_of(name)] = summary(runs)
+        at_paper = [r for r in records if r["role"] == "paper_kappa" and r["dataset"] == cell]
+        if at_paper:
+            table["paper_kappa"][cell] = summary(at_paper)
         for name in ESTIMATORS:
             runs, mbpo = report_runs[name], report_runs[MBPO]
             if runs and mbpo:
@@ -285,6 +319,12 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
                     "return_last5": versus([r["return_last5"] for r in runs], [r["return_last5"] for r in mbpo]),
                     "final_mean": versus(final(runs), final(mbpo)),
                 }
+        if at_paper and report_runs[MBPO]:
+            table["versus_mbpo"].setdefault(cell, {})["paper_kappa"] = {
+                "kappa": at_paper[0]["kappa"],
+                "return_last5": versus([r["return_last5"] for r in at_paper], [r["return_last5"] for r in report_runs[MBPO]]),
+                "final_mean": versus(final(at_paper), final(report_runs[MBPO])),
+            }
         complete[cell] = {name: runs for name, runs in report_runs.items() if len(runs) == len(REPORT_SEEDS)}
         paper = table["paper_mopo"].get(cell)
         if paper and report_runs[MBPO]:  # the table's runs: their own model fits, so a looser comparison
@@ -380,6 +420,10 @@ def report_markdown(table: dict[str, Any]) -> str:
         for method, row in table["report"].get(cell, {}).items():
             lines.append(f"| {cell} | `{method}` | {row['kappa']:g} | {', '.join(f'{lam:.3g}' for lam in row['lam'])} | "
                          f"{_ms(row['return_last'])} | {_ms(row['return_last5'])} | {_ms(row['final_mean'])} |")
+        ours = table.get("paper_kappa", {}).get(cell)
+        if ours:
+            lines.append(f"| {cell} | `max_aleatoric` at κ_paper (study's models) | {ours['kappa']:g} | {', '.join(f'{lam:.3g}' for lam in ours['lam'])} | "
+                         f"{_ms(ours['return_last'])} | {_ms(ours['return_last5'])} | {_ms(ours['final_mean'])} |")
         paper = table.get("paper_mopo", {}).get(cell)
         if paper:
             lines.append(f"| {cell} | MOPO at the paper's λ (table's runs) | {table['kappa_paper'][cell]['kappa_paper']:.2g} | {paper['lam']:g} | "
@@ -405,7 +449,7 @@ def versus_markdown(table: dict[str, Any]) -> str:
     for cell, estimators in table.get("versus_mbpo", {}).items():
         for name, row in estimators.items():
             last5, final = row["return_last5"], row["final_mean"]
-            label = "MOPO at the paper's λ (table's runs, own model fits)" if name == PAPER_MOPO else f"`{name}`"
+            label = {PAPER_MOPO: "MOPO at the paper's λ (table's runs, own model fits)", "paper_kappa": "`max_aleatoric` at κ_paper (study's models)"}.get(name, f"`{name}`")
             lines.append(f"| {cell} | {label} | {row['kappa']:.2g} | {last5['n_a']} / {last5['n_b']} | {_delta(last5)} | {last5['prob_improvement']:.2f} | "
                          + (f"{_delta(final)} | {final['prob_improvement']:.2f} |" if final else "– | – |"))
     return "\n".join(lines)
@@ -535,7 +579,8 @@ def _mean_std(values: list[float | None]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cell", action="append", metavar="DATASET", choices=[*CELLS, *EXTRA_CELLS], help="only these cells (repeatable; default: the four study cells)")
-    parser.add_argument("--phase", choices=["tuning", "report", "all"], default="all", help="tuning (seed 3), report (seeds 0-2 at the selected κ, and MBPO), or both (default)")
+    parser.add_argument("--phase", choices=["tuning", "report", "all"], default="all",
+                        help="tuning (seed 3), report (seeds 0-2 at the selected κ, MBPO, and max_aleatoric at κ_paper where not picked), or both (default)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, help="torch threads per trial (default: cores / workers)")
     parser.add_argument("--sweep-dir", default=str(ROOT / "sweeps" / "penalty-study"))
@@ -573,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         """What to run next, first first: the report runs that tuning has unlocked, then the tuning
         of the first cell not yet queued whole (its κ grid computed now, from its seed-3 model)."""
         picks = selected(STUDY.records(), grid)
-        points = report_points(cells, picks) if args.phase != "tuning" else []
+        points = report_points(cells, picks) + paper_kappa_points(cells, picks, grid) if args.phase != "tuning" else []
         # another cell's tuning only when the queue runs low: it would go to the front (refill), ahead
         # of queued runs that are nearer to completing a cell (its report runs)
         waiting = sum(1 for tid, p in handed.items() if tid in seen and not STUDY.published_reason(p, budget))

@@ -119,6 +119,26 @@ def test_selection_takes_the_best_last5_once_every_kappa_is_published_and_unlock
     assert len({trial_id(p) for p in tuning}) == len(tuning), "κ is part of every trial's name"
 
 
+def test_max_aleatoric_runs_at_kappa_paper_beside_the_report_where_tuning_picked_another_kappa(tmp_path, monkeypatch):
+    import penalty_study as study
+
+    grid = {"hopper-mixed": {"paper_lam": 1.0, "kappa_paper": 0.087, "grid": [0.029, 0.087, 0.26]},
+            "walker2d-mixed": {"paper_lam": 1.0, "kappa_paper": 1.64, "grid": [0.55, 1.6, 4.9]}}
+    monkeypatch.setattr(study, "KAPPA_FILE", tmp_path / "kappa_paper.json")
+    (tmp_path / "kappa_paper.json").write_text(json.dumps(grid))
+    picks = {"hopper-mixed": {"max_aleatoric": 0.26, "wasserstein": 0.26, "total_variation": 0.26, "mmd": 0.087},
+             "walker2d-mixed": {"max_aleatoric": 1.6, "wasserstein": 0.55, "total_variation": 0.55, "mmd": 1.6}}
+    points = study.paper_kappa_points(list(grid), picks, grid)
+    assert {(p["dataset"], p["uncertainty"], p["kappa"], p["seed"]) for p in points} == {("hopper-mixed", "max_aleatoric", 0.087, s) for s in (0, 1, 2)}, \
+        "walker2d-mixed's pick is κ_paper already: its report runs are the reference"
+    assert study.paper_kappa_points(list(grid), {"hopper-mixed": {"max_aleatoric": 0.26}}, grid) == [], "not before every estimator has its pick"
+    records = [_record("hopper-mixed", "max_aleatoric", k, 3, v) for k, v in ((0.029, 155.0), (0.087, 317.0), (0.26, 668.0))]
+    assert study.role_of("hopper-mixed", "max_aleatoric", 0.26, 0, records) == "report"
+    assert study.role_of("hopper-mixed", "max_aleatoric", 0.087, 0, records) == "paper_kappa"
+    assert study.role_of("hopper-mixed", "max_aleatoric", 0.087, 3, records) == "tuning"
+    assert study.role_of("hopper-mixed", "zero", 0.0, 1, records) == "report"
+
+
 def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_path, monkeypatch):
     import penalty_study as study
 
@@ -166,6 +186,13 @@ def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_
     assert across["cells"] == ["hopper-mixed"] and set(table["across_cells"]) == {"mmd"}
     assert across["return_last5"]["prob_improvement"] == pytest.approx(7 / 9), "800, 1000 beat all three MBPO runs; 550 beats 500"
     assert "| `mmd` | hopper-mixed | 0.78 [" in study.across_markdown(table)
+    at_paper = {**_record("hopper-mixed", "max_aleatoric", 0.3, 0, 650.0), "role": "paper_kappa"}
+    (tmp_path / "hopper-mixed__max_aleatoric__kappa0.3__s0__100k.json").write_text(json.dumps(at_paper))
+    table = study.build_table(grid)
+    assert table["paper_kappa"]["hopper-mixed"]["return_last5"] == {"mean": 650.0, "std": 0.0, "n": 1}
+    assert "max_aleatoric" not in table["report"]["hopper-mixed"], "a κ_paper run is not a report run"
+    assert table["versus_mbpo"]["hopper-mixed"]["paper_kappa"]["return_last5"]["delta"] == pytest.approx(50.0)
+    assert "| hopper-mixed | `max_aleatoric` at κ_paper (study's models) | 0.3 |" in study.report_markdown(table)
     assert json.loads((tmp_path / "table.json").read_text()) == table
 
 

@@ -47,6 +47,17 @@ def _set_model_precision(model: Any, spec: str | None, device: Any) -> str:
     return precision
 
 
+def _seed_list(text: str) -> list[int]:
+    """``--seeds 0,1,2`` → [0, 1, 2]; anything else is a one-line usage error."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integer seeds (e.g. 0,1,2)")
+    return seeds
+
+
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
@@ -518,7 +529,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.report import write_report
 
-    report = write_report(Path(args.sweep_dir), baseline=args.baseline)
+    report = write_report(Path(args.sweep_dir), baseline=args.baseline, seeds=args.seeds)
     if args.json:
         _print_json(report)
         return 0
@@ -699,6 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_dir", metavar="SWEEP_DIR")
     p.add_argument("--baseline", metavar="ESTIMATOR", help="set every row against this estimator's row of the same dataset and h, seed for seed "
                    "(e.g. zero = MBPO): difference of the last returns with its Welch 95%% interval, and P(a run beats a baseline run)")
+    p.add_argument("--seeds", type=_seed_list, metavar="S,S,...", help="only these seeds' trials (e.g. a study's report seeds 0,1,2 without its tuning seed)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report)
 

@@ -39,3 +39,16 @@ def test_a_baseline_at_several_strengths_is_matched_by_strength_or_refused():
         against_baseline(summarize([*trials, _trial("mmd", 0, 100.0, lam=3.0)]), "zero")
     with pytest.raises(MopoKitError, match="no trial of this sweep uses that estimator"):
         against_baseline(summarize(trials), "wasserstein")
+
+
+def test_seeds_keep_a_rows_pool_and_its_baseline_on_the_same_seeds(run_cli, tmp_path):
+    from mopo_kit.experiments.report import only_seeds
+
+    trials = [_trial("zero", s, 500.0, lam=0.0) for s in (0, 1, 2)] + [_trial("mmd", s, 700.0 + 100 * s) for s in (0, 1, 2, 3)]
+    rows = {r["uncertainty"]: r for r in summarize(only_seeds(trials, [0, 1, 2]))}
+    assert rows["mmd"]["seed_list"] == [0, 1, 2] and rows["mmd"]["last_return_mean"] == pytest.approx(800.0), "the tuning seed 3 is left out"
+    assert only_seeds(trials, None) is trials
+    with pytest.raises(MopoKitError, match=r"--seeds 7: no finished trial has these seeds \(the sweep's finished trials have: 0, 1, 2, 3\)"):
+        only_seeds(trials, [7])
+    bad = run_cli("report", str(tmp_path), "--seeds", "0,x", check_rc=2)
+    assert "'0,x' is not a comma-separated list of integer seeds" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

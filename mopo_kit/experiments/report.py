@@ -58,6 +58,18 @@ def load_trials(sweep_dir: Path) -> list[dict[str, Any]]:
     return trials
 
 
+def only_seeds(trials: list[dict[str, Any]], seeds: list[int] | None) -> list[dict[str, Any]]:
+    """The trials of ``seeds`` (all when ``None``): e.g. a study's report seeds without its tuning seed,
+    so that a row and its baseline pool the same seeds."""
+    if seeds is None:
+        return trials
+    kept = [t for t in trials if t["seed"] in set(seeds)]
+    if not kept:
+        raise MopoKitError(f"--seeds {','.join(map(str, seeds))}: no finished trial has these seeds "
+                           f"(the sweep's finished trials have: {', '.join(map(str, sorted({t['seed'] for t in trials})))})")
+    return kept
+
+
 def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per dataset × estimator × strength × h: mean ± std over seeds of last and best scores.
 
@@ -127,16 +139,17 @@ def wandb_sweep_yaml(spec: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(sweep_dir: Path, baseline: str | None = None) -> dict[str, Any]:
+def write_report(sweep_dir: Path, baseline: str | None = None, seeds: list[int] | None = None) -> dict[str, Any]:
     """report.json, three plots and wandb_sweep.yaml into ``sweep_dir``; returns the report.
 
-    ``baseline``: an estimator (``zero`` for MBPO) that every other row is compared with (:func:`against_baseline`).
+    ``baseline``: an estimator (``zero`` for MBPO) that every other row is compared with (:func:`against_baseline`);
+    ``seeds``: only these seeds' trials (:func:`only_seeds`).
     """
-    trials = load_trials(sweep_dir)
+    trials = only_seeds(load_trials(sweep_dir), seeds)
     rows = summarize(trials)
     if baseline is not None:
         rows = against_baseline(rows, baseline)
-    report = {"sweep_dir": str(sweep_dir), "trials": len(trials), "baseline": baseline, "rows": rows}
+    report = {"sweep_dir": str(sweep_dir), "trials": len(trials), "seeds": seeds, "baseline": baseline, "rows": rows}
     atomic_write_bytes(sweep_dir / "report.json", json.dumps(report, indent=2).encode())
     spec_path = sweep_dir / "sweep.json"
     if spec_path.exists():

@@ -296,13 +296,12 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
                 "true_values": [round(statistics.fmean(r["episode_returns"]), 1) for r in runs],
                 "expected_return_of_pick": [round(v, 1) for v in ucb_pick_curve([r["episode_returns"] for r in runs], 50)],
             }
-        final = lambda runs: [r["final_eval"]["return_mean"] for r in runs]  # noqa: E731
         report_runs = {name: [r for r in records if r["role"] == "report" and r["dataset"] == cell and r["uncertainty"] == name] for name in (*ESTIMATORS, MBPO)}
         summary = lambda runs: {  # noqa: E731
             "kappa": runs[0]["kappa"],
             "seeds": sorted(r["seed"] for r in runs),
             **{key: _mean_std([r[key] for r in runs]) for key in ("return_last", "return_last5")},
-            "final_mean": _mean_std(final(runs)),
+            "final_mean": _mean_std(final_means(runs)),
             "lam": [round(r["lam"], 4) for r in sorted(runs, key=lambda r: r["seed"])],
         }
         for name, runs in report_runs.items():
@@ -317,13 +316,13 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
                 table["versus_mbpo"].setdefault(cell, {})[name] = {
                     "kappa": runs[0]["kappa"],
                     "return_last5": versus([r["return_last5"] for r in runs], [r["return_last5"] for r in mbpo]),
-                    "final_mean": versus(final(runs), final(mbpo)),
+                    "final_mean": versus(final_means(runs), final_means(mbpo)),
                 }
         if at_paper and report_runs[MBPO]:
             table["versus_mbpo"].setdefault(cell, {})["paper_kappa"] = {
                 "kappa": at_paper[0]["kappa"],
                 "return_last5": versus([r["return_last5"] for r in at_paper], [r["return_last5"] for r in report_runs[MBPO]]),
-                "final_mean": versus(final(at_paper), final(report_runs[MBPO])),
+                "final_mean": versus(final_means(at_paper), final_means(report_runs[MBPO])),
             }
         complete[cell] = {name: runs for name, runs in report_runs.items() if len(runs) == len(REPORT_SEEDS)}
         paper = table["paper_mopo"].get(cell)
@@ -337,12 +336,16 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
     return table
 
 
+def final_means(runs: list[dict[str, Any]]) -> list[float]:
+    """Each run's final 20-episode mean (the second statistic of every comparison beside the last-5 mean)."""
+    return [r["final_eval"]["return_mean"] for r in runs]
+
+
 def across_cells(complete: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
     """Each estimator against MBPO over every cell where both have all report seeds: P(a run of the
     estimator beats a run of MBPO) averaged over cells, with its stratified bootstrap 95 % interval
     (:func:`~mopo_kit.experiments.compare.improvement_across_tasks`) — the study's one-line answer per bound."""
     out: dict[str, Any] = {}
-    final = lambda runs: [r["final_eval"]["return_mean"] for r in runs]  # noqa: E731
     for name in ESTIMATORS:
         cells = [cell for cell, methods in complete.items() if name in methods and MBPO in methods]
         if not cells:
@@ -350,7 +353,7 @@ def across_cells(complete: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[s
         out[name] = {
             "cells": cells,
             "return_last5": improvement_across_tasks({c: ([r["return_last5"] for r in complete[c][name]], [r["return_last5"] for r in complete[c][MBPO]]) for c in cells}),
-            "final_mean": improvement_across_tasks({c: (final(complete[c][name]), final(complete[c][MBPO])) for c in cells}),
+            "final_mean": improvement_across_tasks({c: (final_means(complete[c][name]), final_means(complete[c][MBPO])) for c in cells}),
         }
     return out
 

@@ -160,14 +160,16 @@ def test_penalty_study_table_and_docs_are_what_the_committed_runs_give():
     import sys
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import penalty_study as study
+    import penalty_docs as docs
     from campaign import generated_block
+    from penalty_design import KAPPA_FILE, RESULTS
+    from penalty_table import compute_table
 
-    frozen = json.loads(study.KAPPA_FILE.read_text())
-    committed = json.loads((study.RESULTS / "table.json").read_text())
-    assert committed == json.loads(json.dumps(study.compute_table(frozen))), "table.json is stale: run python benchmarks/penalty_study.py --write-docs"
-    text = study.DOC.read_text()
-    blocks = {study.DOC_MARKER: study.tuning_markdown, **study.DOC_BLOCKS}
+    frozen = json.loads(KAPPA_FILE.read_text())
+    committed = json.loads((RESULTS / "table.json").read_text())
+    assert committed == json.loads(json.dumps(compute_table(frozen))), "table.json is stale: run python benchmarks/penalty_study.py --write-docs"
+    text = docs.DOC.read_text()
+    blocks = {docs.DOC_MARKER: docs.tuning_markdown, **docs.DOC_BLOCKS}
     for marker, render in blocks.items():
         assert generated_block(text, marker) == render(committed), f"docs/penalties.md's {marker} is stale: run python benchmarks/penalty_study.py --write-docs"
     for cell in committed["tuning"]:

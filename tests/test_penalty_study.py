@@ -1,4 +1,4 @@
-"""The penalty study (benchmarks/penalty_study.py) and its selection tools (mopo_kit.experiments.selection)."""
+"""The penalty study (benchmarks/penalty_design.py, penalty_table.py, penalty_docs.py) and its selection tools (mopo_kit.experiments.selection)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def _record(cell, name, kappa, seed, last5, final=None, eta=0.0, eps=0.0):
 
 
 def test_selection_takes_the_best_last5_once_every_kappa_is_published_and_unlocks_report_points(tmp_path, monkeypatch):
-    import penalty_study as study
+    import penalty_design as design
 
     grid = {"hopper-mixed": {"paper_lam": 1.0, "kappa_paper": 0.3, "grid": [0.1, 0.3, 0.9]}}
     records = [
@@ -106,44 +106,45 @@ def test_selection_takes_the_best_last5_once_every_kappa_is_published_and_unlock
         _record("hopper-mixed", "wasserstein", 0.9, 3, 700.0),  # a tie: the smaller κ wins
         _record("hopper-mixed", "mmd", 0.1, 3, 900.0),  # only one of mmd's three: no pick yet
     ]
-    picks = study.selected(records, grid)
+    picks = design.selected(records, grid)
     assert picks == {"hopper-mixed": {"wasserstein": 0.3}}
-    assert study.report_points(["hopper-mixed"], picks) == [], "the report waits for every estimator's pick"
+    assert design.report_points(["hopper-mixed"], picks) == [], "the report waits for every estimator's pick"
     picks["hopper-mixed"].update(max_aleatoric=0.1, total_variation=0.9, mmd=0.1)
-    points = study.report_points(["hopper-mixed"], picks)
+    points = design.report_points(["hopper-mixed"], picks)
     expected = {("zero", 0.0), ("wasserstein", 0.3), ("max_aleatoric", 0.1), ("total_variation", 0.9), ("mmd", 0.1)}
     assert {(p["uncertainty"], p["kappa"], p["seed"]) for p in points} == {(n, k, s) for s in (0, 1, 2) for n, k in expected}
     assert all(p["horizon"] == 5 for p in points)
-    tuning = study.tuning_points(["hopper-mixed"], grid)
-    assert len(tuning) == 3 * len(study.ESTIMATORS) and {p["seed"] for p in tuning} == {3}
+    tuning = design.tuning_points(["hopper-mixed"], grid)
+    assert len(tuning) == 3 * len(design.ESTIMATORS) and {p["seed"] for p in tuning} == {3}
     assert len({trial_id(p) for p in tuning}) == len(tuning), "κ is part of every trial's name"
 
 
 def test_max_aleatoric_runs_at_kappa_paper_beside_the_report_where_tuning_picked_another_kappa(tmp_path, monkeypatch):
-    import penalty_study as study
+    import penalty_design as design
 
     grid = {"hopper-mixed": {"paper_lam": 1.0, "kappa_paper": 0.087, "grid": [0.029, 0.087, 0.26]},
             "walker2d-mixed": {"paper_lam": 1.0, "kappa_paper": 1.64, "grid": [0.55, 1.6, 4.9]}}
-    monkeypatch.setattr(study, "KAPPA_FILE", tmp_path / "kappa_paper.json")
+    monkeypatch.setattr(design, "KAPPA_FILE", tmp_path / "kappa_paper.json")
     (tmp_path / "kappa_paper.json").write_text(json.dumps(grid))
     picks = {"hopper-mixed": {"max_aleatoric": 0.26, "wasserstein": 0.26, "total_variation": 0.26, "mmd": 0.087},
              "walker2d-mixed": {"max_aleatoric": 1.6, "wasserstein": 0.55, "total_variation": 0.55, "mmd": 1.6}}
-    points = study.paper_kappa_points(list(grid), picks, grid)
+    points = design.paper_kappa_points(list(grid), picks, grid)
     assert {(p["dataset"], p["uncertainty"], p["kappa"], p["seed"]) for p in points} == {("hopper-mixed", "max_aleatoric", 0.087, s) for s in (0, 1, 2)}, \
         "walker2d-mixed's pick is κ_paper already: its report runs are the reference"
-    assert study.paper_kappa_points(list(grid), {"hopper-mixed": {"max_aleatoric": 0.26}}, grid) == [], "not before every estimator has its pick"
+    assert design.paper_kappa_points(list(grid), {"hopper-mixed": {"max_aleatoric": 0.26}}, grid) == [], "not before every estimator has its pick"
     records = [_record("hopper-mixed", "max_aleatoric", k, 3, v) for k, v in ((0.029, 155.0), (0.087, 317.0), (0.26, 668.0))]
-    assert study.role_of("hopper-mixed", "max_aleatoric", 0.26, 0, records) == "report"
-    assert study.role_of("hopper-mixed", "max_aleatoric", 0.087, 0, records) == "paper_kappa"
-    assert study.role_of("hopper-mixed", "max_aleatoric", 0.087, 3, records) == "tuning"
-    assert study.role_of("hopper-mixed", "zero", 0.0, 1, records) == "report"
+    assert design.role_of("hopper-mixed", "max_aleatoric", 0.26, 0, records) == "report"
+    assert design.role_of("hopper-mixed", "max_aleatoric", 0.087, 0, records) == "paper_kappa"
+    assert design.role_of("hopper-mixed", "max_aleatoric", 0.087, 3, records) == "tuning"
+    assert design.role_of("hopper-mixed", "zero", 0.0, 1, records) == "report"
 
 
 def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_path, monkeypatch):
-    import penalty_study as study
+    import penalty_docs as docs
+    import penalty_table as table_of
+    from penalty_design import PAPER_MOPO, STUDY
 
-    monkeypatch.setattr(study, "RESULTS", tmp_path)
-    monkeypatch.setattr(study.STUDY, "results", tmp_path)
+    monkeypatch.setattr(STUDY, "results", tmp_path)
     grid = {"hopper-mixed": {"paper_lam": 1.0, "kappa_paper": 0.3, "grid": [0.1, 0.3, 0.9]}}
     # η̂ orders the policies as their real returns do; the penalty does the opposite of ε's sign rule
     for kappa, real, eta, eps in ((0.1, 300.0, 1.0, 0.5), (0.3, 900.0, 3.0, 0.1), (0.9, 600.0, 2.0, 0.3)):
@@ -151,7 +152,7 @@ def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_
         (tmp_path / f"hopper-mixed__mmd__kappa{kappa:g}__s3__100k.json").write_text(json.dumps(record))
     for seed, value in ((0, 800.0), (1, 1000.0)):
         (tmp_path / f"hopper-mixed__mmd__kappa0.3__s{seed}__100k.json").write_text(json.dumps(_record("hopper-mixed", "mmd", 0.3, seed, value)))
-    table = study.build_table(grid)
+    table = table_of.build_table(grid)
     assert table["selected"] == {"hopper-mixed": {"mmd": 0.3}}
     offline = table["offline_selection"]["hopper-mixed"]["mmd"]
     assert offline["eta_hat"]["spearman"] == pytest.approx(1.0) and offline["eta_hat"]["picks_best"]
@@ -165,49 +166,49 @@ def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_
         (tmp_path / f"hopper-mixed__zero__kappa0__s{seed}__100k.json").write_text(json.dumps(mbpo))
     d4rl = tmp_path / "d4rl"
     d4rl.mkdir()
-    monkeypatch.setattr(study, "TABLE_RESULTS", {"d4rl": d4rl, "ood": tmp_path / "ood"})
+    monkeypatch.setattr(table_of, "TABLE_RESULTS", {"d4rl": d4rl, "ood": tmp_path / "ood"})
     for seed, value in ((0, 1000.0), (1, 900.0), (2, 800.0)):  # the D4RL table's MOPO runs at the paper's λ
         curve = [{"return_mean": 0.0}] * 3 + [{"return_mean": value}] * 5
         (d4rl / f"hopper-mixed__mopo__s{seed}__100k.json").write_text(json.dumps({"seed": seed, "lam": 1.0, "horizon": 5, "return_last": value, "curve": curve}))
-    table = study.build_table(grid)
-    paper = table["versus_mbpo"]["hopper-mixed"][study.PAPER_MOPO]
+    table = table_of.build_table(grid)
+    paper = table["versus_mbpo"]["hopper-mixed"][PAPER_MOPO]
     assert paper["return_last5"]["delta"] == pytest.approx(300.0) and paper["final_mean"] is None and paper["kappa"] == 0.3
-    assert "| hopper-mixed | MOPO at the paper's λ" in study.versus_markdown(table)
+    assert "| hopper-mixed | MOPO at the paper's λ" in docs.versus_markdown(table)
     against = table["versus_mbpo"]["hopper-mixed"]["mmd"]
     assert against["kappa"] == 0.3 and against["return_last5"]["delta"] == pytest.approx(300.0)
     assert (against["return_last5"]["n_a"], against["return_last5"]["n_b"]) == (2, 3)
     assert against["return_last5"]["prob_improvement"] == 1.0 and against["final_mean"]["delta"] == pytest.approx(300.0)
-    assert "| hopper-mixed | `mmd` | 0.3 | 2 / 3 | +300 [" in study.versus_markdown(table)
+    assert "| hopper-mixed | `mmd` | 0.3 | 2 / 3 | +300 [" in docs.versus_markdown(table)
     assert table["across_cells"] == {}, "mmd has two of three report seeds: the cell is not complete for it"
-    assert "no cell has all report seeds" in study.across_markdown(table)
+    assert "no cell has all report seeds" in docs.across_markdown(table)
     (tmp_path / "hopper-mixed__mmd__kappa0.3__s2__100k.json").write_text(json.dumps(_record("hopper-mixed", "mmd", 0.3, 2, 550.0)))
-    table = study.build_table(grid)
+    table = table_of.build_table(grid)
     across = table["across_cells"]["mmd"]
     assert across["cells"] == ["hopper-mixed"] and set(table["across_cells"]) == {"mmd"}
     assert across["return_last5"]["prob_improvement"] == pytest.approx(7 / 9), "800, 1000 beat all three MBPO runs; 550 beats 500"
-    assert "| `mmd` | hopper-mixed | 0.78 [" in study.across_markdown(table)
+    assert "| `mmd` | hopper-mixed | 0.78 [" in docs.across_markdown(table)
     at_paper = {**_record("hopper-mixed", "max_aleatoric", 0.3, 0, 650.0), "role": "paper_kappa"}
     (tmp_path / "hopper-mixed__max_aleatoric__kappa0.3__s0__100k.json").write_text(json.dumps(at_paper))
-    table = study.build_table(grid)
+    table = table_of.build_table(grid)
     assert table["paper_kappa"]["hopper-mixed"]["return_last5"] == {"mean": 650.0, "std": 0.0, "n": 1}
     assert "max_aleatoric" not in table["report"]["hopper-mixed"], "a κ_paper run is not a report run"
     assert table["versus_mbpo"]["hopper-mixed"]["paper_kappa"]["return_last5"]["delta"] == pytest.approx(50.0)
-    assert "| hopper-mixed | `max_aleatoric` at κ_paper (study's models) | 0.3 |" in study.report_markdown(table)
+    assert "| hopper-mixed | `max_aleatoric` at κ_paper (study's models) | 0.3 |" in docs.report_markdown(table)
     assert json.loads((tmp_path / "table.json").read_text()) == table
 
 
 def test_a_kappa_trial_is_published_with_its_lambda_final_episodes_and_model_bound(hopper_file, tmp_path, monkeypatch):  # noqa: F811
-    import penalty_study as study
+    import penalty_design as design
 
-    monkeypatch.setattr(study.STUDY, "results", tmp_path / "results")
-    monkeypatch.setattr(study, "FINAL_EPISODES", 3)
+    monkeypatch.setattr(design.STUDY, "results", tmp_path / "results")
+    monkeypatch.setattr(design, "FINAL_EPISODES", 3)
     base = {k: v for k, v in TINY.items() if k not in ("dynamics", "lam", "horizon")}
     base.update(epochs=2, eval_every=1)
     points = [{"dataset": str(hopper_file), "uncertainty": "total_variation", "kappa": 0.2, "horizon": 2, "seed": 3}]
     spec = SweepSpec(name="toy", grid={"dataset": [str(hopper_file)], "uncertainty": ["total_variation"]}, base=base,
                      dynamics=TINY["dynamics"]["params"], points=points, group_by_dataset=True)
     published = []
-    run_sweep(spec, tmp_path / "sweep", workers=1, threads=1, on_trial_done=lambda s: published.append(study.STUDY.publish(Path(s["run_dir"]), "toy")))
+    run_sweep(spec, tmp_path / "sweep", workers=1, threads=1, on_trial_done=lambda s: published.append(design.STUDY.publish(Path(s["run_dir"]), "toy")))
     record = json.loads(published[0].read_text())
     assert published[0].name == f"{Path(str(hopper_file)).stem}__total_variation__kappa0.2__s3__0k.json"
     assert record["role"] == "tuning" and record["kappa"] == 0.2 and record["lam"] > 0
@@ -217,4 +218,4 @@ def test_a_kappa_trial_is_published_with_its_lambda_final_episodes_and_model_bou
     assert record["return_last5"] == pytest.approx(np.mean([row["return_mean"] for row in record["curve"]]), abs=0.01)
     saved = json.loads((tmp_path / "sweep" / "trials" / trial_id(points[0]) / "config.json").read_text())
     assert saved["config"]["group"] == f"toy/{Path(str(hopper_file)).stem}"
-    assert study.STUDY.published_reason(points[0], "0k") is not None
+    assert design.STUDY.published_reason(points[0], "0k") is not None

@@ -1,0 +1,162 @@
+"""The penalty study's table (``benchmarks/results/penalties/table.json``), from the published runs alone:
+tuning runs, the κ each estimator picked, the report, each estimator against MBPO seed for seed and
+across cells, whether the offline numbers could have chosen κ, and the price of choosing it online."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from campaign import EVAL_EPISODES, EVAL_EVERY, tail_mean  # noqa: E402
+from campaign import _mean_std as campaign_mean_std  # noqa: E402
+from common import ROOT  # noqa: E402
+from ood_table import CELLS as OOD_CELLS  # noqa: E402
+from penalty_design import ESTIMATORS, LAST_EVALS, MBPO, PAPER_MOPO, REPORT_SEEDS, SELECTION, STEPS, STUDY, TUNING_SEED, selected  # noqa: E402
+
+from mopo_kit.experiments.compare import improvement_across_tasks, versus  # noqa: E402
+from mopo_kit.experiments.selection import rank_agreement, ucb_pick_curve  # noqa: E402
+
+
+def build_table(grid: dict[str, Any]) -> dict[str, Any]:
+    """Write table.json (:func:`compute_table`) and return it."""
+    table = compute_table(grid)
+    STUDY.results.mkdir(parents=True, exist_ok=True)
+    (STUDY.results / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+    return table
+
+
+def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
+    """κ_paper, tuning runs, selection, report table, offline selection, bandit curves — from the published runs alone."""
+    records = STUDY.records()
+    picks = selected(records, grid)
+    table: dict[str, Any] = {
+        "selection_rule": f"{SELECTION}: mean of the last {LAST_EVALS} evaluations ({EVAL_EPISODES} episodes every {EVAL_EVERY} epochs) on seed {TUNING_SEED}; ties → smaller κ",
+        "kappa_paper": {cell: {k: entry[k] for k in ("paper_lam", "kappa_paper", "grid")} for cell, entry in grid.items()},
+        "tuning": {},
+        "selected": picks,
+        "report": {},
+        "offline_selection": {},
+        "bandit": {},
+        "versus_mbpo": {},
+        "across_cells": {},
+        "paper_kappa": {},
+        "paper_mopo": {cell: runs for cell in grid if (runs := paper_mopo(cell))},
+    }
+    complete: dict[str, dict[str, list[dict[str, Any]]]] = {}  # cell → method → its report runs, once all seeds are in
+    for cell in grid:
+        for name in ESTIMATORS:
+            runs = sorted((r for r in records if r["role"] == "tuning" and r["dataset"] == cell and r["uncertainty"] == name), key=lambda r: r["kappa"])
+            if not runs:
+                continue
+            table["tuning"].setdefault(cell, {})[name] = [
+                {"kappa": r["kappa"], "lam": r["lam"], "return_last": r["return_last"], "return_last5": r["return_last5"],
+                 "final_mean": r["final_eval"]["return_mean"], **{k: r["model_bound"][k] for k in ("eta_hat", "epsilon", "bound")}}
+                for r in runs
+            ]
+            if len(runs) < 2:
+                continue
+            real = [r["final_eval"]["return_mean"] for r in runs]
+            table["offline_selection"].setdefault(cell, {})[name] = {
+                "real": "final_eval.return_mean (the same final policy the model numbers are computed for)",
+                **{stat: rank_agreement([r["model_bound"][stat] if stat != "epsilon" else -r["model_bound"][stat] for r in runs], real)
+                   for stat in ("eta_hat", "epsilon", "bound")},
+            }
+            table["bandit"].setdefault(cell, {})[name] = {
+                "kappas": [r["kappa"] for r in runs],
+                "true_values": [round(statistics.fmean(r["episode_returns"]), 1) for r in runs],
+                "expected_return_of_pick": [round(v, 1) for v in ucb_pick_curve([r["episode_returns"] for r in runs], 50)],
+            }
+        report_runs = {name: [r for r in records if r["role"] == "report" and r["dataset"] == cell and r["uncertainty"] == name] for name in (*ESTIMATORS, MBPO)}
+        summary = lambda runs: {  # noqa: E731
+            "kappa": runs[0]["kappa"],
+            "seeds": sorted(r["seed"] for r in runs),
+            **{key: _mean_std([r[key] for r in runs]) for key in ("return_last", "return_last5")},
+            "final_mean": _mean_std(final_means(runs)),
+            "lam": [round(r["lam"], 4) for r in sorted(runs, key=lambda r: r["seed"])],
+        }
+        for name, runs in report_runs.items():
+            if runs:
+                table["report"].setdefault(cell, {})[STUDY.method_of(name)] = summary(runs)
+        at_paper = [r for r in records if r["role"] == "paper_kappa" and r["dataset"] == cell]
+        if at_paper:
+            table["paper_kappa"][cell] = summary(at_paper)
+        for name in ESTIMATORS:
+            runs, mbpo = report_runs[name], report_runs[MBPO]
+            if runs and mbpo:
+                table["versus_mbpo"].setdefault(cell, {})[name] = {
+                    "kappa": runs[0]["kappa"],
+                    "return_last5": versus([r["return_last5"] for r in runs], [r["return_last5"] for r in mbpo]),
+                    "final_mean": versus(final_means(runs), final_means(mbpo)),
+                }
+        if at_paper and report_runs[MBPO]:
+            table["versus_mbpo"].setdefault(cell, {})["paper_kappa"] = {
+                "kappa": at_paper[0]["kappa"],
+                "return_last5": versus([r["return_last5"] for r in at_paper], [r["return_last5"] for r in report_runs[MBPO]]),
+                "final_mean": versus(final_means(at_paper), final_means(report_runs[MBPO])),
+            }
+        complete[cell] = {name: runs for name, runs in report_runs.items() if len(runs) == len(REPORT_SEEDS)}
+        paper = table["paper_mopo"].get(cell)
+        if paper and report_runs[MBPO]:  # the table's runs: their own model fits, so a looser comparison
+            table["versus_mbpo"].setdefault(cell, {})[PAPER_MOPO] = {
+                "kappa": grid[cell]["kappa_paper"],
+                "return_last5": versus(paper["return_last5_per_seed"], [r["return_last5"] for r in report_runs[MBPO]]),
+                "final_mean": None,
+            }
+    table["across_cells"] = across_cells(complete)
+    return table
+
+
+def final_means(runs: list[dict[str, Any]]) -> list[float]:
+    """Each run's final 20-episode mean (the second statistic of every comparison beside the last-5 mean)."""
+    return [r["final_eval"]["return_mean"] for r in runs]
+
+
+def across_cells(complete: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+    """Each estimator against MBPO over every cell where both have all report seeds: P(a run of the
+    estimator beats a run of MBPO) averaged over cells, with its stratified bootstrap 95 % interval
+    (:func:`~mopo_kit.experiments.compare.improvement_across_tasks`) — the study's one-line answer per bound."""
+    out: dict[str, Any] = {}
+    for name in ESTIMATORS:
+        cells = [cell for cell, methods in complete.items() if name in methods and MBPO in methods]
+        if not cells:
+            continue
+        out[name] = {
+            "cells": cells,
+            "return_last5": improvement_across_tasks({c: ([r["return_last5"] for r in complete[c][name]], [r["return_last5"] for r in complete[c][MBPO]]) for c in cells}),
+            "final_mean": improvement_across_tasks({c: (final_means(complete[c][name]), final_means(complete[c][MBPO])) for c in cells}),
+        }
+    return out
+
+
+#: where the D4RL and OOD tables keep their runs: MOPO at the paper's λ, for the report's comparison row
+TABLE_RESULTS = {"d4rl": ROOT / "benchmarks" / "results" / "d4rl", "ood": ROOT / "benchmarks" / "results" / "ood"}
+
+
+def paper_mopo(cell: str) -> dict[str, Any] | None:
+    """MOPO (``max_aleatoric``) at the paper's λ on ``cell``, seeds 0-2 at 100k, from the D4RL or OOD
+    table's published runs (the same h; their own model fits), or ``None`` where the table has none."""
+    kind = "ood" if cell in OOD_CELLS else "d4rl"
+    runs = [json.loads(p.read_text()) for seed in REPORT_SEEDS if (p := TABLE_RESULTS[kind] / f"{cell}__mopo__s{seed}__{STEPS // 1000}k.json").exists()]
+    if not runs:
+        return None
+    last5 = [tail_mean(r["curve"]) for r in runs]
+    return {
+        "source": f"benchmarks/results/{kind}/{cell}__mopo__s<seed>__{STEPS // 1000}k.json",
+        "lam": runs[0]["lam"],
+        "horizon": runs[0]["horizon"],
+        "seeds": [r["seed"] for r in runs],
+        "return_last": _mean_std([r["return_last"] for r in runs]),
+        "return_last5": _mean_std(last5),
+        "return_last5_per_seed": [round(v, 1) for v in last5],
+    }
+
+
+
+def _mean_std(values: list[float | None]) -> dict[str, Any]:
+    """The campaigns' mean ± std over seeds, leaving out runs without the number."""
+    return campaign_mean_std([v for v in values if v is not None])
+

@@ -130,12 +130,12 @@ class Campaign:
     def publish(self, run_dir: Path, command: str) -> Path:
         record = self.run_record(run_dir, command)
         self.results.mkdir(parents=True, exist_ok=True)
-        out = self.published_path(record["dataset"], record["method"], record["seed"], _budget(record["steps"]))
+        out = self.published_path(record["dataset"], record["method"], record["seed"], budget_label(record["steps"]))
         out.write_text(json.dumps(record, indent=2) + "\n")
         return out
 
     def published_path(self, dataset: str, method: str, seed: int, budget: str) -> Path:
-        return self.results / f"{_file_safe(dataset)}__{method}__s{seed}__{budget}.json"
+        return self.results / f"{file_safe(dataset)}__{method}__s{seed}__{budget}.json"
 
     def published_reason(self, point: dict[str, Any], budget: str) -> str | None:
         """Why a sweep point needs no run: its result at this budget is already published."""
@@ -162,7 +162,7 @@ class Campaign:
             run_dir = sweep_dir / "trials" / trial_id(point)
             row: dict[str, Any] = {
                 "trial": trial_id(point),
-                "model": _model_state(Path(model_job(spec, sweep_dir, point)["target"])),
+                "model": model_state(Path(model_job(spec, sweep_dir, point)["target"])),
                 "epochs": epochs,
             }
             if self.published_reason(point, budget):
@@ -222,8 +222,8 @@ class Campaign:
                 returns = [r["return_last"] for r in runs]
                 tails = [tail_mean(r["curve"]) for r in runs]
                 row[method] = {
-                    **_mean_std(returns), "seeds": [r["seed"] for r in runs], "returns": returns, "h": runs[0]["horizon"], "lam": runs[0]["lam"],
-                    f"last{TAIL_EVALS}_evals": _mean_std(tails),
+                    **mean_std(returns), "seeds": [r["seed"] for r in runs], "returns": returns, "h": runs[0]["horizon"], "lam": runs[0]["lam"],
+                    f"last{TAIL_EVALS}_evals": mean_std(tails),
                 }
             if dataset in self.paper:
                 row["paper"] = self.paper[dataset]
@@ -290,17 +290,17 @@ class Campaign:
                 raw = "—" if entry["raw_model_reward"] is None else f"{entry['raw_model_reward']:.3g}"
                 cells.append(f"{penalty} / {raw} → {entry['return_last']:,.0f}")
             mse = "—" if row["elite_holdout_mse"] is None else f"{row['elite_holdout_mse']:.4g}"
-            lines.append(f"| {row['dataset']} | {row['seed']} | {_budget(row['steps'])} | {row['epochs']} ({stop}) | {mse} | {row['device']} | {' | '.join(cells)} |")
+            lines.append(f"| {row['dataset']} | {row['seed']} | {budget_label(row['steps'])} | {row['epochs']} ({stop}) | {mse} | {row['device']} | {' | '.join(cells)} |")
         deeper = table.get("deeper_runs", [])
         if deeper:
             lines += ["", "Runs at a larger budget beside the same dataset, method and seed at a smaller one:", ""]
         for check in deeper:
             model = "the same model fit (equal holdout MSE)" if check["same_model_fit"] else "a refitted model (another holdout MSE)"
             if check["evaluations_compared"] and check["evaluations_equal"] == check["evaluations_compared"]:
-                curve = f"all {check['evaluations_compared']} evaluations up to {_budget(check['shorter_steps'])} equal, bit for bit: the shorter run, extended"
+                curve = f"all {check['evaluations_compared']} evaluations up to {budget_label(check['shorter_steps'])} equal, bit for bit: the shorter run, extended"
             else:
-                curve = f"{check['evaluations_equal']} of {check['evaluations_compared']} evaluations up to {_budget(check['shorter_steps'])} equal"
-            lines.append(f"* {check['dataset']} {_display(check['method'])} seed {check['seed']}, {_budget(check['steps'])} vs {_budget(check['shorter_steps'])}: {model}; {curve}.")
+                curve = f"{check['evaluations_equal']} of {check['evaluations_compared']} evaluations up to {budget_label(check['shorter_steps'])} equal"
+            lines.append(f"* {check['dataset']} {_display(check['method'])} seed {check['seed']}, {budget_label(check['steps'])} vs {budget_label(check['shorter_steps'])}: {model}; {curve}.")
         return "\n".join(lines)
 
     def markdown(self, table: dict[str, Any]) -> str:
@@ -326,7 +326,7 @@ class Campaign:
             tails = " / ".join(f"{row[m][f'last{TAIL_EVALS}_evals']['mean']:,.0f}" if row.get(m) else "—" for m in methods)
             paper = row.get("paper")
             paper_text = " / ".join(f"{paper[k]:,.1f}" if k in paper else "—" for k in (*methods, "batch_mean")) if paper else "—"
-            lines.append(f"| {row['dataset']} | {_budget(row['steps'])} | {' | '.join(cells)} | {tails} | {row['batch_mean']:,.1f} / {row['batch_max']:,.1f} | {paper_text} |")
+            lines.append(f"| {row['dataset']} | {budget_label(row['steps'])} | {' | '.join(cells)} | {tails} | {row['batch_mean']:,.1f} / {row['batch_max']:,.1f} | {paper_text} |")
         return "\n".join(lines)
 
     def summary_markdown(self, table: dict[str, Any]) -> str:
@@ -371,7 +371,7 @@ class Campaign:
         (its runs are ``setting_checks``, never reported) is left out.
         """
         published = {
-            (row["dataset"], _budget(row["steps"]), method, seed)
+            (row["dataset"], budget_label(row["steps"]), method, seed)
             for row in table["rows"] for method in self.methods if method in row for seed in row[method]["seeds"]
         }
         stages = []
@@ -383,7 +383,7 @@ class Campaign:
             for cell in stage.cells:
                 for method in methods:
                     for seed in self.seeds:
-                        if (cell, _budget(stage.steps), method, seed) not in published:
+                        if (cell, budget_label(stage.steps), method, seed) not in published:
                             missing.setdefault(cell, []).append((method, seed))
             total = len(stage.cells) * len(methods) * len(self.seeds)
             done = total - sum(len(runs) for runs in missing.values())
@@ -400,7 +400,7 @@ class Campaign:
         for stage in stages:
             # one reported stage: its label names it (a "Stage 1" beside another campaign's would confuse)
             name = f"**Stage {stage['stage']}** ({stage['label']}, " if len(stages) > 1 else f"**{stage['label']}** ("
-            head = f"* {name}{_budget(stage['steps'])} steps): **{stage['published']} of {stage['total']} runs published**"
+            head = f"* {name}{budget_label(stage['steps'])} steps): **{stage['published']} of {stage['total']} runs published**"
             if not stage["missing"]:
                 lines.append(head + ", complete.")
                 continue
@@ -456,12 +456,12 @@ class Campaign:
                 ax.plot(xs, ys, color=colors.get(curve["method"], "k"), linestyle=["-", "--", ":"][seed % 3], label=curve["label"], **faint)
             if batch_mean is not None:
                 ax.axhline(batch_mean, color="grey", linewidth=0.8, label="batch mean")
-            ax.set(title=_file_safe(dataset), xlabel="SAC gradient steps (k)", ylabel="return (10 det. episodes)")
+            ax.set(title=file_safe(dataset), xlabel="SAC gradient steps (k)", ylabel="return (10 det. episodes)")
             # beside the axes, not on them: with three seeds per method and refit runs a legend
             # inside the plot covers the curves' late part, the part a deeper stage is run for
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
             fig.tight_layout()
-            path = out_dir / f"{self.plot_prefix}{_file_safe(dataset)}.png"
+            path = out_dir / f"{self.plot_prefix}{file_safe(dataset)}.png"
             fig.savefig(path, dpi=110)
             plt.close(fig)
             paths.append(path)
@@ -474,7 +474,7 @@ class Campaign:
         steps = args.steps or stage.steps
         methods = args.methods or list(stage.methods or self.methods)
         seeds = args.seeds or list(stage.seeds or self.seeds)
-        return self.sweep_spec(args.cell or list(stage.cells), methods, seeds, steps), _budget(steps)
+        return self.sweep_spec(args.cell or list(stage.cells), methods, seeds, steps), budget_label(steps)
 
     def _inspect_or_fit_stage(self, args: argparse.Namespace, number: int) -> int:
         """``--status`` (print where each run stands) or ``--models-only`` for one stage; failures."""
@@ -605,7 +605,7 @@ def _pace(metrics: list[dict[str, Any]], window: int = 10) -> dict[str, Any]:
     return out
 
 
-def _model_state(target: Path) -> str:
+def model_state(target: Path) -> str:
     """``fitted``, ``fitting`` (another process holds the fit lock of ``ensure_shared_dynamics``) or ``missing``.
 
     A fit's per-epoch checkpoint adds how far it got: ``fitting (epoch 23 saved)``, or for a
@@ -685,7 +685,7 @@ def tail_mean(curve: list[dict[str, Any]]) -> float | None:
     return statistics.fmean(returns[-TAIL_EVALS:]) if returns else None
 
 
-def _mean_std(values: list[float]) -> dict[str, Any]:
+def mean_std(values: list[float]) -> dict[str, Any]:
     return {"mean": round(statistics.fmean(values), 1), "std": round(statistics.pstdev(values), 1) if len(values) > 1 else 0.0, "n": len(values)}
 
 
@@ -720,7 +720,7 @@ def curves_to_plot(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         curves.append({"dataset": dataset, "method": method, "seed": seed, "record": deepest, "superseded": False,
                        "label": f"{method} seed {seed}{refit}"})
         curves += [{"dataset": dataset, "method": method, "seed": seed, "record": r, "superseded": True,
-                    "label": f"{method} seed {seed}, {_budget(r['steps'])} run (other fit)"} for r in others]
+                    "label": f"{method} seed {seed}, {budget_label(r['steps'])} run (other fit)"} for r in others]
     return curves
 
 
@@ -752,10 +752,10 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def _file_safe(dataset: str) -> str:
+def file_safe(dataset: str) -> str:
     """A dataset name, or a file path's stem, usable in a file name."""
     return Path(dataset).stem.replace(":", "_") if dataset.endswith((".hdf5", ".h5")) or "/" in dataset else dataset
 
 
-def _budget(steps: int) -> str:
+def budget_label(steps: int) -> str:
     return f"{steps // 1000}k" if steps % 1000 == 0 else f"{steps}steps"

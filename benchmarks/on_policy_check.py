@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import _budget, replace_generated_block  # noqa: E402
+from campaign import budget_label, replace_generated_block  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "on_policy" / "d4rl.json"
@@ -120,7 +120,7 @@ def markdown_table(payload: dict) -> str:
         checks = [run["on_policy"] for run in sorted(runs, key=lambda run: run["seed"])]
         violations = ", ".join("–" if c["bound_violations"] is None else f"{c['bound_violations']:.0%}" for c in checks)
         rows.append(
-            f"| {dataset} | {method} | {_budget(steps)} | {', '.join(str(run['seed']) for run in sorted(runs, key=lambda run: run['seed']))} "
+            f"| {dataset} | {method} | {budget_label(steps)} | {', '.join(str(run['seed']) for run in sorted(runs, key=lambda run: run['seed']))} "
             f"| {_mean(run['real']['return_mean'] for run in runs):,.0f} "
             f"| {_mean(c['transitions'] / c['episodes'] for c in checks):,.0f} "
             f"| {_mean(c['error_mean_policy'] / c['error_mean_data'] for c in checks):.2f} "

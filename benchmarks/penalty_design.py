@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import MODEL_MAX_EPOCHS, TAIL_EVALS, Campaign, Stage, _file_safe, tail_mean  # noqa: E402
+from campaign import MODEL_MAX_EPOCHS, TAIL_EVALS, Campaign, Stage, file_safe, tail_mean  # noqa: E402
 from common import ROOT  # noqa: E402
 
 from mopo_kit.experiments.sweep import SweepSpec  # noqa: E402
@@ -69,7 +69,7 @@ class PenaltyStudy(Campaign):
     """The campaign's machinery with κ in each run's name and the study's own record and table."""
 
     def published_path(self, dataset: str, method: str, seed: int, budget: str, kappa: float | None = None) -> Path:
-        return self.results / f"{_file_safe(dataset)}__{method}__kappa{kappa:g}__s{seed}__{budget}.json"
+        return self.results / f"{file_safe(dataset)}__{method}__kappa{kappa:g}__s{seed}__{budget}.json"
 
     def published_reason(self, point: dict[str, Any], budget: str) -> str | None:
         path = self.published_path(str(point["dataset"]), str(point["uncertainty"]), int(point["seed"]), budget, float(point["kappa"]))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import _file_safe  # noqa: E402
+from campaign import file_safe  # noqa: E402
 from common import ROOT  # noqa: E402
 from penalty_design import ESTIMATORS, PAPER_MOPO, REPORT_SEEDS, TUNING_SEED  # noqa: E402
 
@@ -133,7 +133,7 @@ def bandit_markdown(table: dict[str, Any]) -> str:
 
 def plots_markdown(table: dict[str, Any]) -> str:
     """The per-cell plots that :func:`plot_cells` draws, one image per cell with tuning runs."""
-    return "\n\n".join(f"![{cell}](img/penalties_{_file_safe(cell)}.png)" for cell in table["tuning"])
+    return "\n\n".join(f"![{cell}](img/penalties_{file_safe(cell)}.png)" for cell in table["tuning"])
 
 
 #: the other generated blocks of docs/penalties.md: marker → what writes its body from table.json
@@ -186,7 +186,7 @@ def plot_cells(table: dict[str, Any]) -> list[Path]:
             right.legend(fontsize=6)
         else:
             right.text(0.5, 0.5, "after two κ runs of an estimator", ha="center", transform=right.transAxes)
-        path = IMG / f"penalties_{_file_safe(cell)}.png"
+        path = IMG / f"penalties_{file_safe(cell)}.png"
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         paths.append(path)

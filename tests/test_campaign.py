@@ -176,7 +176,7 @@ def test_status_sees_a_model_fit_in_progress_through_its_lock(tmp_path, killed_f
     and says how far the fit got when it has a checkpoint (a killed fit continues from there)."""
     import fcntl
 
-    from campaign import _model_state
+    from campaign import model_state
     from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
 
     target = tmp_path / "sweep" / "dynamics" / "hopper-mixed-s0"
@@ -185,13 +185,13 @@ def test_status_sees_a_model_fit_in_progress_through_its_lock(tmp_path, killed_f
         checkpoint = tmp_path / "sweep" / ".fits" / "hopper-mixed-s0.pt"
         tiny_ensemble(max_epochs=killed_fit_epochs).fit(linear_system_dataset(n=600), checkpoint=checkpoint)
         saved = f" (fit saved at epoch {killed_fit_epochs})"
-    assert _model_state(target) == "missing" + saved
+    assert model_state(target) == "missing" + saved
     lock_path = tmp_path / "sweep" / ".locks" / "hopper-mixed-s0.lock"
     lock_path.parent.mkdir(parents=True)
     with open(lock_path, "w") as fitter:
         fcntl.flock(fitter, fcntl.LOCK_EX)
-        assert _model_state(target) == "fitting" + (f" (epoch {killed_fit_epochs} saved)" if killed_fit_epochs else "")
-    assert _model_state(target) == "missing" + saved  # the fitter died or finished without a model
+        assert model_state(target) == "fitting" + (f" (epoch {killed_fit_epochs} saved)" if killed_fit_epochs else "")
+    assert model_state(target) == "missing" + saved  # the fitter died or finished without a model
 
 
 def _synthetic_run(method: str, seed: int, epochs: int, returns: list[float], holdout: list[float]) -> dict:
@@ -240,9 +240,9 @@ def test_deeper_runs_are_tabled_beside_their_own_model_and_checked_against_the_s
 
 
 def _budget_of(record: dict) -> str:
-    from campaign import _budget
+    from campaign import budget_label
 
-    return _budget(record["steps"])
+    return budget_label(record["steps"])
 
 
 def test_models_only_fits_the_selections_models_and_runs_nothing(hopper_file, tmp_path, monkeypatch):  # noqa: F811

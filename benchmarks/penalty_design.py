@@ -57,6 +57,8 @@ LAST_EVALS = TAIL_EVALS
 RESULTS = ROOT / "benchmarks" / "results" / "penalties"
 KAPPA_FILE = RESULTS / "kappa_paper.json"
 MBPO = "zero"
+#: the folder (in :data:`RESULTS`) of the on-policy checks, one JSON per cell × estimator (``penalty_on_policy.py``)
+ON_POLICY_DIR = "on_policy"
 #: the key of MOPO at the paper's λ (the D4RL/OOD tables' runs) where the study's tables list it beside the estimators
 PAPER_MOPO = "paper_mopo"
 

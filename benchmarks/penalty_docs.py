@@ -103,6 +103,28 @@ def across_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def on_policy_markdown(table: dict[str, Any]) -> str:
+    """Per cell and estimator: does u rank the model's error on the states the policies reach — its
+    own report policies, and MBPO's (the same states for every estimator)?"""
+    lines = [
+        "| cell | estimator | policies (seeds) | ρ(u, error) | error > c95·u, per seed | error: policy ÷ data | u: policy ÷ data |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    labels = {"own": "its own at the selected κ", "paper_kappa": "`max_aleatoric` at κ_paper", "mbpo": "MBPO's"}
+    show = lambda e: "–" if e["mean"] is None else f"{e['mean']:.2f} ± {e['std']:.2f}"  # noqa: E731
+    for cell, estimators in table.get("on_policy", {}).items():
+        for name, groups in estimators.items():
+            for group in ("own", "paper_kappa", "mbpo"):
+                if group in groups:
+                    row = groups[group]
+                    violations = ", ".join("–" if v is None else f"{v:.0%}" for v in row["violations"])
+                    lines.append(f"| {cell} | `{name}` | {labels[group]} ({', '.join(map(str, row['seeds']))}) | {show(row['spearman'])} | "
+                                 f"{violations} | {show(row['error_ratio'])} | {show(row['u_ratio'])} |")
+    if len(lines) == 2:
+        lines.append("| – | no on-policy check yet (`python benchmarks/penalty_on_policy.py`) | – | – | – | – | – |")
+    return "\n".join(lines)
+
+
 def offline_markdown(table: dict[str, Any]) -> str:
     """Per cell and estimator: does an offline number order the three κ policies as their real returns do?"""
     lines = [
@@ -142,6 +164,7 @@ DOC_BLOCKS = {
     "<!-- begin generated: penalty_study.py report -->": report_markdown,
     "<!-- begin generated: penalty_study.py versus mbpo -->": versus_markdown,
     "<!-- begin generated: penalty_study.py across cells -->": across_markdown,
+    "<!-- begin generated: penalty_study.py on policy -->": on_policy_markdown,
     "<!-- begin generated: penalty_study.py offline selection -->": offline_markdown,
     "<!-- begin generated: penalty_study.py bandit -->": bandit_markdown,
 }

@@ -15,7 +15,7 @@ from campaign import EVAL_EPISODES, EVAL_EVERY, tail_mean  # noqa: E402
 from campaign import mean_std as campaign_mean_std  # noqa: E402
 from common import ROOT  # noqa: E402
 from ood_table import CELLS as OOD_CELLS  # noqa: E402
-from penalty_design import ESTIMATORS, LAST_EVALS, MBPO, PAPER_MOPO, REPORT_SEEDS, SELECTION, STEPS, STUDY, TUNING_SEED, selected  # noqa: E402
+from penalty_design import ESTIMATORS, LAST_EVALS, MBPO, ON_POLICY_DIR, PAPER_MOPO, REPORT_SEEDS, SELECTION, STEPS, STUDY, TUNING_SEED, selected  # noqa: E402
 
 from mopo_kit.experiments.compare import improvement_across_tasks, versus  # noqa: E402
 from mopo_kit.experiments.selection import rank_agreement, ucb_pick_curve  # noqa: E402
@@ -107,6 +107,7 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
                 "final_mean": None,
             }
     table["across_cells"] = across_cells(complete)
+    table["on_policy"] = on_policy(grid)
     return table
 
 
@@ -130,6 +131,52 @@ def across_cells(complete: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[s
             "final_mean": improvement_across_tasks({c: (final_means(complete[c][name]), final_means(complete[c][MBPO])) for c in cells}),
         }
     return out
+
+
+def on_policy(grid: dict[str, Any]) -> dict[str, Any]:
+    """cell → estimator → {``own``, ``paper_kappa``, ``mbpo``}: the on-policy check of the estimator's u
+    (``benchmarks/penalty_on_policy.py``) on its own report policies, on ``max_aleatoric``'s κ_paper
+    policies, and on MBPO's — per group the seeds, Spearman's ρ(u, error), the share of steps whose
+    error exceeds c95·u, and how error and u move from held-out data to the policies' states."""
+    out: dict[str, Any] = {}
+    for cell in grid:
+        for name in ESTIMATORS:
+            path = STUDY.results / ON_POLICY_DIR / f"{cell}__{name}.json"
+            if not path.exists():
+                continue
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for run in json.loads(path.read_text())["runs"]:
+                group = "mbpo" if run["uncertainty"] == MBPO else "paper_kappa" if run["run"] in _paper_kappa_trials(cell) else "own"
+                groups.setdefault(group, []).append(run)
+            out.setdefault(cell, {})[name] = {group: _on_policy_summary(runs) for group, runs in sorted(groups.items())}
+    return out
+
+
+def _paper_kappa_trials(cell: str) -> set[str]:
+    """Trial names of ``cell``'s ``paper_kappa`` runs (they share the estimator with its report runs)."""
+    from mopo_kit.experiments.sweep import trial_id
+
+    return {trial_id({k: r[k] for k in ("dataset", "uncertainty", "kappa", "horizon", "seed")})
+            for r in STUDY.records() if r["dataset"] == cell and r["role"] == "paper_kappa"}
+
+
+def _on_policy_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    checks = [r["on_policy"] for r in sorted(runs, key=lambda r: r["seed"])]
+    return {
+        "seeds": sorted(r["seed"] for r in runs),
+        "spearman": mean_std_of([c["spearman_policy"] for c in checks], 2),
+        "violations": [None if c["bound_violations"] is None else round(c["bound_violations"], 3) for c in checks],
+        "error_ratio": mean_std_of([c["error_mean_policy"] / c["error_mean_data"] for c in checks], 2),
+        "u_ratio": mean_std_of([c["u_mean_policy"] / c["u_mean_data"] for c in checks], 2),
+    }
+
+
+def mean_std_of(values: list[float | None], digits: int) -> dict[str, Any]:
+    """Mean ± population std of the values that exist, rounded to ``digits`` (the ratios and ρ are O(1))."""
+    kept = [v for v in values if v is not None]
+    if not kept:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": round(statistics.fmean(kept), digits), "std": round(statistics.pstdev(kept), digits), "n": len(kept)}
 
 
 #: where the D4RL and OOD tables keep their runs: MOPO at the paper's λ, for the report's comparison row

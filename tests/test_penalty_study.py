@@ -219,3 +219,49 @@ def test_a_kappa_trial_is_published_with_its_lambda_final_episodes_and_model_bou
     saved = json.loads((tmp_path / "sweep" / "trials" / trial_id(points[0]) / "config.json").read_text())
     assert saved["config"]["group"] == f"toy/{Path(str(hopper_file)).stem}"
     assert design.STUDY.published_reason(points[0], "0k") is not None
+
+
+def test_on_policy_checks_are_grouped_into_own_paper_kappa_and_mbpo_policies(tmp_path, monkeypatch):
+    import penalty_docs as docs
+    import penalty_table as table_of
+    from penalty_design import ON_POLICY_DIR, STUDY
+
+    monkeypatch.setattr(STUDY, "results", tmp_path)
+    grid = {"hopper-mixed": {"paper_lam": 1.0, "kappa_paper": 0.3, "grid": [0.1, 0.3, 0.9]}}
+    at_paper = {**_record("hopper-mixed", "max_aleatoric", 0.3, 0, 650.0), "role": "paper_kappa", "horizon": 5}
+    (tmp_path / "hopper-mixed__max_aleatoric__kappa0.3__s0__100k.json").write_text(json.dumps(at_paper))
+
+    def check(run, uncertainty, seed, rho, violations, err, u):
+        return {"run": run, "uncertainty": uncertainty, "seed": seed, "on_policy": {
+            "spearman_policy": rho, "bound_violations": violations, "error_mean_policy": err, "error_mean_data": 2.0, "u_mean_policy": u, "u_mean_data": 1.0}}
+
+    runs = [check("hopper-mixed__max_aleatoric__kappa0.9__h5__s0", "max_aleatoric", 0, 0.6, 0.02, 1.0, 0.5),
+            check("hopper-mixed__max_aleatoric__kappa0.9__h5__s1", "max_aleatoric", 1, 0.8, 0.04, 3.0, 1.5),
+            check("hopper-mixed__max_aleatoric__kappa0.3__h5__s0", "max_aleatoric", 0, 0.7, None, 2.0, 1.0),
+            check("hopper-mixed__zero__kappa0.0__h5__s1", "zero", 1, 0.5, 0.20, 4.0, 2.0),
+            check("hopper-mixed__zero__kappa0.0__h5__s0", "zero", 0, None, 0.10, 6.0, 3.0)]
+    (tmp_path / ON_POLICY_DIR).mkdir()
+    (tmp_path / ON_POLICY_DIR / "hopper-mixed__max_aleatoric.json").write_text(json.dumps({"runs": runs}))
+    groups = table_of.build_table(grid)["on_policy"]["hopper-mixed"]["max_aleatoric"]
+    assert set(groups) == {"own", "paper_kappa", "mbpo"}, "the κ_paper trial is told apart from the report runs of the same estimator"
+    assert groups["own"]["spearman"] == {"mean": 0.7, "std": 0.1, "n": 2}
+    assert groups["own"]["error_ratio"] == {"mean": 1.0, "std": 0.5, "n": 2} and groups["own"]["u_ratio"]["mean"] == 1.0
+    assert groups["mbpo"]["seeds"] == [0, 1] and groups["mbpo"]["violations"] == [0.1, 0.2], "per seed, in seed order"
+    assert groups["mbpo"]["spearman"] == {"mean": 0.5, "std": 0.0, "n": 1}, "a run without a ρ is left out of the mean, not counted as 0"
+    assert groups["paper_kappa"]["violations"] == [None]
+    markdown = docs.on_policy_markdown(table_of.build_table(grid))
+    assert "| hopper-mixed | `max_aleatoric` | MBPO's (0, 1) | 0.50 ± 0.00 | 10%, 20% | 2.50 ± 0.50 | 2.50 ± 0.50 |" in markdown
+    assert "| `max_aleatoric` at κ_paper (0) | 0.70 ± 0.00 | – |" in markdown
+
+
+def test_on_policy_check_waits_for_every_report_seed_of_the_estimator_and_mbpo():
+    from penalty_on_policy import checked_runs
+
+    records = [_record("walker2d-mixed", "wasserstein", 0.55, s, 1000.0) for s in (0, 1, 2)]
+    records += [_record("walker2d-mixed", "zero", 0.0, s, 700.0) for s in (0, 1)]
+    records.append(_record("walker2d-mixed", "wasserstein", 0.55, 3, 1200.0))  # tuning: never checked here
+    assert checked_runs(records, "walker2d-mixed", "wasserstein") == [], "MBPO's seed 2 is not published yet"
+    records.append(_record("walker2d-mixed", "zero", 0.0, 2, 650.0))
+    runs = checked_runs(records, "walker2d-mixed", "wasserstein")
+    assert {(r["uncertainty"], r["seed"]) for r in runs} == {("wasserstein", 0), ("wasserstein", 1), ("wasserstein", 2), ("zero", 0), ("zero", 1), ("zero", 2)}
+    assert checked_runs(records, "walker2d-mixed", "mmd") == [], "no mmd report runs"

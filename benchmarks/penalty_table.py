@@ -107,7 +107,7 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
                 "final_mean": None,
             }
     table["across_cells"] = across_cells(complete)
-    table["on_policy"] = on_policy(grid)
+    table["on_policy"] = on_policy(grid, records)
     return table
 
 
@@ -133,31 +133,27 @@ def across_cells(complete: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[s
     return out
 
 
-def on_policy(grid: dict[str, Any]) -> dict[str, Any]:
+def on_policy(grid: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
     """cell → estimator → {``own``, ``paper_kappa``, ``mbpo``}: the on-policy check of the estimator's u
     (``benchmarks/penalty_on_policy.py``) on its own report policies, on ``max_aleatoric``'s κ_paper
     policies, and on MBPO's — per group the seeds, Spearman's ρ(u, error), the share of steps whose
     error exceeds c95·u, and how error and u move from held-out data to the policies' states."""
+    from mopo_kit.experiments.sweep import trial_id
+
     out: dict[str, Any] = {}
     for cell in grid:
         for name in ESTIMATORS:
             path = STUDY.results / ON_POLICY_DIR / f"{cell}__{name}.json"
             if not path.exists():
                 continue
+            at_paper = {trial_id({k: r[k] for k in ("dataset", "uncertainty", "kappa", "horizon", "seed")})
+                        for r in records if r["dataset"] == cell and r["role"] == "paper_kappa"}
             groups: dict[str, list[dict[str, Any]]] = {}
             for run in json.loads(path.read_text())["runs"]:
-                group = "mbpo" if run["uncertainty"] == MBPO else "paper_kappa" if run["run"] in _paper_kappa_trials(cell) else "own"
+                group = "mbpo" if run["uncertainty"] == MBPO else "paper_kappa" if run["run"] in at_paper else "own"
                 groups.setdefault(group, []).append(run)
             out.setdefault(cell, {})[name] = {group: _on_policy_summary(runs) for group, runs in sorted(groups.items())}
     return out
-
-
-def _paper_kappa_trials(cell: str) -> set[str]:
-    """Trial names of ``cell``'s ``paper_kappa`` runs (they share the estimator with its report runs)."""
-    from mopo_kit.experiments.sweep import trial_id
-
-    return {trial_id({k: r[k] for k in ("dataset", "uncertainty", "kappa", "horizon", "seed")})
-            for r in STUDY.records() if r["dataset"] == cell and r["role"] == "paper_kappa"}
 
 
 def _on_policy_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -685,8 +685,9 @@ def tail_mean(curve: list[dict[str, Any]]) -> float | None:
     return statistics.fmean(returns[-TAIL_EVALS:]) if returns else None
 
 
-def mean_std(values: list[float]) -> dict[str, Any]:
-    return {"mean": round(statistics.fmean(values), 1), "std": round(statistics.pstdev(values), 1) if len(values) > 1 else 0.0, "n": len(values)}
+def mean_std(values: list[float], digits: int = 1) -> dict[str, Any]:
+    """Mean ± population std over seeds, rounded to ``digits`` (returns: 1; O(1) ratios and ρ: 2)."""
+    return {"mean": round(statistics.fmean(values), digits), "std": round(statistics.pstdev(values), digits) if len(values) > 1 else 0.0, "n": len(values)}
 
 
 def _runs_by_seed(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[dict[str, Any]]]:

@@ -41,7 +41,7 @@ def tuning_markdown(table: dict[str, Any]) -> str:
 
 
 def _ms(entry: dict[str, Any] | None) -> str:
-    return "–" if not entry else f"{entry['mean']:.0f} ± {entry['std']:.0f}" + (f" (n={entry['n']})" if entry["n"] != len(REPORT_SEEDS) else "")
+    return "–" if not entry or entry["mean"] is None else f"{entry['mean']:.0f} ± {entry['std']:.0f}" + (f" (n={entry['n']})" if entry["n"] != len(REPORT_SEEDS) else "")
 
 
 def report_markdown(table: dict[str, Any]) -> str:

@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell", action="append", choices=list(CELLS), help="only these cells (repeatable; default: every complete one)")
     parser.add_argument("--transitions", type=int, default=TRANSITIONS)
     args = parser.parse_args(argv)
+    if not (args.sweep_dir / "trials").is_dir():
+        parser.error(f"--sweep-dir {args.sweep_dir}: no trials/ folder there (name the study's sweep folder)")
     records = STUDY.records()
     for cell in args.cell or list(CELLS):
         for estimator in ESTIMATORS:

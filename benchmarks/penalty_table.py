@@ -160,19 +160,11 @@ def _on_policy_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     checks = [r["on_policy"] for r in sorted(runs, key=lambda r: r["seed"])]
     return {
         "seeds": sorted(r["seed"] for r in runs),
-        "spearman": mean_std_of([c["spearman_policy"] for c in checks], 2),
+        "spearman": _mean_std([c["spearman_policy"] for c in checks], 2),
         "violations": [None if c["bound_violations"] is None else round(c["bound_violations"], 3) for c in checks],
-        "error_ratio": mean_std_of([c["error_mean_policy"] / c["error_mean_data"] for c in checks], 2),
-        "u_ratio": mean_std_of([c["u_mean_policy"] / c["u_mean_data"] for c in checks], 2),
+        "error_ratio": _mean_std([c["error_mean_policy"] / c["error_mean_data"] for c in checks], 2),
+        "u_ratio": _mean_std([c["u_mean_policy"] / c["u_mean_data"] for c in checks], 2),
     }
-
-
-def mean_std_of(values: list[float | None], digits: int) -> dict[str, Any]:
-    """Mean ± population std of the values that exist, rounded to ``digits`` (the ratios and ρ are O(1))."""
-    kept = [v for v in values if v is not None]
-    if not kept:
-        return {"mean": None, "std": None, "n": 0}
-    return {"mean": round(statistics.fmean(kept), digits), "std": round(statistics.pstdev(kept), digits), "n": len(kept)}
 
 
 #: where the D4RL and OOD tables keep their runs: MOPO at the paper's λ, for the report's comparison row
@@ -199,7 +191,8 @@ def paper_mopo(cell: str) -> dict[str, Any] | None:
 
 
 
-def _mean_std(values: list[float | None]) -> dict[str, Any]:
-    """The campaigns' mean ± std over seeds, leaving out runs without the number."""
-    return campaign_mean_std([v for v in values if v is not None])
+def _mean_std(values: list[float | None], digits: int = 1) -> dict[str, Any]:
+    """The campaigns' mean ± std over seeds, leaving out runs without the number (none: mean and std ``None``)."""
+    kept = [v for v in values if v is not None]
+    return campaign_mean_std(kept, digits) if kept else {"mean": None, "std": None, "n": 0}
 

@@ -265,3 +265,13 @@ def test_on_policy_check_waits_for_every_report_seed_of_the_estimator_and_mbpo()
     runs = checked_runs(records, "walker2d-mixed", "wasserstein")
     assert {(r["uncertainty"], r["seed"]) for r in runs} == {("wasserstein", 0), ("wasserstein", 1), ("wasserstein", 2), ("zero", 0), ("zero", 1), ("zero", 2)}
     assert checked_runs(records, "walker2d-mixed", "mmd") == [], "no mmd report runs"
+
+
+def test_on_policy_driver_refuses_a_sweep_folder_without_trials_in_one_line(tmp_path, capsys):
+    from penalty_on_policy import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--sweep-dir", str(tmp_path / "nowhere")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith(f"--sweep-dir {tmp_path / 'nowhere'}: no trials/ folder there (name the study's sweep folder)")

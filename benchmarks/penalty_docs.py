@@ -125,6 +125,13 @@ def on_policy_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _kappas_in(table: dict[str, Any], cell: str, name: str) -> str:
+    """`` (2 of 3 κ)`` while an estimator's tuning is incomplete: a rank over two policies is ±1 by
+    construction, so a partial row must say so; empty once every κ of the grid is in."""
+    have, grid = len(table["tuning"][cell][name]), len(table["kappa_paper"][cell]["grid"])
+    return "" if have >= grid else f" ({have} of {grid} κ)"
+
+
 def offline_markdown(table: dict[str, Any]) -> str:
     """Per cell and estimator: does an offline number order the three κ policies as their real returns do?"""
     lines = [
@@ -135,7 +142,7 @@ def offline_markdown(table: dict[str, Any]) -> str:
     for cell, estimators in table["offline_selection"].items():
         for name, row in estimators.items():
             rho = [row[stat]["spearman"] for stat in ("eta_hat", "epsilon", "bound")]
-            lines.append(f"| {cell} | `{name}` | " + " | ".join("–" if r is None else f"{r:+.2f}" for r in rho)
+            lines.append(f"| {cell} | `{name}`{_kappas_in(table, cell, name)} | " + " | ".join("–" if r is None else f"{r:+.2f}" for r in rho)
                          + f" | {' / '.join(yes(row[stat]['picks_best']) for stat in ('eta_hat', 'epsilon', 'bound'))} | {row['bound']['regret']:.0f} |")
     return "\n".join(lines)
 
@@ -149,7 +156,7 @@ def bandit_markdown(table: dict[str, Any]) -> str:
     for cell, estimators in table["bandit"].items():
         for name, row in estimators.items():
             curve = row["expected_return_of_pick"]
-            lines.append(f"| {cell} | `{name}` | {max(row['true_values']):.0f} | " + " | ".join(f"{curve[n - 1]:.0f}" for n in BANDIT_NS if n <= len(curve)) + " |")
+            lines.append(f"| {cell} | `{name}`{_kappas_in(table, cell, name)} | {max(row['true_values']):.0f} | " + " | ".join(f"{curve[n - 1]:.0f}" for n in BANDIT_NS if n <= len(curve)) + " |")
     return "\n".join(lines)
 
 

@@ -159,6 +159,14 @@ def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_
     assert offline["epsilon"]["picks_best"], "the smallest penalty is read as the best"
     bandit = table["bandit"]["hopper-mixed"]["mmd"]
     assert bandit["true_values"] == [300.0, 900.0, 600.0] and bandit["expected_return_of_pick"][-1] == pytest.approx(900.0)
+    assert "| hopper-mixed | `mmd` | +1.00 |" in docs.offline_markdown(table), "all three κ in: a plain row"
+    for kappa, real in ((0.1, 300.0), (0.3, 900.0)):  # a second estimator with two of its three κ
+        (tmp_path / f"hopper-mixed__tv__kappa{kappa:g}__s3__100k.json").write_text(json.dumps(_record("hopper-mixed", "total_variation", kappa, 3, real)))
+    partial = table_of.build_table(grid)
+    assert "| hopper-mixed | `total_variation` (2 of 3 κ) |" in docs.offline_markdown(partial), "ρ over two policies is ±1: the row says it is partial"
+    assert "| hopper-mixed | `total_variation` (2 of 3 κ) |" in docs.bandit_markdown(partial)
+    for kappa in (0.1, 0.3):
+        (tmp_path / f"hopper-mixed__tv__kappa{kappa:g}__s3__100k.json").unlink()
     assert table["report"]["hopper-mixed"]["mmd"]["return_last"] == {"mean": 900.0, "std": 100.0, "n": 2}
     assert table["versus_mbpo"] == {}, "no MBPO report run yet: nothing to compare with"
     for seed, value in ((0, 500.0), (1, 700.0), (2, 600.0)):

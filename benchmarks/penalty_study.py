@@ -23,7 +23,7 @@ import shlex
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign import stoppable  # noqa: E402
@@ -72,6 +72,44 @@ def kappa_paper(cells: list[str], sweep_dir: Path) -> dict[str, Any]:
     return frozen
 
 
+# ------------------------------------------------------------------------------------ queue
+class StudyQueue:
+    """Everything still to run, in priority order — the sweep's queue follows it (``run_sweep``'s
+    ``refill``, asked after every trial): the report runs that tuning has unlocked, then every
+    frozen cell's tuning in the cells' order, so the rest of a cell nearly tuned runs before the
+    next cell's first runs and a cell completes (and its report starts) as early as it can. The
+    next cell is frozen (its κ grid computed, from its seed-3 model: ``freeze``) only when the
+    queue runs low and everything before it is queued."""
+
+    def __init__(self, cells: list[str], grid: dict[str, Any], sweep_dir: Path, *, phase: str = "all", workers: int = 2,
+                 status: bool = False, freeze: Callable[[list[str], Path], dict[str, Any]] = kappa_paper) -> None:
+        self.cells, self.grid, self.sweep_dir = cells, grid, sweep_dir
+        self.phase, self.workers, self.status, self.freeze = phase, workers, status, freeze
+        self.budget = f"{STEPS // 1000}k"
+        self.handed: dict[str, dict[str, Any]] = {}  # every point returned so far, by trial id
+
+    def _left(self, point: dict[str, Any]) -> bool:
+        return not STUDY.published_reason(point, self.budget)
+
+    def _tuning(self) -> list[dict[str, Any]]:
+        return tuning_points([c for c in self.cells if c in self.grid], self.grid)
+
+    def __call__(self, seen: set[str]) -> list[dict[str, Any]]:
+        picks = selected(STUDY.records(), self.grid)
+        points = report_points(self.cells, picks) + paper_kappa_points(self.cells, picks, self.grid) if self.phase != "tuning" else []
+        waiting = sum(1 for tid, p in self.handed.items() if tid in seen and self._left(p))
+        if self.phase != "report" and not self.status and waiting < 2 * self.workers:
+            queued = all(trial_id(p) in seen or not self._left(p) for p in points + self._tuning())
+            if queued and (cell := next((c for c in self.cells if c not in self.grid), None)):
+                self.grid.update(self.freeze([cell], self.sweep_dir))  # waits for (or fits) the cell's seed-3 model
+        if self.phase != "report":
+            points += self._tuning()
+        else:  # ... but a half-done tuning run of any frozen cell is always handed out (it resumes first)
+            points += [p for p in self._tuning() if (self.sweep_dir / "trials" / trial_id(p) / "checkpoint" / "progress.json").exists()]
+        points = [p for p in points if self._left(p)]
+        self.handed.update((trial_id(p), p) for p in points)
+        return points
+
 
 # ------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
@@ -109,36 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         write_docs(build_table(json.loads(KAPPA_FILE.read_text())))  # every cell frozen so far, not only this selection's
 
     budget = f"{STEPS // 1000}k"
-
-    handed: dict[str, dict[str, Any]] = {}  # every point next_points has returned, by trial id
-
-    def next_points(seen: set[str]) -> list[dict[str, Any]]:
-        """What to run next, first first: the report runs that tuning has unlocked, then the tuning
-        of the first cell not yet queued whole (its κ grid computed now, from its seed-3 model)."""
-        picks = selected(STUDY.records(), grid)
-        points = report_points(cells, picks) + paper_kappa_points(cells, picks, grid) if args.phase != "tuning" else []
-        # another cell's tuning only when the queue runs low: it would go to the front (refill), ahead
-        # of queued runs that are nearer to completing a cell (its report runs)
-        waiting = sum(1 for tid, p in handed.items() if tid in seen and not STUDY.published_reason(p, budget))
-        if args.phase != "report" and (args.status or waiting < 2 * args.workers):
-            for cell in cells:
-                if cell not in grid:
-                    if args.status:
-                        continue
-                    if any(trial_id(p) not in seen for p in points):
-                        break  # runs to hand out first: the next cell's model is fitted when they are queued
-                    grid.update(kappa_paper([cell], sweep_dir))  # waits for (or fits) the cell's seed-3 model
-                tuning = tuning_points([cell], grid)
-                if any(trial_id(p) not in seen and not STUDY.published_reason(p, budget) for p in tuning):
-                    points += tuning
-                    if not args.status:  # --status shows every cell whose grid is frozen
-                        break
-        # ... but a half-done tuning run of any frozen cell is always handed out (it resumes first)
-        points += [p for p in tuning_points([c for c in cells if c in grid], grid)
-                   if p not in points and (sweep_dir / "trials" / trial_id(p) / "checkpoint" / "progress.json").exists()]
-        points = [p for p in points if not STUDY.published_reason(p, budget)]
-        handed.update((trial_id(p), p) for p in points)
-        return points
+    next_points = StudyQueue(cells, grid, sweep_dir, phase=args.phase, workers=args.workers, status=args.status)
 
     # one sweep whose queue is refilled as results arrive (run_sweep's ``refill``): both workers
     # stay busy across cells, and a cell's report runs go first as soon as its tuning has picked κ
@@ -153,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         run_sweep(
             spec, sweep_dir, workers=args.workers, threads=args.threads, wandb=args.wandb, device=args.device, say=say,
             on_trial_done=done, skip=partial(STUDY.published_reason, budget=budget),
-            refill=lambda seen: [p for p in next_points(seen) if trial_id(p) not in seen],
+            refill=next_points,
         )
     if stopped:
         return stopped[0]

@@ -139,6 +139,58 @@ def test_max_aleatoric_runs_at_kappa_paper_beside_the_report_where_tuning_picked
     assert design.role_of("hopper-mixed", "zero", 0.0, 1, records) == "report"
 
 
+def test_the_study_queue_finishes_a_cell_before_the_next_and_puts_unlocked_reports_first(tmp_path, monkeypatch):
+    """The order the sweep follows: a cell nearly tuned before the next cell's tuning; report runs ahead of both."""
+    import penalty_design as design
+    from penalty_study import StudyQueue
+
+    monkeypatch.setattr(design.STUDY, "results", tmp_path)
+    monkeypatch.setattr(design, "CELLS", {"hopper-mixed": 5, "walker2d-mixed": 1, "halfcheetah-random": 5})
+
+    def publish(cell, name, kappa, seed, value):
+        path = design.STUDY.published_path(cell, name, seed, "100k", kappa)
+        path.write_text(json.dumps(_record(cell, name, kappa, seed, value)))
+
+    grid = {"hopper-mixed": {"paper_lam": 1.0, "kappa_paper": 0.3, "grid": [0.1, 0.3, 0.9]},
+            "walker2d-mixed": {"paper_lam": 1.0, "kappa_paper": 1.0, "grid": [0.3, 1.0, 3.0]}}
+    for name in design.ESTIMATORS:  # hopper-mixed: all tuning but mmd at κ 0.9 published
+        for kappa in grid["hopper-mixed"]["grid"]:
+            if (name, kappa) != ("mmd", 0.9):
+                publish("hopper-mixed", name, kappa, 3, 100.0 * kappa)
+    frozen: list[str] = []
+
+    def freeze(cells, sweep_dir):
+        frozen.extend(cells)
+        return {cell: {"paper_lam": 1.0, "kappa_paper": 1.0, "grid": [0.5, 1.0, 2.0]} for cell in cells}
+
+    queue = StudyQueue(["hopper-mixed", "walker2d-mixed", "halfcheetah-random"], grid, tmp_path / "sweep", workers=2, freeze=freeze)
+    first = queue(set())
+    ids = [trial_id(p) for p in first]
+    assert ids[0] == "hopper-mixed__mmd__kappa0.9__h5__s3", "the last of a nearly tuned cell goes ahead of the next cell's runs"
+    assert len(ids) == 1 + 12 and all(i.startswith("walker2d-mixed__") for i in ids[1:])
+    assert frozen == [], "nothing is frozen while runs of frozen cells wait to be queued"
+    seen = set(ids)
+    assert [trial_id(p) for p in queue(seen)] == ids, "queued runs keep their priority on every ask"
+    assert frozen == [], "13 runs wait: the queue is not low"
+    publish("hopper-mixed", "mmd", 0.9, 3, 50.0)  # hopper-mixed's tuning completes: its report is unlocked
+    second = [trial_id(p) for p in queue(seen)]
+    report = [i for i in second if i.startswith("hopper-mixed__")]
+    assert second[:len(report)] == report and len(report) == 3 * (len(design.ESTIMATORS) + 1) + 3, \
+        "the unlocked report runs first: MBPO's, and max_aleatoric at κ_paper 0.3 (its pick is 0.9)"
+    assert sum("max_aleatoric__kappa0.3__" in i for i in report) == 3
+    assert second[len(report):] == ids[1:], "then the tuning already queued, in its order"
+    for point in queue(seen):  # everything queued so far finishes: walker2d-mixed's report is unlocked
+        publish(point["dataset"], point["uncertainty"], point["kappa"], point["seed"], 100.0)
+    third = queue(seen | set(second))
+    assert frozen == [] and {p["dataset"] for p in third} == {"walker2d-mixed"} and {p["seed"] for p in third} == {0, 1, 2}, \
+        "an unlocked report goes before the next cell is frozen"
+    for point in third:
+        publish(point["dataset"], point["uncertainty"], point["kappa"], point["seed"], 100.0)
+    fourth = queue(seen | set(second) | {trial_id(p) for p in third})
+    assert frozen == ["halfcheetah-random"] and [p["dataset"] for p in fourth] == ["halfcheetah-random"] * 12, "the queue ran dry: the next cell"
+    assert StudyQueue(["halfcheetah-random"], {}, tmp_path, status=True, freeze=freeze)(set()) == [], "--status freezes nothing"
+
+
 def test_table_reports_offline_selection_and_the_bandit_from_published_runs(tmp_path, monkeypatch):
     import penalty_docs as docs
     import penalty_table as table_of

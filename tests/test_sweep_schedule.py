@@ -151,6 +151,22 @@ def test_refill_puts_points_unlocked_by_results_first_and_runs_each_once(hopper_
     assert "hopper-random-small__wasserstein__s0" in asked[-1] and len(order) == 3
 
 
+def test_refill_reorders_the_queued_trials_it_names(hopper_file, tmp_path):  # noqa: F811
+    """A study's priority can change with results: queued trials run in the order refill names them."""
+    base = {k: v for k, v in TINY.items() if k not in ("dynamics",)}
+    base.update(epochs=1, steps_per_epoch=20, eval_episodes=1)
+    data = str(hopper_file)
+    spec = SweepSpec(name="reorder", grid={"dataset": [data], "uncertainty": ["zero", "max_aleatoric", "wasserstein", "mmd"], "seed": [0]},
+                     base=base, dynamics=TINY["dynamics"]["params"])
+    order: list[str] = []
+
+    def refill(seen: set[str]) -> list[dict]:  # after the first result: wasserstein, then max_aleatoric; mmd unnamed
+        return [{"dataset": data, "uncertainty": name, "seed": 0} for name in ("wasserstein", "max_aleatoric")] if order else []
+
+    run_sweep(spec, tmp_path / "sweep", workers=1, threads=1, refill=refill, on_trial_done=lambda s: order.append(Path(s["run_dir"]).name.split("__")[1]))
+    assert order == ["zero", "wasserstein", "max_aleatoric", "mmd"], "named ones first in refill's order, the unnamed one keeps its place behind"
+
+
 def test_refilled_points_queue_behind_trials_that_hold_a_checkpoint(hopper_file, tmp_path):  # noqa: F811
     """A restarted study resumes its half-done trials before the points its refill adds."""
     base = {k: v for k, v in TINY.items() if k not in ("dynamics",)}

@@ -415,11 +415,13 @@ def run_sweep(
     a Tune callback in this process).
 
     ``refill(seen)`` (local backend): asked after each trial ends and whenever the queue runs dry,
-    with the ids of every trial this call has queued so far; the points it returns that are new,
-    unfinished and not skipped go to the *front* of the queue — behind only the queued trials that
-    hold a checkpoint (a killed sweep's half-done runs resume first). A study whose next runs
-    depend on results (report seeds once tuning has picked κ) so keeps both workers busy without
-    waiting for a batch to drain.
+    with the ids of every trial this call has queued so far. The points it returns go to the *front*
+    of the queue in the order returned — the new ones (unfinished, not skipped) and the queued ones
+    alike, so the order is the study's priority (e.g. the rest of a cell nearly done before the next
+    cell's first runs) — behind only the queued trials that hold a checkpoint (a killed sweep's
+    half-done runs resume first); queued trials it does not name keep their order behind. A study
+    whose next runs depend on results (report seeds once tuning has picked κ) so keeps both
+    workers busy without waiting for a batch to drain.
     """
     if backend not in ("local", "ray"):
         raise MopoKitError(f"unknown sweep backend '{backend}' (choose local or ray)")
@@ -492,7 +494,7 @@ def _run_sweep_locked(
     epochs = int(spec.base.get("epochs", 1000))
 
     def top_up() -> None:
-        """Put the new points of ``refill`` first in the queue (see the docstring)."""
+        """Put the points of ``refill`` first in the queue, in its order (see the docstring)."""
         if refill is None or stop_requested() is not None:
             return
         new = []
@@ -512,12 +514,14 @@ def _run_sweep_locked(
         if new:
             say(f"queued {len(new)} more trial(s) first: {', '.join(trial_id(p) for p, *_ in new[:3])}{' …' if len(new) > 3 else ''}")
             pending.extend(new)
-            # ... after the queued trials that hold a checkpoint: their progress is work already
-            # paid for, and a study's next points may wait on their results
-            resumable = [item for item in queue if trial_status(Path(item[2]), epochs) in ("resume", "extend")]
-            rest = [item for item in queue if not any(item is other for other in resumable)]
-            queue.clear()
-            queue.extend([*resumable, *new, *rest])
+        rank = {trial_id(point): i for i, point in reversed(list(enumerate(points)))}
+        # ... after the queued trials that hold a checkpoint: their progress is work already paid
+        # for, and a study's next points may wait on their results
+        resumable = [item for item in queue if trial_status(Path(item[2]), epochs) in ("resume", "extend")]
+        rest = [item for item in [*new, *queue] if not any(item is other for other in resumable)]
+        rest.sort(key=lambda item: rank.get(trial_id(item[0]), len(rank)))  # stable: unnamed ones keep their order
+        queue.clear()
+        queue.extend([*resumable, *rest])
 
     top_up()
     if workers == 1:

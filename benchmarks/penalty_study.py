@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"published {STUDY.publish(Path(summary['run_dir']), command).name}")
         write_docs(build_table(json.loads(KAPPA_FILE.read_text())))  # every cell frozen so far, not only this selection's
 
-    budget = f"{STEPS // 1000}k"
     next_points = StudyQueue(cells, grid, sweep_dir, phase=args.phase, workers=args.workers, status=args.status)
+    budget = next_points.budget
 
     # one sweep whose queue is refilled as results arrive (run_sweep's ``refill``): both workers
     # stay busy across cells, and a cell's report runs go first as soon as its tuning has picked κ

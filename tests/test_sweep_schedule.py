@@ -9,7 +9,7 @@ import pytest
 
 from mopo_kit.errors import MopoKitError
 from mopo_kit.mopo import _read_jsonl, recover_checkpoint
-from mopo_kit.experiments.sweep import SweepSpec, dispatch_order, plan_trials, run_sweep, trial_id, trial_status
+from mopo_kit.experiments.sweep import SweepSpec, dispatch_order, next_startable, plan_trials, run_sweep, trial_id, trial_status
 from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
 
 
@@ -149,6 +149,21 @@ def test_refill_puts_points_unlocked_by_results_first_and_runs_each_once(hopper_
     run_sweep(spec, tmp_path / "sweep", workers=1, threads=1, refill=refill, on_trial_done=lambda s: order.append(Path(s["run_dir"]).name))
     assert order == ["hopper-random-small__zero__s0", "hopper-random-small__wasserstein__s0", "hopper-random-small__max_aleatoric__s0"]
     assert "hopper-random-small__wasserstein__s0" in asked[-1] and len(order) == 3
+
+
+def test_a_free_worker_skips_trials_waiting_on_a_running_fit():
+    """A study queue is seed-major (s0's runs, then s1's): when a running trial is fitting s0's
+    model, the next worker takes the first trial on another model instead of idling on the lock."""
+    from collections import deque
+
+    def item(name: str, model: str | None) -> tuple:
+        return ({"uncertainty": name}, {}, f"/trials/{name}", None if model is None else {"target": f"/dynamics/{model}"})
+
+    queue = deque([item("s0-mopo", "s0"), item("s0-mbpo", "s0"), item("s1-mopo", "s1"), item("s1-mbpo", "s1")])
+    assert next_startable(queue, fitting=set()) == 0, "nothing fitting: the queue's order"
+    assert next_startable(queue, fitting={"/dynamics/s0"}) == 2, "s0 is being fitted: the first s1 trial fits s1 beside it"
+    assert next_startable(queue, fitting={"/dynamics/s0", "/dynamics/s1"}) == 0, "everything waits: the first starts (and waits)"
+    assert next_startable(deque([item("s0", "s0"), item("own", None)]), fitting={"/dynamics/s0"}) == 1, "a trial without a shared model never waits"
 
 
 def test_refill_reorders_the_queued_trials_it_names(hopper_file, tmp_path):  # noqa: F811

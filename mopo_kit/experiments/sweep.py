@@ -265,6 +265,22 @@ def dispatch_order(points: list[dict[str, Any]], workers: int) -> list[dict[str,
     return result
 
 
+def next_startable(queue: deque[Any], fitting: set[str]) -> int:
+    """Index in ``queue`` (items ``(point, config, run_dir, job)``) of the trial to start next.
+
+    The first trial whose shared model no running trial is fitting: one that waits on a running
+    fit holds its worker idle on the fit's lock for the whole fit, while a later trial on another
+    model (fitted already, or one it fits itself) uses the worker at once — so two workers starting
+    on a new seed fit two models in parallel whatever the queue's order. The queue's order is kept
+    otherwise; when every queued trial waits on a running fit, the first starts (and waits).
+    """
+    for index, item in enumerate(queue):
+        job = item[3]
+        if job is None or job["target"] not in fitting:
+            return index
+    return 0
+
+
 def plan_trials(
     spec: SweepSpec,
     sweep_dir: Path,
@@ -544,13 +560,23 @@ def _run_sweep_locked(
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
             running: dict[Any, str] = {}
+            models: dict[Any, str] = {}  # running future → its shared model's directory
 
             def start_next() -> None:
-                """Keep every worker busy, in dispatch order, with trials still needed."""
+                """Keep every worker busy, in dispatch order, with trials still needed — skipping
+                over those whose shared model a running trial is still fitting (:func:`next_startable`)."""
+                from mopo_kit.dynamics.storage import is_dynamics_dir
+
                 while queue and len(running) < workers:
-                    point, config, run_dir, job = queue.popleft()
+                    fitting = {target for future, target in models.items() if future in running and not is_dynamics_dir(Path(target))}
+                    index = next_startable(queue, fitting)
+                    point, config, run_dir, job = queue[index]
+                    del queue[index]
                     if still_needed(point):
-                        running[pool.submit(_run_trial, config, run_dir, threads, job)] = run_dir
+                        future = pool.submit(_run_trial, config, run_dir, threads, job)
+                        running[future] = run_dir
+                        if job is not None:
+                            models[future] = job["target"]
 
             start_next()
             stopping = False
@@ -565,6 +591,7 @@ def _run_sweep_locked(
                             os.kill(process.pid, signal.SIGTERM)
                 for future in done:
                     run_dir = running.pop(future)
+                    models.pop(future, None)
                     try:
                         summary = future.result()
                     except StopRequested:

@@ -156,3 +156,87 @@ def test_collecting_leaves_the_callers_torch_threads_alone():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_graceful_stop_ends_a_sharded_collection_and_leaves_no_worker(tmp_path):
+    """The first SIGTERM/SIGINT (here: a timer asking 1 s in) ends a 400k-step collection that
+    would run for minutes: StopRequested names the dataset, and every worker process is gone."""
+    import multiprocessing
+    import threading
+
+    from mopo_kit.stop import StopRequested, graceful_stop, request_stop
+
+    timer = threading.Timer(1.0, request_stop)
+    with graceful_stop():
+        timer.start()
+        try:
+            with pytest.raises(StopRequested, match="while collecting hopper-big; nothing was written") as stopped:
+                collect_segments(HOPPER, [Segment(PolicySource(), 400_000)], seed=0, workers=2, description="hopper-big")
+        finally:
+            timer.cancel()
+    assert stopped.value.exit_code == 143
+    assert multiprocessing.active_children() == []
+
+
+def test_a_single_process_collection_stops_on_the_signal_it_was_given():
+    import signal
+
+    from mopo_kit.stop import StopRequested, graceful_stop, request_stop
+
+    with graceful_stop():
+        request_stop(signal.SIGINT)
+        with pytest.raises(StopRequested, match="stopped by SIGINT while collecting tiny") as stopped:
+            collect_segments(HOPPER, [Segment(PolicySource(), 9_000)], seed=0, workers=1, description="tiny")
+    assert stopped.value.exit_code == 130
+
+
+def test_a_collection_worker_stops_when_its_parent_sets_the_event(monkeypatch):
+    """In a worker the stop arrives as the parent's event, not a signal: within a few rounds."""
+    import multiprocessing
+
+    from mopo_kit.data import collect
+    from mopo_kit.stop import StopRequested
+
+    event = multiprocessing.get_context("fork").Event()
+    monkeypatch.setattr(collect, "_worker_stop", event)
+    data = collect.collect_transitions(HOPPER, collect.uniform_random_policy(HOPPER.act_dim), 2_000, seed=0)
+    assert len(data) == 2_000  # the event unset: the collection runs whole
+    event.set()
+    with pytest.raises(StopRequested, match="stopped by SIGTERM"):
+        collect.collect_transitions(HOPPER, collect.uniform_random_policy(HOPPER.act_dim), 100_000, seed=0)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from /proc (Linux)")
+def test_collection_workers_die_with_a_parent_killed_outright(tmp_path):
+    """SIGKILL to the collecting process (no handler can run) still ends its shard workers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "from mopo_kit.data.collect import PolicySource, Segment, collect_segments\n"
+        "from mopo_kit.envs.tasks import HOPPER\n"
+        "collect_segments(HOPPER, [Segment(PolicySource(), 400_000)], seed=0, workers=2)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "MOPO_KIT_QUIET": "1"})
+
+    def children() -> list[int]:
+        found: list[int] = []
+        for task in Path(f"/proc/{parent.pid}/task").glob("*/children"):
+            found += [int(pid) for pid in task.read_text().split()]
+        return found
+
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers := children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) >= 2, "the collection never started its worker processes"
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while (alive := [pid for pid in workers if Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive == [], f"collection workers {alive} outlived their parent"

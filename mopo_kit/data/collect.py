@@ -19,6 +19,11 @@ elsewhere names its data's checksum (``fit_report.json``).
 ``device`` places the behavior actor. The default is the CPU, not "auto": a GPU's matrix
 products round differently, which changes sampled actions and so the file, and a 256×256 actor
 on 16 environments gains nothing from a GPU. With a CUDA device, workers are spawned, not forked.
+
+A graceful stop (:mod:`mopo_kit.stop`: the first SIGTERM/SIGINT of ``train``, ``sweep`` or a
+campaign script) ends a collection within a few lockstep rounds, in every worker: a dataset is
+written only whole, so there is nothing to checkpoint, and waiting for the rest of a 1M-step
+collection would hold the stop for minutes. The next run generates the dataset again.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import pickle
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -36,9 +42,27 @@ import numpy as np
 from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.envs.tasks import Task
 from mopo_kit.progress import QUIET_ENV, progress_bar
+from mopo_kit.stop import StopRequested, die_with_parent, signal_name, stop_requested
 
 #: Maps a batch of observations (n, obs_dim) and a NumPy generator to actions in [-1, 1].
 BatchPolicy = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+#: Lockstep rounds between two looks at the stop flag (a round is one step of up to 16 envs).
+STOP_CHECK_ROUNDS = 32
+
+#: In a collection worker process: set by the parent when it was asked to stop (see _init_worker).
+_worker_stop: "multiprocessing.synchronize.Event | None" = None
+
+
+def _stop_signal() -> int | None:
+    """The signal asking this collection to stop: this process's flag, or (in a worker) the parent's."""
+    if (signum := stop_requested()) is not None:
+        return signum
+    return int(signal.SIGTERM) if _worker_stop is not None and _worker_stop.is_set() else None
+
+
+def _stopped(signum: int, description: str) -> StopRequested:
+    return StopRequested(f"stopped by {signal_name(signum)} while collecting {description}; nothing was written, the next run collects it again", signum)
 
 
 def uniform_random_policy(act_dim: int) -> BatchPolicy:
@@ -121,7 +145,11 @@ def collect_transitions(
     stored = taken = 0
     try:
         with progress_bar(description, total=steps) as bar:
+            rounds = 0
             while taken < steps:
+                rounds += 1
+                if rounds % STOP_CHECK_ROUNDS == 0 and (signum := _stop_signal()) is not None:
+                    raise _stopped(signum, description)
                 active = running[: steps - taken]  # the last round may need fewer envs
                 actions = np.clip(policy(obs[active], rng), -1.0, 1.0).astype(np.float32)
                 env_actions = low + (actions + 1.0) * 0.5 * (high - low)
@@ -206,6 +234,19 @@ def _collect_shard(task: Task, source: PolicySource, steps: int, seed: int, num_
     return collect_transitions(task, source.build(task, seed, device), steps, seed, num_envs=num_envs, description="shard")
 
 
+def _shard_result(future: concurrent.futures.Future, description: str, poll: float = 0.5) -> TransitionDataset:
+    """Wait for one shard, looking at this process's stop flag every ``poll`` seconds."""
+    while True:
+        if (signum := stop_requested()) is not None:
+            raise _stopped(signum, description)
+        try:
+            return future.result(timeout=poll)
+        except concurrent.futures.TimeoutError:
+            continue
+        except StopRequested as exc:  # a worker saw the stop first: say it with this process's signal
+            raise _stopped(stop_requested() or exc.signum, description) from None
+
+
 def _picklable(*objects: object) -> bool:
     try:
         pickle.dumps(objects)
@@ -214,14 +255,21 @@ def _picklable(*objects: object) -> bool:
         return False
 
 
-def _init_worker() -> None:
+def _init_worker(stop: "multiprocessing.synchronize.Event") -> None:
     """A worker process: one torch thread (the shards are the parallelism; set before any torch
     work, which keeps fork safe) and no progress bars (the parent's bar counts the shards). The
-    calling process keeps its own thread count."""
+    calling process keeps its own thread count.
+
+    It stops when the parent sets ``stop`` (a graceful stop, or an interrupt or error on the
+    parent's way out), ignores SIGINT (the parent decides what a terminal's Ctrl-C means) and is
+    killed when the parent dies: a shard has nothing worth finishing for nobody."""
+    global _worker_stop
     import torch
 
+    die_with_parent(signal.SIGKILL)
     torch.set_num_threads(1)
     os.environ[QUIET_ENV] = "1"
+    _worker_stop = stop
 
 
 def _worker_context(device: str = "cpu") -> multiprocessing.context.BaseContext:
@@ -265,13 +313,22 @@ def collect_segments(
     with progress_bar(description, total=total) as bar:
         if workers == 1:
             for source, steps, shard_seed in jobs:
-                parts.append(_collect_shard(task, source, steps, shard_seed, num_envs, device))
+                try:
+                    parts.append(_collect_shard(task, source, steps, shard_seed, num_envs, device))
+                except StopRequested as exc:  # said for the whole collection, not the shard
+                    raise _stopped(exc.signum, description) from None
                 bar.advance(steps)
         else:
             context = _worker_context(device)
-            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+            stop = context.Event()
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(stop,)) as pool:
                 futures = [pool.submit(_collect_shard, task, src, steps, s, num_envs, device) for src, steps, s in jobs]
-                for future, (_, steps, _) in zip(futures, jobs):
-                    parts.append(future.result())
-                    bar.advance(steps)
+                try:
+                    for future, (_, steps, _) in zip(futures, jobs):
+                        parts.append(_shard_result(future, description))
+                        bar.advance(steps)
+                except BaseException:  # a stop, an interrupt or a failed shard: the workers stop too
+                    stop.set()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     return TransitionDataset.concatenate(parts, source=f"{task.name} ({description})")

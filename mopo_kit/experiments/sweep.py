@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping
 import tomllib
 
 from mopo_kit.errors import MopoKitError
-from mopo_kit.stop import StopRequested, graceful_stop, signal_name, stop_requested
+from mopo_kit.stop import StopRequested, die_with_parent, graceful_stop, signal_name, stop_requested
 
 GRID_KEYS = ("dataset", "uncertainty", "lam", "kappa", "horizon", "seed")
 
@@ -374,23 +374,10 @@ def _run_trial(config: dict[str, Any], run_dir: str, threads: int, job: Mapping[
 
 
 def _die_with_parent() -> None:
-    """Linux: a trial worker gets SIGTERM when the sweep process dies (``kill PID``, not only Ctrl-C).
-
-    Otherwise orphaned workers run on and write into trial directories that the rerun sweep
-    resumes at the same time.
-    """
-    import ctypes
-    import signal
-    import sys
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the sweep, which forwards one SIGTERM
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
+    """A trial worker gets SIGTERM when the sweep process dies (``kill PID``, not only Ctrl-C):
+    it stops after its update with a checkpoint, instead of running on orphaned and writing into
+    trial directories that the rerun sweep resumes at the same time."""
+    die_with_parent(signal.SIGTERM)
 
 
 def run_sweep(

@@ -255,7 +255,7 @@ def _train_dynamics(args: argparse.Namespace, device: Any, out: Path) -> int:
             if log_lines:
                 console.print(line, highlight=False)
             if (signum := stop_requested()) is not None:  # the epoch's fit checkpoint is already written
-                raise StopRequested(f"stopped by {signal_name(signum)} after fit epoch {stats.epoch}, fit checkpoint written; continue with the same command", signum)
+                raise StopRequested(f"stopped by {signal_name(signum)} after fit epoch {stats.epoch}, fit checkpoint written", signum)
 
         # killed midway, the same command continues the fit from its last epoch
         checkpoint = out / "fit_checkpoint.pt"
@@ -263,6 +263,8 @@ def _train_dynamics(args: argparse.Namespace, device: Any, out: Path) -> int:
             console.print(f"continuing the killed fit in {checkpoint}", highlight=False)
         try:
             report = fit_and_save(model, data, args.model, out, checkpoint=checkpoint, device=device, callback=on_epoch)
+        except StopRequested as exc:  # after an epoch, or within one (the ensemble drops it)
+            raise StopRequested(f"{exc}; continue with the same command", exc.signum) from None
         except TrainingDivergedError as exc:
             save_dynamics(model, out, args.model)
             write_fit_report(out, exc.report, data, device=device)

@@ -226,9 +226,12 @@ class MOPO:
                 bar.update(description=f"dynamics epoch {stats.epoch}, holdout MSE {min(stats.holdout_mse):.4g}")
                 bar.advance(1)
                 if (signum := stop_requested()) is not None and checkpoint is not None:  # the epoch's fit checkpoint is written
-                    raise StopRequested(f"stopped by {signal_name(signum)} after dynamics fit epoch {stats.epoch}, fit checkpoint written; continue with: mopo-kit train --resume {run_dir}", signum)
+                    raise StopRequested(f"stopped by {signal_name(signum)} after dynamics fit epoch {stats.epoch}, fit checkpoint written", signum)
 
-            fit_and_save(model, self.data, cfg.dynamics.type, target, checkpoint=checkpoint, device=self.device, callback=progress)
+            try:
+                fit_and_save(model, self.data, cfg.dynamics.type, target, checkpoint=checkpoint, device=self.device, callback=progress)
+            except StopRequested as exc:  # after an epoch, or within one (the ensemble drops it)
+                raise StopRequested(f"{exc}; continue with: mopo-kit train --resume {run_dir}", exc.signum) from None
         return model
 
     # ------------------------------------------------------------------------------ running

@@ -206,3 +206,42 @@ def test_train_dynamics_run_again_after_a_kill_continues_the_fit(tmp_path, run_c
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     assert [row["holdout_mse"] for row in history[:2]] == [stats.holdout_mse for stats in killed]
     assert not checkpoint.exists(), "the checkpoint goes once the model is saved"
+
+
+def test_a_graceful_stop_within_an_epoch_drops_it_and_the_resume_redoes_it_exactly(uninterrupted, tmp_path):
+    """SIGTERM/SIGINT mid-epoch: StopRequested within 16 minibatches, not at the epoch's end;
+    the checkpoint of the last whole epoch stands and the resumed fit ends as the uninterrupted one."""
+    from mopo_kit.dynamics.gaussian_ensemble import STOP_CHECK_BATCHES
+    from mopo_kit.stop import StopRequested, graceful_stop, request_stop
+
+    data, reference, ref_report = uninterrupted
+    checkpoint = tmp_path / "fit.pt"
+
+    def stop_after_epoch_4(stats: EpochStats) -> None:
+        if stats.epoch == 4:
+            request_stop()  # as the signal handler does, while epoch 5 is about to start
+
+    batches = -(-1200 // 64)  # 1,500 rows less a 300-row holdout, 64 per minibatch
+    assert batches > STOP_CHECK_BATCHES, "the fit must have a check inside its epoch"
+    with graceful_stop():
+        pattern = rf"stopped by SIGTERM in dynamics fit epoch 5 after {STOP_CHECK_BATCHES - 1} of {batches} minibatches \(dropped; epoch 4's fit checkpoint stands\)"
+        with pytest.raises(StopRequested, match=pattern):
+            tiny_ensemble(max_epochs=12).fit(data, callback=stop_after_epoch_4, checkpoint=checkpoint)
+    seen: list[int] = []
+    model = tiny_ensemble(max_epochs=12)
+    report = model.fit(data, callback=lambda stats: seen.append(stats.epoch), checkpoint=checkpoint)
+    assert seen == list(range(5, 13)), "the dropped epoch runs again, once"
+    assert [h.holdout_mse for h in report.history] == [h.holdout_mse for h in ref_report.history]
+    for got, want in zip(_weights(model), _weights(reference)):
+        assert torch.equal(got, want)
+
+
+def test_a_fit_without_a_checkpoint_leaves_the_stop_to_its_caller(uninterrupted):
+    """Nothing to resume from: the ensemble does not drop work; the caller's callback decides."""
+    from mopo_kit.stop import graceful_stop, request_stop
+
+    data = uninterrupted[0]
+    with graceful_stop():
+        request_stop()
+        report = tiny_ensemble(max_epochs=2).fit(data)
+    assert report.epochs == 2

@@ -39,6 +39,7 @@ from mopo_kit.errors import MopoKitError
 from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.hookspecs import hookimpl
 from mopo_kit.precision import check_precision, compute_dtype, resolve_precision
+from mopo_kit.stop import StopRequested, signal_name, stop_requested
 from mopo_kit.types import EnsemblePrediction
 from mopo_kit.validation import (
     FRACTION,
@@ -57,6 +58,8 @@ CONFIG_FILE = "dynamics.json"
 WEIGHTS_FILE = "dynamics.pt"
 #: Bumped when the stored layout changes; a newer file is refused by name, not misread.
 FORMAT_VERSION = 1
+#: Minibatches between two looks at the graceful-stop flag during a checkpointed fit.
+STOP_CHECK_BATCHES = 16
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:
@@ -250,6 +253,12 @@ class GaussianEnsemble:
         epoch and a fit killed midway continues from it, ending exactly where an uninterrupted
         fit ends (``fit_checkpoint``); the caller removes the file once the model is saved.
         A larger ``max_epochs`` or ``max_seconds`` than the checkpoint's fit had may continue it.
+
+        A graceful stop (:mod:`mopo_kit.stop`) during a checkpointed fit ends it within
+        :data:`STOP_CHECK_BATCHES` minibatches with :class:`StopRequested`, dropping the epoch in
+        progress: the checkpoint holds the last whole epoch and its minibatch RNG, so the resumed
+        fit redoes that epoch exactly as it would have run. An epoch on a large dataset with one
+        thread takes minutes, longer than a scheduler's grace period before SIGKILL.
         """
         cfg = self.config
         if data.obs_dim != self.obs_dim or data.act_dim != self.act_dim:
@@ -299,6 +308,9 @@ class GaussianEnsemble:
             shuffled = torch.gather(bootstrap, 1, order).to(self.device)
             total = torch.zeros((), device=self.device)
             for b in range(batches):
+                if checkpoint and b % STOP_CHECK_BATCHES == STOP_CHECK_BATCHES - 1 and (signum := stop_requested()) is not None:
+                    kept = f"epoch {epoch}'s fit checkpoint stands" if epoch else "no epoch was finished"
+                    raise StopRequested(f"stopped by {signal_name(signum)} in dynamics fit epoch {epoch + 1} after {b} of {batches} minibatches (dropped; {kept})", signum)
                 idx = shuffled[:, b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 rows = idx.shape[1]
                 xb = torch.index_select(split.x_train, 0, idx.reshape(-1), out=x_batch[: cfg.members * rows])

@@ -231,6 +231,8 @@ class MOPO:
             try:
                 fit_and_save(model, self.data, cfg.dynamics.type, target, checkpoint=checkpoint, device=self.device, callback=progress)
             except StopRequested as exc:  # after an epoch, or within one (the ensemble drops it)
+                if run_dir is None:  # nothing written to continue from
+                    raise
                 raise StopRequested(f"{exc}; continue with: mopo-kit train --resume {run_dir}", exc.signum) from None
         return model
 

@@ -87,7 +87,7 @@ def request_stop(signum: int = signal.SIGTERM) -> None:
     _requested = signum
 
 
-def die_with_parent(signum: int = signal.SIGTERM) -> None:
+def die_with_parent(signum: int = signal.SIGTERM, parent_pid: int | None = None) -> None:
     """In a worker process: receive ``signum`` when the parent dies (Linux), and ignore SIGINT.
 
     Without it a parent killed outright (SIGKILL, a second signal, ``timeout``) leaves its workers
@@ -95,6 +95,11 @@ def die_with_parent(signum: int = signal.SIGTERM) -> None:
     time, a collection's would step environments for minutes for nobody. SIGINT is ignored because
     a terminal's Ctrl-C reaches the whole process group and the parent decides what it means.
     Elsewhere than Linux only SIGINT is ignored.
+
+    ``parent_pid`` (the pool owner's ``os.getpid()``, passed through the initializer) closes the
+    race between the fork and ``prctl``: a parent that died in between has re-parented the worker to
+    PID 1 or to a subreaper (a container's init, ``systemd --user``), so the worker compares with
+    the pid it was started by. Without it only re-parenting to PID 1 is recognized.
     """
     import ctypes
 
@@ -104,5 +109,6 @@ def die_with_parent(signum: int = signal.SIGTERM) -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signum)  # PR_SET_PDEATHSIG
         except OSError:
             pass
-        if os.getppid() == 1:  # the parent died before prctl took effect
+        orphaned = os.getppid() != parent_pid if parent_pid is not None else os.getppid() == 1
+        if orphaned:  # the parent died before prctl took effect
             os._exit(1)

@@ -158,7 +158,7 @@ def test_collecting_leaves_the_callers_torch_threads_alone():
         torch.set_num_threads(before)
 
 
-def test_a_graceful_stop_ends_a_sharded_collection_and_leaves_no_worker(tmp_path):
+def test_a_graceful_stop_ends_a_sharded_collection_and_leaves_no_worker():
     """The first SIGTERM/SIGINT (here: a timer asking 1 s in) ends a 400k-step collection that
     would run for minutes: StopRequested names the dataset, and every worker process is gone."""
     import multiprocessing
@@ -207,7 +207,7 @@ def test_a_collection_worker_stops_when_its_parent_sets_the_event(monkeypatch):
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from /proc (Linux)")
-def test_collection_workers_die_with_a_parent_killed_outright(tmp_path):
+def test_collection_workers_die_with_a_parent_killed_outright():
     """SIGKILL to the collecting process (no handler can run) still ends its shard workers."""
     import os
     import signal
@@ -240,3 +240,29 @@ def test_collection_workers_die_with_a_parent_killed_outright(tmp_path):
     while (alive := [pid for pid in workers if Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert alive == [], f"collection workers {alive} outlived their parent"
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_worker_whose_parent_died_before_it_armed_exits_whoever_adopted_it():
+    """The race between fork and prctl: a worker re-parented before it armed the death signal
+    exits at once — judged by the pid it was started by, so a subreaper adopting it (a container's
+    init, systemd --user) is recognized like PID 1. Here the "starting parent" is a pid that is not
+    the worker's parent: it must exit 1; given its real parent it returns and goes on."""
+    import os
+    import signal
+
+    from mopo_kit.stop import die_with_parent
+
+    def run_in_child(claimed_parent: str) -> int:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            try:
+                die_with_parent(signal.SIGTERM, os.getppid() if claimed_parent == "real" else os.getppid() + 999_999)
+                os._exit(0)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    assert run_in_child("real") == 0
+    assert run_in_child("gone") == 1

@@ -255,7 +255,7 @@ def _picklable(*objects: object) -> bool:
         return False
 
 
-def _init_worker(stop: "multiprocessing.synchronize.Event") -> None:
+def _init_worker(stop: "multiprocessing.synchronize.Event", parent_pid: int) -> None:
     """A worker process: one torch thread (the shards are the parallelism; set before any torch
     work, which keeps fork safe) and no progress bars (the parent's bar counts the shards). The
     calling process keeps its own thread count.
@@ -266,7 +266,7 @@ def _init_worker(stop: "multiprocessing.synchronize.Event") -> None:
     global _worker_stop
     import torch
 
-    die_with_parent(signal.SIGKILL)
+    die_with_parent(signal.SIGKILL, parent_pid)
     torch.set_num_threads(1)
     os.environ[QUIET_ENV] = "1"
     _worker_stop = stop
@@ -321,7 +321,7 @@ def collect_segments(
         else:
             context = _worker_context(device)
             stop = context.Event()
-            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(stop,)) as pool:
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(stop, os.getpid())) as pool:
                 futures = [pool.submit(_collect_shard, task, src, steps, s, num_envs, device) for src, steps, s in jobs]
                 try:
                     for future, (_, steps, _) in zip(futures, jobs):

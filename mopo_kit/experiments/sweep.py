@@ -217,7 +217,7 @@ def fit_shared_dynamics(
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_fit_job, job, threads): target for target, job in jobs.items()}
         for future in as_completed(futures):
             name = Path(futures[future]).name
@@ -373,11 +373,11 @@ def _run_trial(config: dict[str, Any], run_dir: str, threads: int, job: Mapping[
     return {"run_dir": run_dir, "last": result.last, "best": result.best}
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent_pid: int) -> None:
     """A trial worker gets SIGTERM when the sweep process dies (``kill PID``, not only Ctrl-C):
     it stops after its update with a checkpoint, instead of running on orphaned and writing into
     trial directories that the rerun sweep resumes at the same time."""
-    die_with_parent(signal.SIGTERM)
+    die_with_parent(signal.SIGTERM, parent_pid)
 
 
 def run_sweep(
@@ -545,7 +545,7 @@ def _run_sweep_locked(
 
         # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             running: dict[Any, str] = {}
             models: dict[Any, str] = {}  # running future → its shared model's directory
 

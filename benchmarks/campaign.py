@@ -28,7 +28,8 @@ from typing import Any, Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, commit, machine  # noqa: E402
 
-from mopo_kit.experiments.sweep import SweepSpec, fit_shared_dynamics, run_sweep  # noqa: E402
+from mopo_kit.experiments.shared_models import fit_shared_dynamics  # noqa: E402
+from mopo_kit.experiments.sweep import SweepSpec, run_sweep  # noqa: E402
 
 #: The same for every cell: MOPO's early stopping (1 %, 5 epochs), capped so a campaign's models
 #: fit a few sessions of 2 CPU cores (each run's JSON states how its model stopped).
@@ -154,7 +155,8 @@ class Campaign:
         ``fitted``, ``fitting`` (a process holds its fit lock) or ``missing``, with the epoch its fit
         checkpoint holds when there is one.
         """
-        from mopo_kit.experiments.sweep import finished_epochs, model_job, trial_id
+        from mopo_kit.experiments.shared_models import model_job
+        from mopo_kit.experiments.sweep import finished_epochs, trial_id
 
         epochs = int(spec.base["epochs"])
         rows = []
@@ -613,7 +615,7 @@ def model_state(target: Path) -> str:
     """
     from mopo_kit.dynamics.fit_checkpoint import saved_epoch
     from mopo_kit.dynamics.storage import is_dynamics_dir
-    from mopo_kit.experiments.sweep import fit_checkpoint_path, fit_lock_path
+    from mopo_kit.experiments.shared_models import fit_checkpoint_path, fit_lock_path
 
     if is_dynamics_dir(target):
         return "fitted"

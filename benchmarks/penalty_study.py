@@ -35,7 +35,8 @@ from penalty_design import (  # noqa: E402
 from penalty_docs import DOC, tuning_markdown, write_docs  # noqa: E402
 from penalty_table import build_table  # noqa: E402
 
-from mopo_kit.experiments.sweep import ensure_shared_dynamics, model_job, run_sweep, trial_id  # noqa: E402
+from mopo_kit.experiments.shared_models import ensure_shared_dynamics, model_job  # noqa: E402
+from mopo_kit.experiments.sweep import run_sweep, trial_id  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------ κ grid

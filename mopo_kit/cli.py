@@ -503,7 +503,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from mopo_kit.experiments.sweep import SweepSpec, fit_shared_dynamics, run_sweep
+    from mopo_kit.experiments.shared_models import fit_shared_dynamics
+    from mopo_kit.experiments.sweep import SweepSpec, run_sweep
 
     if args.device is not None:
         resolve_device(args.device)

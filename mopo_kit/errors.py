@@ -8,6 +8,13 @@ exits with status 2; library callers can catch it like any other exception.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception as one line (its message's first line, else its type): for failure lists that
+    name many runs at once, where a traceback per run would bury the names."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class MopoKitError(Exception):
     """A problem with the user's input, reported as one line (the CLI exits with status 2)."""
 

@@ -108,8 +108,8 @@ def test_a_truncated_checkpoint_is_one_line(uninterrupted, tmp_path):
 
 def test_a_shared_sweep_model_is_fitted_resumably_and_its_checkpoint_removed(tmp_path, monkeypatch):
     """``ensure_shared_dynamics`` continues a killed fit from ``.fits/`` and cleans it up."""
-    from mopo_kit.experiments import sweep
     from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
+    from mopo_kit.experiments import shared_models
 
     data = linear_system_dataset(n=1500, seed=3)
     monkeypatch.setattr("mopo_kit.data.load.load_dataset", lambda name: data)
@@ -123,7 +123,7 @@ def test_a_shared_sweep_model_is_fitted_resumably_and_its_checkpoint_removed(tmp
 
     monkeypatch.setattr(GaussianEnsemble, "fit", fit_killed_at_4)
     with pytest.raises(Killed):
-        sweep.ensure_shared_dynamics(job)
+        shared_models.ensure_shared_dynamics(job)
     checkpoint = tmp_path / ".fits" / "linear-s0.pt"
     assert checkpoint.exists() and not (tmp_path / "dynamics" / "linear-s0").exists()
 
@@ -131,7 +131,7 @@ def test_a_shared_sweep_model_is_fitted_resumably_and_its_checkpoint_removed(tmp
         return original_fit(self, data, callback=lambda stats: epochs.append(stats.epoch), checkpoint=checkpoint)
 
     monkeypatch.setattr(GaussianEnsemble, "fit", fit_counting)
-    sweep.ensure_shared_dynamics(job)
+    shared_models.ensure_shared_dynamics(job)
     assert epochs == [5, 6]
     assert not checkpoint.exists()
     report = (tmp_path / "dynamics" / "linear-s0" / "fit_report.json").read_text()

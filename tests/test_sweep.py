@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mopo_kit.errors import MopoKitError
-from mopo_kit.experiments.sweep import SweepSpec, fit_shared_dynamics, run_sweep, trial_id
+from mopo_kit.experiments.shared_models import fit_shared_dynamics
+from mopo_kit.experiments.sweep import SweepSpec, run_sweep, trial_id
 from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
 
 

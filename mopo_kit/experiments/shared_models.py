@@ -1,0 +1,143 @@
+"""The shared dynamics models of a sweep: one per dataset × seed, fitted once, used by every trial.
+
+Estimators are compared on the same model only if every trial on a dataset × seed loads the very
+same fit. This module owns that model's place (``SWEEP_DIR/dynamics/<dataset>-s<seed>``), its fit
+(under a file lock, so concurrent trials wait instead of fitting it twice; per-epoch checkpoints in
+``SWEEP_DIR/.fits``, so a killed fit continues) and fitting a whole sweep's models up front, in
+parallel worker processes if asked (``mopo-kit sweep --models-only``). ``sweep.py`` schedules the
+trials that use them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from mopo_kit.errors import first_line
+from mopo_kit.stop import die_with_parent
+
+if TYPE_CHECKING:
+    from mopo_kit.experiments.sweep import SweepSpec
+
+
+def shared_model_dir(sweep_dir: Path, point: Mapping[str, Any]) -> Path:
+    """``SWEEP_DIR/dynamics/<dataset>-s<seed>``: the one model every trial on that dataset × seed uses."""
+    dataset = Path(str(point["dataset"])).stem.replace(":", "_").replace("/", "_")
+    return sweep_dir / "dynamics" / f"{dataset}-s{point['seed']}"
+
+
+def model_job(spec: "SweepSpec", sweep_dir: Path, point: Mapping[str, Any]) -> dict[str, Any]:
+    """What a worker needs to fit the shared model of ``point``'s dataset × seed (plain, picklable)."""
+    from mopo_kit.config import ComponentConfig
+
+    base = ComponentConfig.parse(spec.base.get("dynamics", "gaussian_ensemble"), "dynamics")
+    return {
+        "dataset": str(point["dataset"]),
+        "seed": int(point["seed"]),
+        "type": base.type,
+        "params": {**base.params, **spec.dynamics},
+        "target": str(shared_model_dir(sweep_dir, point)),
+    }
+
+
+def fit_checkpoint_path(target: Path) -> Path:
+    """Where the shared model ``target``'s fit writes its per-epoch checkpoint (beside ``dynamics/``)."""
+    return target.parent.parent / ".fits" / f"{target.name}.pt"
+
+
+def fit_lock_path(target: Path) -> Path:
+    """The file lock held while the shared model ``target`` is fitted (beside ``dynamics/``, which holds only models)."""
+    return target.parent.parent / ".locks" / f"{target.name}.lock"
+
+
+def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = lambda message: None) -> None:
+    """Fit the shared model of ``job`` unless it exists; a file lock makes concurrent callers wait.
+
+    The lock is held while fitting, so a second trial on the same model blocks until the first has
+    saved it and then loads it; a fit killed midway leaves no model directory (saves are atomic),
+    only its per-epoch checkpoint ``.fits/<model>.pt``, from which the next caller continues it.
+    """
+    import fcntl
+
+    from mopo_kit.data.load import load_dataset
+    from mopo_kit.dynamics.storage import fit_and_save, is_dynamics_dir
+    from mopo_kit.plugins import get_registry
+
+    target = Path(job["target"])
+    if is_dynamics_dir(target):
+        return
+    lock_path, checkpoint = fit_lock_path(target), fit_checkpoint_path(target)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_dynamics_dir(target):
+            return
+        say(f"fitting the shared dynamics model {target.name} ({job['type']})")
+        from mopo_kit.device import resolve_device, with_device
+
+        data = load_dataset(job["dataset"])
+        registry = get_registry()
+        device = resolve_device(job.get("device", "auto"))
+        params = with_device(registry.get("dynamics", job["type"]).factory, {"seed": job["seed"], **job["params"]}, device)
+        model = registry.create("dynamics", job["type"], obs_dim=data.obs_dim, act_dim=data.act_dim, **params)
+        fit_and_save(model, data, job["type"], target, checkpoint=checkpoint, device=device, callback=_stop_after_fit_epoch)
+
+
+def _stop_after_fit_epoch(stats: Any) -> None:
+    """Called after each fit epoch's checkpoint is written: a graceful stop ends the fit there."""
+    from mopo_kit.stop import StopRequested, signal_name, stop_requested
+
+    if (signum := stop_requested()) is not None:
+        raise StopRequested(f"stopped by {signal_name(signum)} after shared-model fit epoch {stats.epoch}, fit checkpoint written", signum)
+
+
+def fit_shared_dynamics(
+    spec: "SweepSpec", sweep_dir: Path, say: Callable[[str], None], device: str | None = None, workers: int = 1, threads: int | None = None
+) -> list[str]:
+    """Fit (or find) every shared model of the sweep; returns the targets that failed, one line each.
+
+    ``workers`` > 1 fits that many models at once in spawned processes (``threads`` torch threads
+    each): on a GPU one ensemble's small kernels leave most of the device idle, so several fits
+    share it well — e.g. fit a campaign's models on a lent GPU, then run its trials on CPUs.
+    """
+    jobs: dict[str, dict[str, Any]] = {}
+    for point in spec.trials():
+        job = model_job(spec, sweep_dir, point)
+        job["device"] = str(device or spec.base.get("device", "auto"))
+        jobs.setdefault(job["target"], job)
+    failures: list[str] = []
+    if workers <= 1:
+        for target, job in jobs.items():
+            try:
+                _fit_job(job, threads, say)
+            except Exception as exc:
+                failures.append(f"{Path(target).name}: {first_line(exc)}")
+                say(f"failed {failures[-1]}")
+        return failures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(signal.SIGTERM, os.getpid())) as pool:
+        futures = {pool.submit(_fit_job, job, threads): target for target, job in jobs.items()}
+        for future in as_completed(futures):
+            name = Path(futures[future]).name
+            try:
+                future.result()
+            except Exception as exc:
+                failures.append(f"{name}: {first_line(exc)}")
+                say(f"failed {failures[-1]}")
+            else:
+                say(f"model {name} ready")
+    return failures
+
+
+def _fit_job(job: Mapping[str, Any], threads: int | None, say: Callable[[str], None] = lambda message: None) -> None:
+    """One shared model in this (possibly worker) process, with ``threads`` torch threads."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    ensure_shared_dynamics(job, say)

@@ -8,7 +8,8 @@ cores two 1-thread trials give ~1.2× the throughput of one 2-thread trial), res
 kill, extensible to a larger budget. Each finished run is published at once as
 ``<results>/<dataset>__<method>__s<seed>__<k>k.json``; the table and the learning-curve plots
 are rebuilt from those files alone. ``benchmarks/d4rl_table.py`` and ``benchmarks/ood_table.py``
-are thin definitions over this module.
+are thin definitions over this module; what a campaign shows (tables, plots) is in
+``campaign_docs.py``, the shared statistics over run records in ``run_stats.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from campaign_docs import CampaignDocs  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
+from run_stats import TAIL_EVALS, budget_label, file_safe, mean_std, round_or_none, runs_by_seed, same_model_fit, tail_mean  # noqa: E402
 
 from mopo_kit.experiments.shared_models import fit_shared_dynamics  # noqa: E402
 from mopo_kit.experiments.sweep import SweepSpec, run_sweep  # noqa: E402
@@ -36,10 +39,6 @@ from mopo_kit.experiments.sweep import SweepSpec, run_sweep  # noqa: E402
 MODEL_MAX_EPOCHS = 60
 EVAL_EVERY = 5
 EVAL_EPISODES = 10
-#: A second, steadier statistic beside the paper's last iterate: the mean of each run's last
-#: evaluations (5 × every 5 epochs = the last 25 % of a 100-epoch run; OfflineRL-Kit's ``train``
-#: returns a mean of its last 10 epochs for the same reason).
-TAIL_EVALS = 5
 CURVE_KEYS = ("epoch", "gradient_steps", "return_mean", "return_std", "normalized_mean", "length_mean", "rollout_mean_penalty", "rollout_mean_raw_reward")
 
 
@@ -54,7 +53,7 @@ class Stage:
 
 
 @dataclass
-class Campaign:
+class Campaign(CampaignDocs):
     """What a result table runs: cells per stage, methods, budget, fixed grid values, paper numbers."""
 
     name: str
@@ -267,207 +266,9 @@ class Campaign:
             last = rec["curve"][-1] if rec.get("curve") else {}
             row["methods"][method] = {
                 "steps": rec["steps"], "return_last": round(rec["return_last"], 1), "lam": rec["lam"],
-                "u": _round(last.get("rollout_mean_penalty")) if rec["lam"] else None, "raw_model_reward": _round(last.get("rollout_mean_raw_reward")),
+                "u": round_or_none(last.get("rollout_mean_penalty")) if rec["lam"] else None, "raw_model_reward": round_or_none(last.get("rollout_mean_raw_reward")),
             }
         return list(models.values())
-
-    def models_markdown(self, table: dict[str, Any]) -> str:
-        """The docs table of shared models: fit, and per method u (λ) and raw model reward per step, return."""
-        methods = list(self.methods)
-        names = [m.upper() if m in ("mopo", "mbpo") else m for m in methods]
-        lines = [
-            "| dataset | seed | steps | model: epochs (stop) | elite holdout MSE | fitted on | "
-            + " | ".join(f"{n}: u (λ) / raw model reward per step → return" for n in names) + " |",
-            "|---|---|---|---|---|---|" + "---|" * len(methods),
-        ]
-        for row in table.get("models", []):
-            stop = "cap" if str(row["stop_reason"]).startswith("max_epochs") else ("early stop" if row["stop_reason"] == "early stopping" else row["stop_reason"])
-            cells = []
-            for m in methods:
-                entry = row["methods"].get(m)
-                if not entry:
-                    cells.append("—")
-                    continue
-                penalty = "—" if entry["u"] is None else f"{entry['u']:.3g} (λ = {entry['lam']:g})"
-                raw = "—" if entry["raw_model_reward"] is None else f"{entry['raw_model_reward']:.3g}"
-                cells.append(f"{penalty} / {raw} → {entry['return_last']:,.0f}")
-            mse = "—" if row["elite_holdout_mse"] is None else f"{row['elite_holdout_mse']:.4g}"
-            lines.append(f"| {row['dataset']} | {row['seed']} | {budget_label(row['steps'])} | {row['epochs']} ({stop}) | {mse} | {row['device']} | {' | '.join(cells)} |")
-        deeper = table.get("deeper_runs", [])
-        if deeper:
-            lines += ["", "Runs at a larger budget beside the same dataset, method and seed at a smaller one:", ""]
-        for check in deeper:
-            model = "the same model fit (equal holdout MSE)" if check["same_model_fit"] else "a refitted model (another holdout MSE)"
-            if check["evaluations_compared"] and check["evaluations_equal"] == check["evaluations_compared"]:
-                curve = f"all {check['evaluations_compared']} evaluations up to {budget_label(check['shorter_steps'])} equal, bit for bit: the shorter run, extended"
-            else:
-                curve = f"{check['evaluations_equal']} of {check['evaluations_compared']} evaluations up to {budget_label(check['shorter_steps'])} equal"
-            lines.append(f"* {check['dataset']} {_display(check['method'])} seed {check['seed']}, {budget_label(check['steps'])} vs {budget_label(check['shorter_steps'])}: {model}; {curve}.")
-        return "\n".join(lines)
-
-    def markdown(self, table: dict[str, Any]) -> str:
-        """The docs table: one row per dataset × budget, mean ± std (seeds) per method, the paper's."""
-        methods = list(self.methods)
-        head = " | ".join(f"{m.upper() if m in ('mopo', 'mbpo') else m}" for m in methods)
-        tail_head = " / ".join(m.upper() if m in ("mopo", "mbpo") else m for m in methods)
-        lines = [
-            f"| dataset | steps | {head} | {tail_head}: mean of the last {TAIL_EVALS} evaluations | batch mean / max | paper: {' / '.join(methods)} / batch mean |",
-            "|---|---|" + "---|" * len(methods) + "---|---|---|",
-        ]
-        for row in table["rows"]:
-            cells = []
-            for m in methods:
-                entry = row.get(m)
-                setting = f" (h={entry['h']}, λ={entry['lam']})" if entry and m != "mbpo" else (f" (h={entry['h']})" if entry else "")
-                if not entry:
-                    cells.append("—")
-                elif entry["n"] == 1:  # no spread from one seed: say so rather than print ± 0
-                    cells.append(f"{entry['mean']:,.1f} (1 seed){setting}")
-                else:
-                    cells.append(f"{entry['mean']:,.1f} ± {entry['std']:,.1f} ({entry['n']} seeds){setting}")
-            tails = " / ".join(f"{row[m][f'last{TAIL_EVALS}_evals']['mean']:,.0f}" if row.get(m) else "—" for m in methods)
-            paper = row.get("paper")
-            paper_text = " / ".join(f"{paper[k]:,.1f}" if k in paper else "—" for k in (*methods, "batch_mean")) if paper else "—"
-            lines.append(f"| {row['dataset']} | {budget_label(row['steps'])} | {' | '.join(cells)} | {tails} | {row['batch_mean']:,.1f} / {row['batch_max']:,.1f} | {paper_text} |")
-        return "\n".join(lines)
-
-    def summary_markdown(self, table: dict[str, Any]) -> str:
-        """The README's short table: each cell at its first stage's budget, the leading method in bold.
-
-        Integers, mean ± std over seeds (the seeds column says how many each method holds), the
-        mean of the last evaluations beside it, and the paper's numbers; a cell appears once every
-        method has a run.
-        """
-        methods = list(self.methods)
-        names = [_display(m) for m in methods]
-        rows = {(row["dataset"], row["steps"]): row for row in table["rows"]}
-        order = [(cell, stage.steps) for _, stage in sorted(self.stages.items()) for cell in stage.cells]
-        lines = [
-            f"| cell | seeds | {names[0]} (last iterate) | {' | '.join(names[1:])} | {' / '.join(names)}, last {TAIL_EVALS} evaluations | "
-            f"{self.paper_label}: {' / '.join(names)} |",
-            "|---|---|" + "---|" * len(methods) + "---|---|",
-        ]
-        seen: set[str] = set()
-        for cell, steps in order:
-            row = rows.get((cell, steps))
-            if cell in seen or row is None or any(m not in row for m in methods):
-                continue
-            seen.add(cell)
-            entries = [row[m] for m in methods]
-            counts = [e["n"] for e in entries]
-            seeds = str(counts[0]) if len(set(counts)) == 1 else " / ".join(map(str, counts))
-            means = [e["mean"] for e in entries]
-            tails = [e[f"last{TAIL_EVALS}_evals"]["mean"] for e in entries]
-            last = [_bold(_integer_spread(e), e["mean"] == max(means)) for e in entries]
-            tail = " / ".join(_bold(f"{t:,.0f}", t == max(tails)) for t in tails)
-            paper = row.get("paper")
-            paper_text = " / ".join(f"{paper[m]:,.0f}" if m in paper else "—" for m in methods) if paper else "—"
-            lines.append(f"| {cell} | {seeds} | {' | '.join(last)} | {tail} | {paper_text} |")
-        return "\n".join(lines)
-
-    def progress(self, table: dict[str, Any]) -> list[dict[str, Any]]:
-        """Per reported stage: how many of its runs are published and which are missing, by cell.
-
-        Read from ``table`` alone (the published runs), so the docs' counts are regenerated with
-        the tables and cannot go stale by hand; a stage that checks a setting on its own seeds
-        (its runs are ``setting_checks``, never reported) is left out.
-        """
-        published = {
-            (row["dataset"], budget_label(row["steps"]), method, seed)
-            for row in table["rows"] for method in self.methods if method in row for seed in row[method]["seeds"]
-        }
-        stages = []
-        for number, stage in sorted(self.stages.items()):
-            if stage.seeds is not None:
-                continue
-            methods = list(stage.methods or self.methods)
-            missing: dict[str, list[tuple[str, int]]] = {}
-            for cell in stage.cells:
-                for method in methods:
-                    for seed in self.seeds:
-                        if (cell, budget_label(stage.steps), method, seed) not in published:
-                            missing.setdefault(cell, []).append((method, seed))
-            total = len(stage.cells) * len(methods) * len(self.seeds)
-            done = total - sum(len(runs) for runs in missing.values())
-            stages.append({
-                "stage": number, "label": stage.label or ", ".join(stage.cells), "steps": stage.steps,
-                "published": done, "total": total, "missing": missing, "runs_per_cell": len(methods) * len(self.seeds),
-            })
-        return stages
-
-    def progress_markdown(self, table: dict[str, Any]) -> str:
-        """One line per reported stage: runs published of the stage's total, and what is missing."""
-        lines = []
-        stages = self.progress(table)
-        for stage in stages:
-            # one reported stage: its label names it (a "Stage 1" beside another campaign's would confuse)
-            name = f"**Stage {stage['stage']}** ({stage['label']}, " if len(stages) > 1 else f"**{stage['label']}** ("
-            head = f"* {name}{budget_label(stage['steps'])} steps): **{stage['published']} of {stage['total']} runs published**"
-            if not stage["missing"]:
-                lines.append(head + ", complete.")
-                continue
-            whole = [cell for cell, runs in stage["missing"].items() if len(runs) == stage["runs_per_cell"]]
-            parts = [f"{cell} ({', '.join(f'{_display(m)} seed {s}' for m, s in runs)})" for cell, runs in stage["missing"].items() if cell not in whole]
-            if whole:
-                parts.append(f"every run of {', '.join(whole)}")
-            lines.append(head + "; missing: " + "; ".join(parts) + ".")
-        return "\n".join(lines)
-
-    def doc_blocks(self, table: dict[str, Any]) -> dict[tuple[str, str], str]:
-        """(file, block) → the markdown ``--write-docs`` puts between that block's markers."""
-        render = {"table": self.markdown, "models": self.models_markdown, "summary": self.summary_markdown, "progress": self.progress_markdown}
-        return {(path, block): render[block](table) for path, block in self.docs}
-
-    def write_docs(self, table: dict[str, Any]) -> list[Path]:
-        """Replace every generated block of :attr:`docs` with what ``table`` gives now."""
-        written = []
-        for (path, block), body in self.doc_blocks(table).items():
-            target = ROOT / path
-            text = replace_generated_block(target.read_text(), self.block_marker(block), body, where=path)
-            target.write_text(text)
-            if target not in written:
-                written.append(target)
-        return written
-
-    def block_marker(self, block: str) -> str:
-        return f"<!-- begin generated: python benchmarks/{self.script} --write-docs ({block}) -->"
-
-    def plot_curves(self, out_dir: Path) -> list[Path]:
-        """One PNG per dataset: evaluation return over gradient steps, one line per run."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        # a setting check (a seed outside the campaign's) is not a reported run
-        curves = curves_to_plot([rec for rec in self.records() if rec["seed"] in self.seeds])
-        colors = {m: f"C{i}" for i, m in enumerate(self.methods)}
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for dataset in sorted({c["dataset"] for c in curves}):
-            fig, ax = plt.subplots(figsize=(8.4, 3.6))
-            batch_mean = None
-            for curve in curves:
-                if curve["dataset"] != dataset:
-                    continue
-                rec, seed = curve["record"], curve["seed"]
-                batch_mean = rec["batch_mean"]
-                xs = [p["gradient_steps"] / 1000 for p in rec["curve"]]
-                ys = [p["return_mean"] for p in rec["curve"]]
-                faint = {"alpha": 0.35, "linewidth": 0.8} if curve["superseded"] else {"alpha": 0.85}
-                ax.plot(xs, ys, color=colors.get(curve["method"], "k"), linestyle=["-", "--", ":"][seed % 3], label=curve["label"], **faint)
-            if batch_mean is not None:
-                ax.axhline(batch_mean, color="grey", linewidth=0.8, label="batch mean")
-            ax.set(title=file_safe(dataset), xlabel="SAC gradient steps (k)", ylabel="return (10 det. episodes)")
-            # beside the axes, not on them: with three seeds per method and refit runs a legend
-            # inside the plot covers the curves' late part, the part a deeper stage is run for
-            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-            fig.tight_layout()
-            path = out_dir / f"{self.plot_prefix}{file_safe(dataset)}.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            paths.append(path)
-        return paths
 
     # ---------------------------------------------------------------------------------- CLI
     def _stage_spec(self, args: argparse.Namespace, number: int) -> tuple[SweepSpec, str]:
@@ -640,91 +441,11 @@ def _fit_lock_held(lock: Path) -> bool:
     return False
 
 
-END_MARKER = "<!-- end generated -->"
-
-
-def replace_generated_block(text: str, marker: str, body: str, where: str = "the document") -> str:
-    """``text`` with the lines between ``marker`` and the next end marker replaced by ``body``."""
-    start = text.find(marker)
-    if start < 0:
-        raise SystemExit(f"{where}: no generated block marker '{marker}'")
-    start += len(marker)
-    end = text.find(END_MARKER, start)
-    if end < 0:
-        raise SystemExit(f"{where}: the block '{marker}' has no '{END_MARKER}'")
-    return f"{text[:start]}\n{body}\n{text[end:]}"
-
-
-def generated_block(text: str, marker: str) -> str | None:
-    """What stands between ``marker`` and its end marker (for checks), ``None`` without the block."""
-    start = text.find(marker)
-    end = text.find(END_MARKER, start)
-    return None if start < 0 or end < 0 else text[start + len(marker) : end].strip("\n")
-
-
-def _display(method: str) -> str:
-    return method.upper() if method in ("mopo", "mbpo") else method
-
-
-def _integer_spread(entry: dict[str, Any]) -> str:
-    return f"{entry['mean']:,.0f}" if entry["n"] == 1 else f"{entry['mean']:,.0f} ± {entry['std']:,.0f}"
-
-
-def _bold(text: str, bold: bool) -> str:
-    return f"**{text}**" if bold else text
-
-
 def _dataset_summary(dataset: str) -> tuple[float, float]:
     from mopo_kit.data.load import load_dataset
 
     summary = load_dataset(dataset).summary()
     return round(summary.return_mean, 1), round(summary.return_max, 1)
-
-
-def tail_mean(curve: list[dict[str, Any]]) -> float | None:
-    """A run's mean of its last :data:`TAIL_EVALS` evaluations (the tables' and studies' "last-5" number)."""
-    returns = [point["return_mean"] for point in curve if point.get("return_mean") is not None]
-    return statistics.fmean(returns[-TAIL_EVALS:]) if returns else None
-
-
-def mean_std(values: list[float], digits: int = 1) -> dict[str, Any]:
-    """Mean ± population std over seeds, rounded to ``digits`` (returns: 1; O(1) ratios and ρ: 2)."""
-    return {"mean": round(statistics.fmean(values), digits), "std": round(statistics.pstdev(values), digits) if len(values) > 1 else 0.0, "n": len(values)}
-
-
-def _runs_by_seed(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
-    """(dataset, method, seed) → its runs, shortest budget first, keys sorted."""
-    by_key: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for rec in records:
-        by_key.setdefault((rec["dataset"], rec["method"], rec["seed"]), []).append(rec)
-    return {key: sorted(runs, key=lambda r: r["steps"]) for key, runs in sorted(by_key.items())}
-
-
-def _same_model_fit(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two runs stand on the same model fit: equal per-member holdout MSE (unknown → no)."""
-    fit_a, fit_b = (a.get("dynamics_fit") or {}).get("holdout_mse"), (b.get("dynamics_fit") or {}).get("holdout_mse")
-    return bool(fit_a) and fit_a == fit_b
-
-
-def curves_to_plot(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The learning curves a dataset's plot draws: per (dataset, method, seed) its deepest run, plus
-    each shorter run that the deeper one does not retrace (another model fit).
-
-    A deeper run on the same fit is the shorter run extended (``deeper_run_checks``), so its curve
-    contains the shorter one; on a refitted model it is another trajectory, and drawing only it
-    would leave the table's shorter-budget number without its curve. Such runs are labeled with
-    their budget and marked ``superseded`` (drawn faint).
-    """
-    curves = []
-    for (dataset, method, seed), runs in _runs_by_seed(records).items():
-        deepest = runs[-1]
-        others = [r for r in reversed(runs[:-1]) if not _same_model_fit(r, deepest)]
-        refit = " (refit)" if others else ""
-        curves.append({"dataset": dataset, "method": method, "seed": seed, "record": deepest, "superseded": False,
-                       "label": f"{method} seed {seed}{refit}"})
-        curves += [{"dataset": dataset, "method": method, "seed": seed, "record": r, "superseded": True,
-                    "label": f"{method} seed {seed}, {budget_label(r['steps'])} run (other fit)"} for r in others]
-    return curves
 
 
 def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -736,29 +457,16 @@ def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ones that the deeper number comes from another trajectory (e.g. a model refitted elsewhere).
     """
     checks = []
-    for (dataset, method, seed), runs in _runs_by_seed(records).items():
+    for (dataset, method, seed), runs in runs_by_seed(records).items():
         for shorter, deeper in itertools.pairwise(runs):
             short_curve = {p["epoch"]: p["return_mean"] for p in shorter.get("curve", [])}
             overlap = [p for p in deeper.get("curve", []) if p["epoch"] in short_curve]
             checks.append({
                 "dataset": dataset, "method": method, "seed": seed, "steps": deeper["steps"], "shorter_steps": shorter["steps"],
-                "same_model_fit": _same_model_fit(shorter, deeper),
+                "same_model_fit": same_model_fit(shorter, deeper),
                 "evaluations_compared": len(overlap),
                 "evaluations_equal": sum(p["return_mean"] == short_curve[p["epoch"]] for p in overlap),
-                "return_last_at_shorter_steps": _round(shorter["return_last"], 1),
-                "return_last": _round(deeper["return_last"], 1),
+                "return_last_at_shorter_steps": round_or_none(shorter["return_last"], 1),
+                "return_last": round_or_none(deeper["return_last"], 1),
             })
     return checks
-
-
-def _round(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(float(value), digits)
-
-
-def file_safe(dataset: str) -> str:
-    """A dataset name, or a file path's stem, usable in a file name."""
-    return Path(dataset).stem.replace(":", "_") if dataset.endswith((".hdf5", ".h5")) or "/" in dataset else dataset
-
-
-def budget_label(steps: int) -> str:
-    return f"{steps // 1000}k" if steps % 1000 == 0 else f"{steps}steps"

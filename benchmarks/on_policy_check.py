@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import budget_label, replace_generated_block  # noqa: E402
+from generated_blocks import replace_generated_block  # noqa: E402
+from run_stats import budget_label  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "on_policy" / "d4rl.json"

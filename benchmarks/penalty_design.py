@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import MODEL_MAX_EPOCHS, TAIL_EVALS, Campaign, Stage, file_safe, tail_mean  # noqa: E402
+from campaign import MODEL_MAX_EPOCHS, Campaign, Stage  # noqa: E402
+from run_stats import TAIL_EVALS, file_safe, tail_mean  # noqa: E402
 from common import ROOT  # noqa: E402
 
 from mopo_kit.experiments.sweep import SweepSpec  # noqa: E402

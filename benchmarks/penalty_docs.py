@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import file_safe  # noqa: E402
+from run_stats import file_safe  # noqa: E402
 from common import ROOT  # noqa: E402
 from penalty_design import ESTIMATORS, PAPER_MOPO, REPORT_SEEDS, TUNING_SEED  # noqa: E402
 
@@ -224,7 +224,7 @@ def plot_cells(table: dict[str, Any]) -> list[Path]:
 
 
 def write_docs(table: dict[str, Any]) -> None:
-    from campaign import replace_generated_block
+    from generated_blocks import replace_generated_block
 
     where = str(DOC.relative_to(ROOT))
     text = replace_generated_block(DOC.read_text(), DOC_MARKER, tuning_markdown(table), where=where)

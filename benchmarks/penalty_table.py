@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import EVAL_EPISODES, EVAL_EVERY, tail_mean  # noqa: E402
-from campaign import mean_std as campaign_mean_std  # noqa: E402
+from campaign import EVAL_EPISODES, EVAL_EVERY  # noqa: E402
+from run_stats import mean_std as campaign_mean_std  # noqa: E402
+from run_stats import tail_mean  # noqa: E402
 from common import ROOT  # noqa: E402
 from ood_table import CELLS as OOD_CELLS  # noqa: E402
 from penalty_design import ESTIMATORS, LAST_EVALS, MBPO, ON_POLICY_DIR, PAPER_MOPO, REPORT_SEEDS, SELECTION, STEPS, STUDY, TUNING_SEED, selected  # noqa: E402

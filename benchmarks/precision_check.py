@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign import TAIL_EVALS, Campaign, Stage, generated_block, replace_generated_block, tail_mean  # noqa: E402
+from campaign import Campaign, Stage  # noqa: E402
+from generated_blocks import generated_block, replace_generated_block  # noqa: E402
+from run_stats import TAIL_EVALS, tail_mean  # noqa: E402
 from common import ROOT  # noqa: E402
 
 from mopo_kit.experiments.compare import versus  # noqa: E402

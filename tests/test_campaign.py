@@ -240,7 +240,7 @@ def test_deeper_runs_are_tabled_beside_their_own_model_and_checked_against_the_s
 
 
 def _budget_of(record: dict) -> str:
-    from campaign import budget_label
+    from run_stats import budget_label
 
     return budget_label(record["steps"])
 
@@ -260,7 +260,7 @@ def test_models_only_fits_the_selections_models_and_runs_nothing(hopper_file, tm
 
 
 def test_plot_keeps_the_shorter_curve_of_a_run_refitted_elsewhere_and_drops_a_retraced_one():
-    from campaign import curves_to_plot
+    from campaign_docs import curves_to_plot
 
     cpu_fit, gpu_fit = [0.010, 0.012], [0.011, 0.013]
     runs = [

@@ -74,7 +74,7 @@ def test_published_result_tables_are_what_the_committed_runs_give(campaign):
     a run published without regenerating them (or a hand edit of a number) fails here."""
     import json
 
-    from campaign import generated_block
+    from generated_blocks import generated_block
 
     committed = json.loads((campaign.results / "table.json").read_text())
     assert committed == json.loads(json.dumps(campaign.table())), (
@@ -94,7 +94,7 @@ def test_published_on_policy_table_is_what_the_committed_json_gives():
     import sys
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from campaign import generated_block
+    from generated_blocks import generated_block
     from on_policy_check import DOC, MARKER, RESULT, markdown_table
 
     payload = json.loads(RESULT.read_text())
@@ -146,7 +146,7 @@ def test_on_policy_table_keeps_a_deeper_runs_check_in_its_own_row():
 
 
 def test_a_generated_block_is_replaced_between_its_markers_and_a_missing_one_is_one_line():
-    from campaign import END_MARKER, replace_generated_block
+    from generated_blocks import END_MARKER, replace_generated_block
 
     text = f"intro\n<!-- begin x -->\n| old |\n{END_MARKER}\nafter\n"
     assert replace_generated_block(text, "<!-- begin x -->", "| new |\n| rows |") == f"intro\n<!-- begin x -->\n| new |\n| rows |\n{END_MARKER}\nafter\n"
@@ -161,7 +161,7 @@ def test_penalty_study_table_and_docs_are_what_the_committed_runs_give():
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import penalty_docs as docs
-    from campaign import generated_block
+    from generated_blocks import generated_block
     from penalty_design import KAPPA_FILE, RESULTS
     from penalty_table import compute_table
 

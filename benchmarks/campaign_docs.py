@@ -1,0 +1,260 @@
+"""What a campaign shows: the docs' tables (results, shared models, README summary, progress) and the learning-curve plots.
+
+:class:`CampaignDocs` is mixed into :class:`campaign.Campaign`: rendering reads the campaign's
+definition (methods, stages, paper numbers, docs blocks) and its ``table.json``, never a trial
+directory, so every number in the docs comes from the published runs alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from common import ROOT
+from generated_blocks import replace_generated_block
+from run_stats import TAIL_EVALS, budget_label, display_method, file_safe, runs_by_seed, same_model_fit
+
+if TYPE_CHECKING:
+    from campaign import Stage
+
+
+class CampaignDocs:
+    """Rendering for :class:`campaign.Campaign` (its fields are declared here for the type checker only)."""
+
+    methods: dict[str, str]
+    stages: dict[int, "Stage"]
+    seeds: tuple[int, ...]
+    paper_label: str
+    docs: tuple[tuple[str, str], ...]
+    script: str
+    plot_prefix: str
+
+    def records(self) -> list[dict[str, Any]]:  # provided by Campaign
+        raise NotImplementedError
+
+    def models_markdown(self, table: dict[str, Any]) -> str:
+        """The docs table of shared models: fit, and per method u (λ) and raw model reward per step, return."""
+        methods = list(self.methods)
+        names = [m.upper() if m in ("mopo", "mbpo") else m for m in methods]
+        lines = [
+            "| dataset | seed | steps | model: epochs (stop) | elite holdout MSE | fitted on | "
+            + " | ".join(f"{n}: u (λ) / raw model reward per step → return" for n in names) + " |",
+            "|---|---|---|---|---|---|" + "---|" * len(methods),
+        ]
+        for row in table.get("models", []):
+            stop = "cap" if str(row["stop_reason"]).startswith("max_epochs") else ("early stop" if row["stop_reason"] == "early stopping" else row["stop_reason"])
+            cells = []
+            for m in methods:
+                entry = row["methods"].get(m)
+                if not entry:
+                    cells.append("—")
+                    continue
+                penalty = "—" if entry["u"] is None else f"{entry['u']:.3g} (λ = {entry['lam']:g})"
+                raw = "—" if entry["raw_model_reward"] is None else f"{entry['raw_model_reward']:.3g}"
+                cells.append(f"{penalty} / {raw} → {entry['return_last']:,.0f}")
+            mse = "—" if row["elite_holdout_mse"] is None else f"{row['elite_holdout_mse']:.4g}"
+            lines.append(f"| {row['dataset']} | {row['seed']} | {budget_label(row['steps'])} | {row['epochs']} ({stop}) | {mse} | {row['device']} | {' | '.join(cells)} |")
+        deeper = table.get("deeper_runs", [])
+        if deeper:
+            lines += ["", "Runs at a larger budget beside the same dataset, method and seed at a smaller one:", ""]
+        for check in deeper:
+            model = "the same model fit (equal holdout MSE)" if check["same_model_fit"] else "a refitted model (another holdout MSE)"
+            if check["evaluations_compared"] and check["evaluations_equal"] == check["evaluations_compared"]:
+                curve = f"all {check['evaluations_compared']} evaluations up to {budget_label(check['shorter_steps'])} equal, bit for bit: the shorter run, extended"
+            else:
+                curve = f"{check['evaluations_equal']} of {check['evaluations_compared']} evaluations up to {budget_label(check['shorter_steps'])} equal"
+            lines.append(f"* {check['dataset']} {display_method(check['method'])} seed {check['seed']}, {budget_label(check['steps'])} vs {budget_label(check['shorter_steps'])}: {model}; {curve}.")
+        return "\n".join(lines)
+
+    def markdown(self, table: dict[str, Any]) -> str:
+        """The docs table: one row per dataset × budget, mean ± std (seeds) per method, the paper's."""
+        methods = list(self.methods)
+        head = " | ".join(f"{m.upper() if m in ('mopo', 'mbpo') else m}" for m in methods)
+        tail_head = " / ".join(m.upper() if m in ("mopo", "mbpo") else m for m in methods)
+        lines = [
+            f"| dataset | steps | {head} | {tail_head}: mean of the last {TAIL_EVALS} evaluations | batch mean / max | paper: {' / '.join(methods)} / batch mean |",
+            "|---|---|" + "---|" * len(methods) + "---|---|---|",
+        ]
+        for row in table["rows"]:
+            cells = []
+            for m in methods:
+                entry = row.get(m)
+                setting = f" (h={entry['h']}, λ={entry['lam']})" if entry and m != "mbpo" else (f" (h={entry['h']})" if entry else "")
+                if not entry:
+                    cells.append("—")
+                elif entry["n"] == 1:  # no spread from one seed: say so rather than print ± 0
+                    cells.append(f"{entry['mean']:,.1f} (1 seed){setting}")
+                else:
+                    cells.append(f"{entry['mean']:,.1f} ± {entry['std']:,.1f} ({entry['n']} seeds){setting}")
+            tails = " / ".join(f"{row[m][f'last{TAIL_EVALS}_evals']['mean']:,.0f}" if row.get(m) else "—" for m in methods)
+            paper = row.get("paper")
+            paper_text = " / ".join(f"{paper[k]:,.1f}" if k in paper else "—" for k in (*methods, "batch_mean")) if paper else "—"
+            lines.append(f"| {row['dataset']} | {budget_label(row['steps'])} | {' | '.join(cells)} | {tails} | {row['batch_mean']:,.1f} / {row['batch_max']:,.1f} | {paper_text} |")
+        return "\n".join(lines)
+
+    def summary_markdown(self, table: dict[str, Any]) -> str:
+        """The README's short table: each cell at its first stage's budget, the leading method in bold.
+
+        Integers, mean ± std over seeds (the seeds column says how many each method holds), the
+        mean of the last evaluations beside it, and the paper's numbers; a cell appears once every
+        method has a run.
+        """
+        methods = list(self.methods)
+        names = [display_method(m) for m in methods]
+        rows = {(row["dataset"], row["steps"]): row for row in table["rows"]}
+        order = [(cell, stage.steps) for _, stage in sorted(self.stages.items()) for cell in stage.cells]
+        lines = [
+            f"| cell | seeds | {names[0]} (last iterate) | {' | '.join(names[1:])} | {' / '.join(names)}, last {TAIL_EVALS} evaluations | "
+            f"{self.paper_label}: {' / '.join(names)} |",
+            "|---|---|" + "---|" * len(methods) + "---|---|",
+        ]
+        seen: set[str] = set()
+        for cell, steps in order:
+            row = rows.get((cell, steps))
+            if cell in seen or row is None or any(m not in row for m in methods):
+                continue
+            seen.add(cell)
+            entries = [row[m] for m in methods]
+            counts = [e["n"] for e in entries]
+            seeds = str(counts[0]) if len(set(counts)) == 1 else " / ".join(map(str, counts))
+            means = [e["mean"] for e in entries]
+            tails = [e[f"last{TAIL_EVALS}_evals"]["mean"] for e in entries]
+            last = [bold(integer_spread(e), e["mean"] == max(means)) for e in entries]
+            tail = " / ".join(bold(f"{t:,.0f}", t == max(tails)) for t in tails)
+            paper = row.get("paper")
+            paper_text = " / ".join(f"{paper[m]:,.0f}" if m in paper else "—" for m in methods) if paper else "—"
+            lines.append(f"| {cell} | {seeds} | {' | '.join(last)} | {tail} | {paper_text} |")
+        return "\n".join(lines)
+
+    def progress(self, table: dict[str, Any]) -> list[dict[str, Any]]:
+        """Per reported stage: how many of its runs are published and which are missing, by cell.
+
+        Read from ``table`` alone (the published runs), so the docs' counts are regenerated with
+        the tables and cannot go stale by hand; a stage that checks a setting on its own seeds
+        (its runs are ``setting_checks``, never reported) is left out.
+        """
+        published = {
+            (row["dataset"], budget_label(row["steps"]), method, seed)
+            for row in table["rows"] for method in self.methods if method in row for seed in row[method]["seeds"]
+        }
+        stages = []
+        for number, stage in sorted(self.stages.items()):
+            if stage.seeds is not None:
+                continue
+            methods = list(stage.methods or self.methods)
+            missing: dict[str, list[tuple[str, int]]] = {}
+            for cell in stage.cells:
+                for method in methods:
+                    for seed in self.seeds:
+                        if (cell, budget_label(stage.steps), method, seed) not in published:
+                            missing.setdefault(cell, []).append((method, seed))
+            total = len(stage.cells) * len(methods) * len(self.seeds)
+            done = total - sum(len(runs) for runs in missing.values())
+            stages.append({
+                "stage": number, "label": stage.label or ", ".join(stage.cells), "steps": stage.steps,
+                "published": done, "total": total, "missing": missing, "runs_per_cell": len(methods) * len(self.seeds),
+            })
+        return stages
+
+    def progress_markdown(self, table: dict[str, Any]) -> str:
+        """One line per reported stage: runs published of the stage's total, and what is missing."""
+        lines = []
+        stages = self.progress(table)
+        for stage in stages:
+            # one reported stage: its label names it (a "Stage 1" beside another campaign's would confuse)
+            name = f"**Stage {stage['stage']}** ({stage['label']}, " if len(stages) > 1 else f"**{stage['label']}** ("
+            head = f"* {name}{budget_label(stage['steps'])} steps): **{stage['published']} of {stage['total']} runs published**"
+            if not stage["missing"]:
+                lines.append(head + ", complete.")
+                continue
+            whole = [cell for cell, runs in stage["missing"].items() if len(runs) == stage["runs_per_cell"]]
+            parts = [f"{cell} ({', '.join(f'{display_method(m)} seed {s}' for m, s in runs)})" for cell, runs in stage["missing"].items() if cell not in whole]
+            if whole:
+                parts.append(f"every run of {', '.join(whole)}")
+            lines.append(head + "; missing: " + "; ".join(parts) + ".")
+        return "\n".join(lines)
+
+    def doc_blocks(self, table: dict[str, Any]) -> dict[tuple[str, str], str]:
+        """(file, block) → the markdown ``--write-docs`` puts between that block's markers."""
+        render = {"table": self.markdown, "models": self.models_markdown, "summary": self.summary_markdown, "progress": self.progress_markdown}
+        return {(path, block): render[block](table) for path, block in self.docs}
+
+    def write_docs(self, table: dict[str, Any]) -> list[Path]:
+        """Replace every generated block of :attr:`docs` with what ``table`` gives now."""
+        written = []
+        for (path, block), body in self.doc_blocks(table).items():
+            target = ROOT / path
+            text = replace_generated_block(target.read_text(), self.block_marker(block), body, where=path)
+            target.write_text(text)
+            if target not in written:
+                written.append(target)
+        return written
+
+    def block_marker(self, block: str) -> str:
+        return f"<!-- begin generated: python benchmarks/{self.script} --write-docs ({block}) -->"
+
+    def plot_curves(self, out_dir: Path) -> list[Path]:
+        """One PNG per dataset: evaluation return over gradient steps, one line per run."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        # a setting check (a seed outside the campaign's) is not a reported run
+        curves = curves_to_plot([rec for rec in self.records() if rec["seed"] in self.seeds])
+        colors = {m: f"C{i}" for i, m in enumerate(self.methods)}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for dataset in sorted({c["dataset"] for c in curves}):
+            fig, ax = plt.subplots(figsize=(8.4, 3.6))
+            batch_mean = None
+            for curve in curves:
+                if curve["dataset"] != dataset:
+                    continue
+                rec, seed = curve["record"], curve["seed"]
+                batch_mean = rec["batch_mean"]
+                xs = [p["gradient_steps"] / 1000 for p in rec["curve"]]
+                ys = [p["return_mean"] for p in rec["curve"]]
+                faint = {"alpha": 0.35, "linewidth": 0.8} if curve["superseded"] else {"alpha": 0.85}
+                ax.plot(xs, ys, color=colors.get(curve["method"], "k"), linestyle=["-", "--", ":"][seed % 3], label=curve["label"], **faint)
+            if batch_mean is not None:
+                ax.axhline(batch_mean, color="grey", linewidth=0.8, label="batch mean")
+            ax.set(title=file_safe(dataset), xlabel="SAC gradient steps (k)", ylabel="return (10 det. episodes)")
+            # beside the axes, not on them: with three seeds per method and refit runs a legend
+            # inside the plot covers the curves' late part, the part a deeper stage is run for
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+            fig.tight_layout()
+            path = out_dir / f"{self.plot_prefix}{file_safe(dataset)}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            paths.append(path)
+        return paths
+
+
+def curves_to_plot(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The learning curves a dataset's plot draws: per (dataset, method, seed) its deepest run, plus
+    each shorter run that the deeper one does not retrace (another model fit).
+
+    A deeper run on the same fit is the shorter run extended (``deeper_run_checks``), so its curve
+    contains the shorter one; on a refitted model it is another trajectory, and drawing only it
+    would leave the table's shorter-budget number without its curve. Such runs are labeled with
+    their budget and marked ``superseded`` (drawn faint).
+    """
+    curves = []
+    for (dataset, method, seed), runs in runs_by_seed(records).items():
+        deepest = runs[-1]
+        others = [r for r in reversed(runs[:-1]) if not same_model_fit(r, deepest)]
+        refit = " (refit)" if others else ""
+        curves.append({"dataset": dataset, "method": method, "seed": seed, "record": deepest, "superseded": False,
+                       "label": f"{method} seed {seed}{refit}"})
+        curves += [{"dataset": dataset, "method": method, "seed": seed, "record": r, "superseded": True,
+                    "label": f"{method} seed {seed}, {budget_label(r['steps'])} run (other fit)"} for r in others]
+    return curves
+
+
+def integer_spread(entry: dict[str, Any]) -> str:
+    return f"{entry['mean']:,.0f}" if entry["n"] == 1 else f"{entry['mean']:,.0f} ± {entry['std']:,.0f}"
+
+
+def bold(text: str, bold: bool) -> str:
+    return f"**{text}**" if bold else text

@@ -165,6 +165,16 @@ def plots_markdown(table: dict[str, Any]) -> str:
     return "\n\n".join(f"![{cell}](img/penalties_{file_safe(cell)}.png)" for cell in table["tuning"])
 
 
+def shared_models_markdown(table: dict[str, Any]) -> str:
+    """One line per cell: how many model fits its runs stand on, per seed (1 everywhere = comparable)."""
+    check = table.get("shared_models") or {"fits_per_seed": {}, "consistent": True}
+    lines = [f"* {cell}: " + ", ".join(f"seed {seed} {'one fit' if n == 1 else f'**{n} fits**'}" for seed, n in seeds.items())
+             for cell, seeds in check["fits_per_seed"].items()]
+    verdict = ("Every seed's runs stand on one model fit (seed 3's on the fit κ_paper was computed from): estimators and κ are compared on the same model."
+               if check["consistent"] else "**A seed's runs stand on more than one model fit**: its comparisons mix a model difference in (see above).")
+    return "\n".join([*lines, "", verdict])
+
+
 #: the other generated blocks of docs/penalties.md: marker → what writes its body from table.json
 DOC_BLOCKS = {
     "<!-- begin generated: penalty_study.py plots -->": plots_markdown,
@@ -174,6 +184,7 @@ DOC_BLOCKS = {
     "<!-- begin generated: penalty_study.py on policy -->": on_policy_markdown,
     "<!-- begin generated: penalty_study.py offline selection -->": offline_markdown,
     "<!-- begin generated: penalty_study.py bandit -->": bandit_markdown,
+    "<!-- begin generated: penalty_study.py shared models -->": shared_models_markdown,
 }
 
 

@@ -109,7 +109,30 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
             }
     table["across_cells"] = across_cells(complete)
     table["on_policy"] = on_policy(grid, records)
+    table["shared_models"] = shared_model_check(grid, records)
     return table
+
+
+def shared_model_check(grid: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per cell × seed: do all its runs stand on one model fit — and seed 3's on the fit κ was frozen from?
+
+    The study compares estimators and κ on the *same* model; a shared model refitted on another
+    machine or thread count (its directory lost with a session) could differ, and then κ or
+    estimator differences on that seed would mix with a model difference. A fit is identified by
+    its per-member holdout MSE (equal to every digit for equal fits; tested bit-exact across 1 and 2
+    torch threads on this CPU). ``consistent`` is false where a seed holds more than one fit.
+    """
+    fits: dict[str, dict[int, set[tuple[float, ...]]]] = {}
+    for rec in records:
+        holdout = tuple((rec.get("dynamics_fit") or {}).get("holdout_mse") or ())
+        if holdout:
+            fits.setdefault(rec["dataset"], {}).setdefault(rec["seed"], set()).add(holdout)
+    for cell, entry in grid.items():
+        frozen = tuple(entry.get("model", {}).get("holdout_mse") or ())
+        if frozen and cell in fits:
+            fits[cell].setdefault(TUNING_SEED, set()).add(frozen)
+    check = {cell: {str(seed): len(seen) for seed, seen in sorted(by_seed.items())} for cell, by_seed in sorted(fits.items())}
+    return {"fits_per_seed": check, "consistent": all(n == 1 for by_seed in check.values() for n in by_seed.values())}
 
 
 def final_means(runs: list[dict[str, Any]]) -> list[float]:

@@ -335,3 +335,22 @@ def test_on_policy_driver_refuses_a_sweep_folder_without_trials_in_one_line(tmp_
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.endswith(f"--sweep-dir {tmp_path / 'nowhere'}: no trials/ folder there (name the study's sweep folder)")
+
+
+def test_the_table_flags_a_seed_whose_runs_stand_on_two_model_fits():
+    """A shared model refitted after its directory was lost may differ: the table says so per seed."""
+    from penalty_table import shared_model_check
+
+    fit_a, fit_b = {"holdout_mse": [0.31, 0.28]}, {"holdout_mse": [0.31, 0.29]}
+    records = [
+        {"dataset": "cell", "seed": 0, "dynamics_fit": fit_a},
+        {"dataset": "cell", "seed": 0, "dynamics_fit": fit_a},
+        {"dataset": "cell", "seed": 3, "dynamics_fit": fit_a},
+        {"dataset": "other", "seed": 3, "dynamics_fit": {}},  # no fit recorded: not counted
+    ]
+    grid = {"cell": {"model": {"holdout_mse": [0.31, 0.28]}}}
+    assert shared_model_check(grid, records) == {"fits_per_seed": {"cell": {"0": 1, "3": 1}}, "consistent": True}
+    grid["cell"]["model"]["holdout_mse"] = fit_b["holdout_mse"]  # seed 3's runs are not on the fit κ was frozen from
+    assert shared_model_check(grid, records) == {"fits_per_seed": {"cell": {"0": 1, "3": 2}}, "consistent": False}
+    records.append({"dataset": "cell", "seed": 0, "dynamics_fit": fit_b})
+    assert shared_model_check(grid, records)["fits_per_seed"]["cell"]["0"] == 2

@@ -99,7 +99,9 @@ def die_with_parent(signum: int = signal.SIGTERM, parent_pid: int | None = None)
     ``parent_pid`` (the pool owner's ``os.getpid()``, passed through the initializer) closes the
     race between the fork and ``prctl``: a parent that died in between has re-parented the worker to
     PID 1 or to a subreaper (a container's init, ``systemd --user``), so the worker compares with
-    the pid it was started by. Without it only re-parenting to PID 1 is recognized.
+    the pid it was started by. Without it only re-parenting to PID 1 is recognized. The pool must
+    start its workers as direct children (the ``fork`` and ``spawn`` contexts; under ``forkserver``
+    the parent is the server, so pass no ``parent_pid`` there).
     """
     import ctypes
 

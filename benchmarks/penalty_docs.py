@@ -74,17 +74,20 @@ def _delta(entry: dict[str, Any]) -> str:
 
 
 def versus_markdown(table: dict[str, Any]) -> str:
-    """Each estimator at its selected κ against MBPO, seed for seed: the difference of the means with its
-    Welch 95 % interval, and the probability that a run of the estimator beats a run of MBPO."""
+    """Each estimator at its selected κ against MBPO: the difference of the means with its Welch 95 %
+    interval, the probability that a run of the estimator beats a run of MBPO, and seed for seed on
+    the same shared model (paired interval, seeds won)."""
     lines = [
-        "| cell | estimator | κ | seeds (estimator / MBPO) | Δ last-5 mean [95 % CI] | P(beats MBPO), last-5 | Δ final, 20 episodes [95 % CI] | P(beats MBPO), final |",
-        "|---|---|---|---|---|---|---|---|",
+        "| cell | estimator | κ | seeds (estimator / MBPO) | Δ last-5 mean [95 % CI] | P(beats MBPO), last-5 | same model, seed for seed: Δ last-5 [paired 95 % CI], seeds ahead "
+        "| Δ final, 20 episodes [95 % CI] | P(beats MBPO), final |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for cell, estimators in table.get("versus_mbpo", {}).items():
         for name, row in estimators.items():
-            last5, final = row["return_last5"], row["final_mean"]
+            last5, final, pair = row["return_last5"], row["final_mean"], row.get("paired_last5")
             label = {PAPER_MOPO: "MOPO at the paper's λ (table's runs, own model fits)", "paper_kappa": "`max_aleatoric` at κ_paper (study's models)"}.get(name, f"`{name}`")
-            lines.append(f"| {cell} | {label} | {row['kappa']:.2g} | {last5['n_a']} / {last5['n_b']} | {_delta(last5)} | {last5['prob_improvement']:.2f} | "
+            same = f"{_delta(pair)}, {pair['wins']:g} of {pair['n']}" if pair else "–"
+            lines.append(f"| {cell} | {label} | {row['kappa']:.2g} | {last5['n_a']} / {last5['n_b']} | {_delta(last5)} | {last5['prob_improvement']:.2f} | {same} | "
                          + (f"{_delta(final)} | {final['prob_improvement']:.2f} |" if final else "– | – |"))
     return "\n".join(lines)
 

@@ -18,7 +18,7 @@ from common import ROOT  # noqa: E402
 from ood_table import CELLS as OOD_CELLS  # noqa: E402
 from penalty_design import ESTIMATORS, LAST_EVALS, MBPO, ON_POLICY_DIR, PAPER_MOPO, REPORT_SEEDS, SELECTION, STEPS, STUDY, TUNING_SEED, selected  # noqa: E402
 
-from mopo_kit.experiments.compare import improvement_across_tasks, versus  # noqa: E402
+from mopo_kit.experiments.compare import improvement_across_tasks, paired, versus  # noqa: E402
 from mopo_kit.experiments.selection import rank_agreement, ucb_pick_curve  # noqa: E402
 
 
@@ -92,12 +92,14 @@ def compute_table(grid: dict[str, Any]) -> dict[str, Any]:
                     "kappa": runs[0]["kappa"],
                     "return_last5": versus([r["return_last5"] for r in runs], [r["return_last5"] for r in mbpo]),
                     "final_mean": versus(final_means(runs), final_means(mbpo)),
+                    "paired_last5": paired_by_seed(runs, mbpo),
                 }
         if at_paper and report_runs[MBPO]:
             table["versus_mbpo"].setdefault(cell, {})["paper_kappa"] = {
                 "kappa": at_paper[0]["kappa"],
                 "return_last5": versus([r["return_last5"] for r in at_paper], [r["return_last5"] for r in report_runs[MBPO]]),
                 "final_mean": versus(final_means(at_paper), final_means(report_runs[MBPO])),
+                "paired_last5": paired_by_seed(at_paper, report_runs[MBPO]),
             }
         complete[cell] = {name: runs for name, runs in report_runs.items() if len(runs) == len(REPORT_SEEDS)}
         paper = table["paper_mopo"].get(cell)
@@ -133,6 +135,13 @@ def shared_model_check(grid: dict[str, Any], records: list[dict[str, Any]]) -> d
             fits[cell].setdefault(TUNING_SEED, set()).add(frozen)
     check = {cell: {str(seed): len(seen) for seed, seen in sorted(by_seed.items())} for cell, by_seed in sorted(fits.items())}
     return {"fits_per_seed": check, "consistent": all(n == 1 for by_seed in check.values() for n in by_seed.values())}
+
+
+def paired_by_seed(runs: list[dict[str, Any]], mbpo: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last-5 means against MBPO's seed for seed — each pair on the same shared model (see
+    ``shared_models``) — or None without a common seed."""
+    ours, theirs = {r["seed"]: r["return_last5"] for r in runs}, {r["seed"]: r["return_last5"] for r in mbpo}
+    return paired(ours, theirs) if set(ours) & set(theirs) else None
 
 
 def final_means(runs: list[dict[str, Any]]) -> list[float]:

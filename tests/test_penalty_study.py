@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mopo_kit.experiments.compare import improvement_across_tasks, prob_improvement, versus
+from mopo_kit.experiments.compare import improvement_across_tasks, paired, prob_improvement, versus
 from mopo_kit.experiments.selection import rank_agreement, spearman, ucb_pick_curve
 from mopo_kit.experiments.sweep import SweepSpec, run_sweep, trial_id
 from tests.test_mopo import TINY, hopper_file  # noqa: F401  (module fixture)
@@ -354,3 +354,24 @@ def test_the_table_flags_a_seed_whose_runs_stand_on_two_model_fits():
     assert shared_model_check(grid, records) == {"fits_per_seed": {"cell": {"0": 1, "3": 2}}, "consistent": False}
     records.append({"dataset": "cell", "seed": 0, "dynamics_fit": fit_b})
     assert shared_model_check(grid, records)["fits_per_seed"]["cell"]["0"] == 2
+
+
+def test_paired_compares_seed_for_seed_on_common_seeds_with_the_t_interval():
+    """Per-seed differences on the same model: mean, paired t interval (df = n − 1), seeds won."""
+    a = {0: 3732.0, 1: 4078.0, 2: 4447.0, 5: 1.0}  # seed 5 has no partner: left out
+    b = {0: 3465.0, 1: 4021.0, 2: 3886.0}
+    result = paired(a, b)
+    differences = [267.0, 57.0, 561.0]
+    assert result["seeds"] == [0, 1, 2] and result["differences"] == differences and result["wins"] == 3 and result["n"] == 3
+    mean, sd = np.mean(differences), np.std(differences, ddof=1)
+    half = 4.302652729911275 * sd / np.sqrt(3)  # t(0.975, df 2)
+    assert result["delta"] == pytest.approx(mean)
+    assert result["ci"] == pytest.approx([mean - half, mean + half])
+    # a consistent shift is decisive when paired, though the seeds' spread hides it from Welch's test
+    shifted = {seed: value + 100.0 + seed for seed, value in b.items()}
+    assert paired(shifted, b)["ci"][0] > 0
+    assert versus(list(shifted.values()), list(b.values()))["ci"][0] < 0
+    assert paired({0: 1.0, 1: 1.0}, {0: 1.0, 1: 2.0})["wins"] == 0.5
+    assert paired({0: 2.0}, {0: 1.0})["ci"] is None
+    with pytest.raises(ValueError, match="no seed in common"):
+        paired({0: 1.0}, {1: 1.0})

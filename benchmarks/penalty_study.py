@@ -4,6 +4,7 @@
     python benchmarks/penalty_study.py --cell hopper-mixed  # one cell (repeatable)
     python benchmarks/penalty_study.py --phase tuning       # only the seed-3 tuning runs
     python benchmarks/penalty_study.py --status             # where each run stands (read-only)
+    python benchmarks/penalty_study.py --models-only --cell halfcheetah-jump   # fit a cell's 4 shared models ahead
     python benchmarks/penalty_study.py --table              # rebuild table.json from the published runs
     python benchmarks/penalty_study.py --write-docs         # ... and docs/penalties.md's tables and plots
 
@@ -29,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign import stoppable  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
 from penalty_design import (  # noqa: E402
-    CELLS, EXTRA_CELLS, KAPPA_FACTORS, KAPPA_FILE, PAPER_LAM, RESULTS, STEPS, STUDY, TUNING_SEED,
+    CELLS, EXTRA_CELLS, KAPPA_FACTORS, KAPPA_FILE, MBPO, PAPER_LAM, REPORT_SEEDS, RESULTS, STEPS, STUDY, TUNING_SEED,
     paper_kappa_points, report_points, round_sig, selected, spec_for, tuning_points,
 )
 from penalty_docs import DOC, tuning_markdown, write_docs  # noqa: E402
 from penalty_table import build_table  # noqa: E402
 
-from mopo_kit.experiments.shared_models import ensure_shared_dynamics, model_job  # noqa: E402
+from mopo_kit.experiments.shared_models import ensure_shared_dynamics, fit_shared_dynamics, model_job  # noqa: E402
 from mopo_kit.experiments.sweep import run_sweep, trial_id  # noqa: E402
 
 
@@ -112,6 +113,26 @@ class StudyQueue:
         return points
 
 
+# ------------------------------------------------------------------------------------ models
+def fit_models(cells: list[str], sweep_dir: Path, *, workers: int, threads: int | None, device: str | None, say: Callable[[str], None]) -> int:
+    """Fit every shared model the study will need for ``cells`` — the tuning seed's and the report
+    seeds' — with the trials' own function and job, so a trial later finds its model fitted.
+
+    Why: the queue reaches a cell's models one at a time, inside a trial (a halfcheetah-jump model
+    is 75 minutes on one core), and a cell's report models only once its tuning is done, while the
+    second worker may have nothing to start. Fitted ahead (here, on spare cores, or on a GPU — the
+    fits run where ``device`` says), they cost the queue nothing. Resumable (per-epoch fit
+    checkpoints, a lock per model); returns 1 if any fit failed.
+    """
+    points = [{"dataset": cell, "uncertainty": MBPO, "seed": seed} for cell in cells for seed in (TUNING_SEED, *REPORT_SEEDS)]
+    with stoppable(STUDY.name) as stopped:
+        failures = fit_shared_dynamics(spec_for(points, sweep_dir), sweep_dir, say, device, workers=workers, threads=threads)
+    if stopped:
+        return stopped[0]
+    say(f"{len(points) - len(failures)} of {len(points)} shared models ready")
+    return 1 if failures else 0
+
+
 # ------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -124,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without an API key), grouped by cell, job type = estimator")
     parser.add_argument("--device", help="where trials and models compute (default auto)")
     parser.add_argument("--status", action="store_true", help="only say where each run stands; read-only")
+    parser.add_argument("--models-only", action="store_true",
+                        help="only fit the selected cells' shared models (tuning and report seeds), --workers at once: ahead of the queue, or on a GPU")
     parser.add_argument("--table", action="store_true", help="only rebuild table.json from the published runs and print the tuning table")
     parser.add_argument("--write-docs", action="store_true", help="... and regenerate the tuning table in docs/penalties.md")
     args = parser.parse_args(argv)
@@ -140,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(tuning_markdown(table))
         return 0
+    if args.models_only:
+        return fit_models(cells, sweep_dir, workers=args.workers, threads=args.threads, device=args.device, say=say)
     frozen = json.loads(KAPPA_FILE.read_text()) if KAPPA_FILE.exists() else {}
     grid = {cell: frozen[cell] for cell in cells if cell in frozen}  # a cell's grid is computed when its tuning is next
 

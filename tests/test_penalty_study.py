@@ -375,3 +375,34 @@ def test_paired_compares_seed_for_seed_on_common_seeds_with_the_t_interval():
     assert paired({0: 2.0}, {0: 1.0})["ci"] is None
     with pytest.raises(ValueError, match="no seed in common"):
         paired({0: 1.0}, {1: 1.0})
+
+
+def test_models_only_fits_each_cells_tuning_and_report_models_with_the_trials_own_jobs(tmp_path, monkeypatch):
+    """``--models-only`` hands the shared-model fitter one job per cell × seed (3, 0, 1, 2), and each
+    job is exactly the one a trial of that cell and seed would fit — so the trial finds it fitted."""
+    import penalty_study
+    from penalty_design import report_points, spec_for, tuning_points
+
+    from mopo_kit.experiments.shared_models import model_job
+
+    calls = []
+
+    def fake_fit(spec, sweep_dir, say, device=None, workers=1, threads=None):
+        calls.append({"jobs": {model_job(spec, sweep_dir, p)["target"]: model_job(spec, sweep_dir, p) for p in spec.trials()},
+                      "workers": workers, "threads": threads, "device": device})
+        return []
+
+    monkeypatch.setattr(penalty_study, "fit_shared_dynamics", fake_fit)
+    sweep = tmp_path / "sweep"
+    cells = ["halfcheetah-jump", "hopper-mixed"]
+    argv = ["--models-only", "--sweep-dir", str(sweep), "--workers", "2", "--threads", "1", "--device", "cpu"]
+    assert penalty_study.main(argv + [a for c in cells for a in ("--cell", c)]) == 0
+    (call,) = calls
+    assert (call["workers"], call["threads"], call["device"]) == (2, 1, "cpu")
+    assert sorted(call["jobs"]) == sorted(str(sweep / "dynamics" / f"{c}-s{s}") for c in cells for s in (3, 0, 1, 2))
+    grid = {c: {"grid": [0.1]} for c in cells}
+    trial_points = tuning_points(cells, grid) + report_points(cells, {c: {"max_aleatoric": 0.1} for c in cells})
+    trial_spec = spec_for(trial_points, sweep)
+    for point in trial_points:
+        job = model_job(trial_spec, sweep, point)
+        assert call["jobs"][job["target"]] == job, f"{job['target']}: the trial would fit another model"

@@ -198,3 +198,37 @@ def test_killing_the_sweep_process_ends_its_trial_workers(hopper_file, tmp_path)
         time.sleep(0.2)
     alive = [pid for pid in workers if Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert not alive, f"trial workers {alive} outlived the killed sweep"
+
+
+def test_a_graceful_stop_ends_parallel_model_fits_at_their_checkpoints(hopper_file, tmp_path):  # noqa: F811
+    """A stop asked once both parallel fits have a checkpoint reaches the workers: the call raises
+    StopRequested at once instead of waiting for fits that would run for minutes, and leaves each
+    fit's checkpoint (for the rerun) and no half-written model."""
+    import threading
+    import time
+
+    from mopo_kit.dynamics.fit_checkpoint import saved_epoch
+    from mopo_kit.stop import StopRequested, graceful_stop, request_stop
+
+    spec = _spec(tmp_path / "sweep.json", hopper_file)
+    spec.grid["seed"] = [0, 1]
+    spec.dynamics.update(max_epochs=1000, patience=1000)  # minutes of fitting unless the stop is passed on
+    sweep_dir = tmp_path / "sweep"
+    checkpoints = [sweep_dir / ".fits" / f"{hopper_file.stem}-s{seed}.pt" for seed in (0, 1)]
+    asked: list[float] = []
+
+    def stop_once_both_fits_checkpointed() -> None:
+        deadline = time.monotonic() + 240
+        while not all(c.exists() for c in checkpoints) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        asked.append(time.monotonic())
+        request_stop()
+
+    watcher = threading.Thread(target=stop_once_both_fits_checkpointed, daemon=True)
+    with graceful_stop():
+        watcher.start()
+        with pytest.raises(StopRequested, match="model fits stopped by SIGTERM"):
+            fit_shared_dynamics(spec, sweep_dir, lambda m: None, "cpu", workers=2, threads=1)
+    assert time.monotonic() - asked[0] < 30, "the fits did not stop when asked"
+    assert all(saved_epoch(c) for c in checkpoints), "each fit keeps its last whole epoch"
+    assert not (sweep_dir / "dynamics").exists() or not any((sweep_dir / "dynamics").iterdir())

@@ -10,14 +10,15 @@ trials that use them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from mopo_kit.errors import first_line
-from mopo_kit.stop import die_with_parent
+from mopo_kit.stop import StopRequested, die_with_parent, graceful_stop, signal_name, stop_requested
 
 if TYPE_CHECKING:
     from mopo_kit.experiments.sweep import SweepSpec
@@ -113,6 +114,8 @@ def fit_shared_dynamics(
         for target, job in jobs.items():
             try:
                 _fit_job(job, threads, say)
+            except StopRequested:
+                raise  # a graceful stop ends the whole run, not just this model
             except Exception as exc:
                 failures.append(f"{Path(target).name}: {first_line(exc)}")
                 say(f"failed {failures[-1]}")
@@ -122,22 +125,45 @@ def fit_shared_dynamics(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(signal.SIGTERM, os.getpid())) as pool:
         futures = {pool.submit(_fit_job, job, threads): target for target, job in jobs.items()}
-        for future in as_completed(futures):
-            name = Path(futures[future]).name
-            try:
-                future.result()
-            except Exception as exc:
-                failures.append(f"{name}: {first_line(exc)}")
-                say(f"failed {failures[-1]}")
-            else:
-                say(f"model {name} ready")
+        pending, stopping = set(futures), False
+        while pending:
+            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            if stop_requested() is not None and not stopping:
+                # a graceful stop: pass it on (each fit drops its epoch in progress, its last whole
+                # epoch's checkpoint stands) and start no other model, instead of waiting for every fit
+                stopping = True
+                for future in pending:
+                    future.cancel()
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGTERM)
+            for future in done:
+                name = Path(futures[future]).name
+                if future.cancelled():
+                    continue
+                try:
+                    future.result()
+                except StopRequested:
+                    say(f"stopped {name} (fit checkpoint written)")
+                except Exception as exc:
+                    failures.append(f"{name}: {first_line(exc)}")
+                    say(f"failed {failures[-1]}")
+                else:
+                    say(f"model {name} ready")
+    if (signum := stop_requested()) is not None:
+        raise StopRequested(f"model fits stopped by {signal_name(signum)}, each at its last fit checkpoint; rerun the same command to continue", signum)
     return failures
 
 
 def _fit_job(job: Mapping[str, Any], threads: int | None, say: Callable[[str], None] = lambda message: None) -> None:
-    """One shared model in this (possibly worker) process, with ``threads`` torch threads."""
+    """One shared model in this (possibly worker) process, with ``threads`` torch threads.
+
+    In a worker, SIGTERM (passed on by :func:`fit_shared_dynamics`, or sent when it dies) stops the
+    fit gracefully: within 16 minibatches, the epoch in progress dropped. In the caller's own
+    process the caller's graceful stop already covers it."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    ensure_shared_dynamics(job, say)
+    with graceful_stop(signals=(signal.SIGTERM,)):
+        ensure_shared_dynamics(job, say)

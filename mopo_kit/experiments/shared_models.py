@@ -146,6 +146,9 @@ def fit_shared_dynamics(
                 except StopRequested:
                     say(f"stopped {name} (fit checkpoint written)")
                 except Exception as exc:
+                    if stopping:  # e.g. a worker that took the stop between two fits: it is gone, nothing was lost
+                        say(f"stopped {name} ({first_line(exc)})")
+                        continue
                     failures.append(f"{name}: {first_line(exc)}")
                     say(f"failed {failures[-1]}")
                 else:

@@ -331,8 +331,10 @@ class Campaign(CampaignDocs):
         )
         args = parser.parse_args(argv)
         if args.status or args.models_only:
-            failures = sum(self._inspect_or_fit_stage(args, stage) for stage in args.stage)
-            return 1 if failures else 0
+            failures = 0
+            with stoppable(self.name) as stopped:  # --models-only: fits checkpoint and stop, exit 143
+                failures = sum(self._inspect_or_fit_stage(args, stage) for stage in args.stage)
+            return stopped[0] if stopped else (1 if failures else 0)
         command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
 
         def done(summary: dict[str, Any]) -> None:

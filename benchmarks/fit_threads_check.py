@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def main() -> int:
     runs = []
     for threads in (1, 2):
         proc = subprocess.run([sys.executable, "-c", CHILD, str(threads), args.dataset, str(args.rows), str(args.epochs)],
-                              capture_output=True, text=True, check=True, env={**__import__("os").environ, "MOPO_KIT_QUIET": "1"})
+                              capture_output=True, text=True, check=True, env={**os.environ, "MOPO_KIT_QUIET": "1"})
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     result = {
         "dataset": args.dataset, "rows": args.rows, "epochs": args.epochs, "seed": 3, "runs": runs,

@@ -12,7 +12,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign import EVAL_EPISODES, EVAL_EVERY  # noqa: E402
-from run_stats import mean_std as campaign_mean_std  # noqa: E402
+from run_stats import mean_std as run_mean_std  # noqa: E402
 from run_stats import tail_mean  # noqa: E402
 from common import ROOT  # noqa: E402
 from ood_table import CELLS as OOD_CELLS  # noqa: E402
@@ -225,7 +225,7 @@ def paper_mopo(cell: str) -> dict[str, Any] | None:
 
 
 def _mean_std(values: list[float | None], digits: int = 1) -> dict[str, Any]:
-    """The campaigns' mean ± std over seeds, leaving out runs without the number (none: mean and std ``None``)."""
+    """``run_stats.mean_std`` over seeds, leaving out runs without the number (none: mean and std ``None``)."""
     kept = [v for v in values if v is not None]
-    return campaign_mean_std(kept, digits) if kept else {"mean": None, "std": None, "n": 0}
+    return run_mean_std(kept, digits) if kept else {"mean": None, "std": None, "n": 0}
 

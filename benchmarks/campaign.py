@@ -277,7 +277,9 @@ class Campaign(CampaignDocs):
         steps = args.steps or stage.steps
         methods = args.methods or list(stage.methods or self.methods)
         seeds = args.seeds or list(stage.seeds or self.seeds)
-        return self.sweep_spec(args.cell or list(stage.cells), methods, seeds, steps), budget_label(steps)
+        spec = self.sweep_spec(args.cell or list(stage.cells), methods, seeds, steps)
+        spec.reuse_models = list(args.reuse_models or [])
+        return spec, budget_label(steps)
 
     def _inspect_or_fit_stage(self, args: argparse.Namespace, number: int) -> int:
         """``--status`` (print where each run stands) or ``--models-only`` for one stage; failures."""
@@ -316,6 +318,10 @@ class Campaign(CampaignDocs):
         parser.add_argument("--workers", type=int, default=2, help="concurrent trials (default 2: one torch thread each on 2 cores)")
         parser.add_argument("--threads", type=int, help="torch threads per trial (default: cores / workers; 1 when two campaigns share 2 cores)")
         parser.add_argument("--sweep-dir", default=str(ROOT / "sweeps" / self.name))
+        parser.add_argument(
+            "--reuse-models", action="append", metavar="DIR",
+            help="take each shared model from this sweep directory (repeatable) where it holds the same fit (type, settings, seed, data) instead of fitting it",
+        )
         parser.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without an API key)")
         parser.add_argument("--device", help="where trials and models compute: auto (default), cpu, cuda, cuda:N")
         parser.add_argument("--table", action="store_true", help="only rebuild table.json and the plots from the published runs")

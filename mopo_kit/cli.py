@@ -511,6 +511,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = SweepSpec.from_file(args.file)
     if args.precision is not None:  # every trial's; the sweep file's base key otherwise
         spec.base["precision"] = args.precision
+    spec.reuse_models += args.reuse_models or []
     out = Path(args.output or f"sweeps/{spec.name}")
     console = _stderr_console()
     if args.models_only:
@@ -705,6 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=COUNT, help="parallel trials (default: one per core)")
     p.add_argument("--wandb", action="store_true", help="log every trial to W&B (offline without an API key), grouped by sweep")
     p.add_argument("--models-only", action="store_true", help="only fit the shared models (--workers at once; e.g. on a GPU, then run the trials on CPUs)")
+    p.add_argument("--reuse-models", action="append", metavar="DIR", help="take a shared model from this sweep directory (repeatable) where it holds "
+                   "the same fit (type, settings, seed, data checksum) instead of fitting it again; added to the sweep file's reuse_models")
     add_device_argument(p, None, "the sweep file's 'device', else auto")
     _add_precision_argument(p)
     p.set_defaults(func=cmd_sweep, graceful=True)

@@ -108,6 +108,62 @@ def test_sweep_cli_models_only(hopper_file, tmp_path, run_cli):  # noqa: F811
     assert not (tmp_path / "out" / "trials").exists() and "without --models-only" in proc.stdout
 
 
+def test_a_sweep_takes_another_sweeps_model_only_where_it_is_the_same_fit(hopper_file, tmp_path, monkeypatch):  # noqa: F811
+    first = _spec(tmp_path / "sweep.json", hopper_file)
+    assert fit_shared_dynamics(first, tmp_path / "first", lambda m: None, "cpu") == []
+    name = f"{hopper_file.stem}-s0"
+    source = tmp_path / "first" / "dynamics" / name
+
+    import mopo_kit.dynamics.storage as storage
+
+    real_fit = storage.fit_and_save
+    fits: list[str] = []
+    monkeypatch.setattr(storage, "fit_and_save", lambda *a, **k: (fits.append(str(a[3])), real_fit(*a, **k))[1])
+    same = _spec(tmp_path / "sweep.json", hopper_file)
+    same.reuse_models = [str(tmp_path / "first")]
+    said: list[str] = []
+    assert fit_shared_dynamics(same, tmp_path / "same", said.append, "cpu") == []
+    copy = tmp_path / "same" / "dynamics" / name
+    assert fits == [] and any(m.startswith(f"reused the shared dynamics model {name}") for m in said)
+    assert (copy / "dynamics.pt").read_bytes() == (source / "dynamics.pt").read_bytes()
+    report = json.loads((copy / "fit_report.json").read_text())
+    assert report["reused_from"] == str(source.resolve())
+    assert report["holdout_mse"] == json.loads((source / "fit_report.json").read_text())["holdout_mse"]
+
+    # another seed, another epoch cap: the first sweep's model is not that fit, whatever its name
+    other_seed = _spec(tmp_path / "sweep.json", hopper_file)
+    other_seed.grid["seed"], other_seed.reuse_models = [1], [str(tmp_path / "first")]
+    longer = _spec(tmp_path / "sweep.json", hopper_file)
+    longer.dynamics["max_epochs"] += 1
+    longer.reuse_models = [str(tmp_path / "first" / "dynamics")]  # a folder of models works as well as a sweep's
+    for spec, out in ((other_seed, "other_seed"), (longer, "longer")):
+        assert fit_shared_dynamics(spec, tmp_path / out, lambda m: None, "cpu") == []
+        model = next((tmp_path / out / "dynamics").iterdir())
+        assert "reused_from" not in json.loads((model / "fit_report.json").read_text())
+    assert len(fits) == 2
+
+    missing = _spec(tmp_path / "sweep.json", hopper_file)
+    missing.reuse_models = [str(tmp_path / "no-such-sweep")]
+    with pytest.raises(MopoKitError, match="reuse_models: .*no-such-sweep is not a directory"):
+        run_sweep(missing, tmp_path / "missing", workers=1)
+    assert not (tmp_path / "missing" / "dynamics").exists()
+
+
+def test_sweep_file_and_cli_name_models_to_reuse(hopper_file, tmp_path, run_cli):  # noqa: F811
+    _spec(tmp_path / "sweep.json", hopper_file)
+    run_cli("sweep", str(tmp_path / "sweep.yaml"), "-o", str(tmp_path / "first"), "--models-only", "--device", "cpu", check_rc=0)
+    proc = run_cli("sweep", str(tmp_path / "sweep.yaml"), "-o", str(tmp_path / "second"), "--models-only", "--device", "cpu",
+                   "--reuse-models", str(tmp_path / "first"), check_rc=0)
+    assert "reused the shared dynamics model" in proc.stderr
+    assert "reused_from" in (tmp_path / "second" / "dynamics" / f"{hopper_file.stem}-s0" / "fit_report.json").read_text()
+    text = json.loads((tmp_path / "sweep.json").read_text())
+    (tmp_path / "reuse.json").write_text(json.dumps({**text, "reuse_models": [str(tmp_path / "first")]}))
+    assert SweepSpec.from_file(tmp_path / "reuse.json").reuse_models == [str(tmp_path / "first")]
+    (tmp_path / "reuse.json").write_text(json.dumps({**text, "reuse_models": 3}))
+    with pytest.raises(MopoKitError, match="reuse_models must be a list of directories"):
+        SweepSpec.from_file(tmp_path / "reuse.json")
+
+
 def test_bad_sweep_files(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[grid]\ndataset = ["a"]\nuncertainty = ["zero"]\nbatch = [1]\n')

@@ -11,13 +11,17 @@ trials that use them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
+from dataclasses import asdict, is_dataclass
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from mopo_kit.errors import first_line
+from mopo_kit.errors import MopoKitError, first_line
+from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.stop import StopRequested, die_with_parent, graceful_stop, signal_name, stop_requested
 
 if TYPE_CHECKING:
@@ -41,7 +45,15 @@ def model_job(spec: "SweepSpec", sweep_dir: Path, point: Mapping[str, Any]) -> d
         "type": base.type,
         "params": {**base.params, **spec.dynamics},
         "target": str(shared_model_dir(sweep_dir, point)),
+        "reuse": [str(Path(directory).resolve()) for directory in spec.reuse_models],
     }
+
+
+def check_reuse_dirs(directories: list[str]) -> None:
+    """One line for a ``reuse_models`` entry that is not a directory (a typo would silently refit)."""
+    for directory in directories:
+        if not Path(directory).is_dir():
+            raise MopoKitError(f"reuse_models: {directory} is not a directory (give sweep directories, or folders of model directories)")
 
 
 def fit_checkpoint_path(target: Path) -> Path:
@@ -76,7 +88,6 @@ def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = 
         fcntl.flock(lock, fcntl.LOCK_EX)
         if is_dynamics_dir(target):
             return
-        say(f"fitting the shared dynamics model {target.name} ({job['type']})")
         from mopo_kit.device import resolve_device, with_device
 
         data = load_dataset(job["dataset"])
@@ -84,7 +95,71 @@ def ensure_shared_dynamics(job: Mapping[str, Any], say: Callable[[str], None] = 
         device = resolve_device(job.get("device", "auto"))
         params = with_device(registry.get("dynamics", job["type"]).factory, {"seed": job["seed"], **job["params"]}, device)
         model = registry.create("dynamics", job["type"], obs_dim=data.obs_dim, act_dim=data.act_dim, **params)
+        if job.get("reuse") and (source := find_same_fit(job, model, data)) is not None:
+            copy_shared_model(source, target)
+            checkpoint.unlink(missing_ok=True)  # a half-done fit of the same model is not needed any more
+            say(f"reused the shared dynamics model {target.name} from {source} (same settings, same data)")
+            return
+        say(f"fitting the shared dynamics model {target.name} ({job['type']})")
         fit_and_save(model, data, job["type"], target, checkpoint=checkpoint, device=device, callback=_stop_after_fit_epoch)
+
+
+def fit_settings(model: Any) -> dict[str, Any] | None:
+    """Everything that decides a model's fit (seed, sizes, optimizer, epochs, fit precision), or None
+    for a model that does not expose its settings as a dataclass ``config`` (then it is never reused:
+    nothing could show that it is the model this sweep would fit)."""
+    config = getattr(model, "config", None)
+    return asdict(config) if is_dataclass(config) and not isinstance(config, type) else None
+
+
+def find_same_fit(job: Mapping[str, Any], model: Any, data: Any) -> Path | None:
+    """A stored model in ``job["reuse"]`` fitted with exactly ``model``'s settings on exactly ``data``.
+
+    Candidates are the model directories in each reuse directory and in its ``dynamics/`` (a
+    sweep's). One is the same fit when its type is the job's, its ``fit_report.json`` names the
+    same data checksum and its stored settings equal those of the unfitted ``model`` built from the
+    job — seed and epoch cap included. The device it was fitted on is not compared (its report
+    keeps it): a model is shared so that every method meets the same one, and this is that model.
+    """
+    from mopo_kit.data.d4rl_io import arrays_checksum
+    from mopo_kit.dynamics.storage import is_dynamics_dir, load_dynamics, stored_type
+
+    wanted = fit_settings(model)
+    if wanted is None:
+        return None
+    target = Path(job["target"]).resolve()
+    checksum: str | None = None
+    for root in map(Path, job["reuse"]):
+        for report_path in sorted({*root.glob("*/fit_report.json"), *root.glob("dynamics/*/fit_report.json")}):
+            candidate = report_path.parent
+            if candidate.resolve() == target or not is_dynamics_dir(candidate):
+                continue
+            try:
+                report = json.loads(report_path.read_text())
+                if stored_type(candidate) != job["type"]:
+                    continue
+            except (MopoKitError, json.JSONDecodeError, UnicodeDecodeError):
+                continue  # an unreadable candidate is not this model; the fit goes on as without it
+            checksum = checksum or arrays_checksum(data.arrays())
+            if report.get("dataset_sha256") != checksum:
+                continue
+            stored = load_dynamics(candidate, dims=(data.obs_dim, data.act_dim), device="cpu")
+            if fit_settings(stored) == wanted:
+                return candidate
+    return None
+
+
+def copy_shared_model(source: Path, target: Path) -> None:
+    """Copy the model directory ``source`` to ``target`` in one rename; its fit report says where from."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.copy-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    report_path = staging / "fit_report.json"
+    report = json.loads(report_path.read_text())
+    report["reused_from"] = str(source.resolve())
+    atomic_write_bytes(report_path, json.dumps(report, indent=2).encode())
+    os.replace(staging, target)
 
 
 def _stop_after_fit_epoch(stats: Any) -> None:
@@ -104,6 +179,7 @@ def fit_shared_dynamics(
     each): on a GPU one ensemble's small kernels leave most of the device idle, so several fits
     share it well — e.g. fit a campaign's models on a lent GPU, then run its trials on CPUs.
     """
+    check_reuse_dirs(spec.reuse_models)
     jobs: dict[str, dict[str, Any]] = {}
     for point in spec.trials():
         job = model_job(spec, sweep_dir, point)

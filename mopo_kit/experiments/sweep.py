@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping
 import tomllib
 
 from mopo_kit.errors import MopoKitError, first_line
-from mopo_kit.experiments.shared_models import ensure_shared_dynamics, fit_shared_dynamics, model_job, shared_model_dir
+from mopo_kit.experiments.shared_models import check_reuse_dirs, ensure_shared_dynamics, fit_shared_dynamics, model_job, shared_model_dir
 from mopo_kit.stop import StopRequested, die_with_parent, graceful_stop, signal_name, stop_requested
 
 GRID_KEYS = ("dataset", "uncertainty", "lam", "kappa", "horizon", "seed")
@@ -63,6 +63,11 @@ class SweepSpec:
     points: list[dict[str, Any]] | None = None
     #: W&B group per dataset (``<name>/<dataset>``) instead of one group for the whole sweep
     group_by_dataset: bool = False
+    #: Other sweeps' directories (or folders of model directories) whose shared models this sweep
+    #: takes instead of fitting them again, where one is the same fit: same type, settings, seed
+    #: and data checksum (:func:`~mopo_kit.experiments.shared_models.find_same_fit`). Two studies
+    #: on one model compare seed for seed, and the fit's compute is spent once.
+    reuse_models: list[str] = field(default_factory=list)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SweepSpec":
@@ -83,9 +88,13 @@ class SweepSpec:
             raise MopoKitError(f"{path}: not a valid sweep file ({type(exc).__name__}: {exc})") from None
         if not isinstance(data, dict) or not isinstance(data.get("grid"), dict):
             raise MopoKitError(f"{path}: a sweep file needs a [grid] table")
-        unknown = sorted(set(data) - {"name", "grid", "base", "dynamics"})
+        unknown = sorted(set(data) - {"name", "grid", "base", "dynamics", "reuse_models"})
         if unknown:
-            raise MopoKitError(f"{path}: unknown top-level key(s) {', '.join(unknown)} (known: name, grid, base, dynamics)")
+            raise MopoKitError(f"{path}: unknown top-level key(s) {', '.join(unknown)} (known: name, grid, base, dynamics, reuse_models)")
+        reuse = data.get("reuse_models", [])
+        reuse = [reuse] if isinstance(reuse, str) else reuse
+        if not isinstance(reuse, list) or not all(isinstance(entry, str) for entry in reuse):
+            raise MopoKitError(f"{path}: reuse_models must be a list of directories, got {reuse!r}")
         grid = {k: v if isinstance(v, list) else [v] for k, v in data["grid"].items()}
         bad = sorted(set(grid) - set(GRID_KEYS))
         if bad:
@@ -94,7 +103,9 @@ class SweepSpec:
             raise MopoKitError(f"{path}: the grid needs at least 'dataset' and 'uncertainty'")
         if "lam" in grid and "kappa" in grid:
             raise MopoKitError(f"{path}: the grid sets both 'lam' and 'kappa': give one (kappa sets each trial's λ from its model and data)")
-        return cls(name=str(data.get("name", path.stem)), grid=grid, base=dict(data.get("base", {})), dynamics=dict(data.get("dynamics", {})))
+        return cls(
+            name=str(data.get("name", path.stem)), grid=grid, base=dict(data.get("base", {})), dynamics=dict(data.get("dynamics", {})), reuse_models=reuse
+        )
 
     def trials(self) -> list[dict[str, Any]]:
         """Every grid point as {key: value} (seed defaults to 0): ``points`` when given, else the product of ``grid``."""
@@ -320,7 +331,9 @@ def _run_sweep_locked(
     threads: int | None,
     refill: Callable[[set[str]], list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
-    (sweep_dir / "sweep.json").write_text(json.dumps({"name": spec.name, "grid": spec.grid, "base": spec.base, "dynamics": spec.dynamics}, indent=2))
+    check_reuse_dirs(spec.reuse_models)
+    record = {"name": spec.name, "grid": spec.grid, "base": spec.base, "dynamics": spec.dynamics}
+    (sweep_dir / "sweep.json").write_text(json.dumps({**record, **({"reuse_models": spec.reuse_models} if spec.reuse_models else {})}, indent=2))
     if wandb:
         os.environ.setdefault("WANDB_DIR", str(sweep_dir))
     cores = os.cpu_count() or 1

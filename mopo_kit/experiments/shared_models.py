@@ -28,10 +28,14 @@ if TYPE_CHECKING:
     from mopo_kit.experiments.sweep import SweepSpec
 
 
+def dataset_slug(dataset: Any) -> str:
+    """A dataset (a name like ``hopper-mixed``, ``minari:…`` or a file path) as one file-name part."""
+    return Path(str(dataset)).stem.replace(":", "_").replace("/", "_")
+
+
 def shared_model_dir(sweep_dir: Path, point: Mapping[str, Any]) -> Path:
     """``SWEEP_DIR/dynamics/<dataset>-s<seed>``: the one model every trial on that dataset × seed uses."""
-    dataset = Path(str(point["dataset"])).stem.replace(":", "_").replace("/", "_")
-    return sweep_dir / "dynamics" / f"{dataset}-s{point['seed']}"
+    return sweep_dir / "dynamics" / f"{dataset_slug(point['dataset'])}-s{point['seed']}"
 
 
 def model_job(spec: "SweepSpec", sweep_dir: Path, point: Mapping[str, Any]) -> dict[str, Any]:

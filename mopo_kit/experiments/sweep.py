@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping
 import tomllib
 
 from mopo_kit.errors import MopoKitError, first_line
-from mopo_kit.experiments.shared_models import check_reuse_dirs, ensure_shared_dynamics, fit_shared_dynamics, model_job, shared_model_dir
+from mopo_kit.experiments.shared_models import check_reuse_dirs, dataset_slug, ensure_shared_dynamics, fit_shared_dynamics, model_job, shared_model_dir
 from mopo_kit.stop import StopRequested, die_with_parent, graceful_stop, signal_name, stop_requested
 
 GRID_KEYS = ("dataset", "uncertainty", "lam", "kappa", "horizon", "seed")
@@ -121,7 +121,7 @@ class SweepSpec:
 
 def trial_id(point: Mapping[str, Any]) -> str:
     """A readable, file-system-safe id: dataset__uncertainty__lam__h__seed."""
-    dataset = Path(str(point["dataset"])).stem.replace(":", "_").replace("/", "_")
+    dataset = dataset_slug(point["dataset"])
     parts = [dataset, str(point["uncertainty"])]
     if "lam" in point:
         parts.append(f"lam{point['lam']}")

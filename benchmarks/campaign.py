@@ -115,7 +115,7 @@ class Campaign(CampaignDocs):
             "batch_mean": summary[0],
             "batch_max": summary[1],
             "mean_penalty_last_epoch": penalties[-1] if penalties else None,
-            "dynamics_fit": {k: fit.get(k) for k in ("epochs", "stop_reason", "holdout_mse", "elites", "seconds", "device", "dataset_sha256", "precision") if k in fit},
+            "dynamics_fit": {k: fit.get(k) for k in ("epochs", "stop_reason", "holdout_mse", "elites", "seconds", "device", "dataset_sha256", "precision", "reused_from") if k in fit},
             "eval": {"episodes": config["eval_episodes"], "every_epochs": config["eval_every"], "deterministic": True},
             "seconds": results.get("seconds"),
             "curve": [{k: row.get(k) for k in CURVE_KEYS} for row in metrics if "return_mean" in row],

@@ -119,6 +119,11 @@ def test_a_sweep_takes_another_sweeps_model_only_where_it_is_the_same_fit(hopper
     real_fit = storage.fit_and_save
     fits: list[str] = []
     monkeypatch.setattr(storage, "fit_and_save", lambda *a, **k: (fits.append(str(a[3])), real_fit(*a, **k))[1])
+    import shutil
+
+    broken = tmp_path / "first" / "dynamics" / "a-broken-copy"  # looked at first: a truncated copy is passed over
+    shutil.copytree(source, broken)
+    (broken / "dynamics.pt").write_bytes((source / "dynamics.pt").read_bytes()[:100])
     same = _spec(tmp_path / "sweep.json", hopper_file)
     same.reuse_models = [str(tmp_path / "first")]
     said: list[str] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import signal
 from dataclasses import asdict, is_dataclass
@@ -142,12 +143,12 @@ def find_same_fit(job: Mapping[str, Any], model: Any, data: Any) -> Path | None:
                 report = json.loads(report_path.read_text())
                 if stored_type(candidate) != job["type"]:
                     continue
-            except (MopoKitError, json.JSONDecodeError, UnicodeDecodeError):
+                checksum = checksum or arrays_checksum(data.arrays())
+                if report.get("dataset_sha256") != checksum:
+                    continue
+                stored = load_dynamics(candidate, dims=(data.obs_dim, data.act_dim), device="cpu")
+            except (MopoKitError, OSError, EOFError, ValueError, RuntimeError, pickle.UnpicklingError):  # unreadable JSON, truncated weights
                 continue  # an unreadable candidate is not this model; the fit goes on as without it
-            checksum = checksum or arrays_checksum(data.arrays())
-            if report.get("dataset_sha256") != checksum:
-                continue
-            stored = load_dynamics(candidate, dims=(data.obs_dim, data.act_dim), device="cpu")
             if fit_settings(stored) == wanted:
                 return candidate
     return None

@@ -277,7 +277,8 @@ class MOPO:
         loggers = self._start_loggers(run)
         best: dict[str, Any] | None = max((r for r in history if "return_mean" in r), key=lambda r: r["return_mean"], default=None)
         start = time.perf_counter()
-        with progress_bar(f"MOPO {self.task.name} ({cfg.uncertainty.type}, λ={self.lam})", total=cfg.epochs) as bar:
+        algorithm = "MBPO" if self.lam == 0 else "MOPO"  # λ·u = 0: no penalty is MBPO, whatever estimator is named
+        with progress_bar(f"{algorithm} {self.task.name} ({cfg.uncertainty.type}, λ={self.lam})", total=cfg.epochs) as bar:
             bar.update(completed=start_epoch)
             last_return = next((r["return_mean"] for r in reversed(history) if "return_mean" in r), float("nan"))
             for epoch in range(start_epoch + 1, cfg.epochs + 1):
@@ -309,7 +310,7 @@ class MOPO:
                 last_return = row.get("return_mean", last_return)
                 rate = cfg.steps_per_epoch / max(row["epoch_seconds"], 1e-9)
                 shown = "none yet" if math.isnan(last_return) else f"{last_return:.0f}"
-                bar.update(description=f"MOPO epoch {epoch}, last evaluation {shown}, {rate:.0f} steps/s")
+                bar.update(description=f"{algorithm} epoch {epoch}, last evaluation {shown}, {rate:.0f} steps/s")
                 bar.advance(1)
         bound = model_bound(self.policy.predict, self.model_step, self.starts, rollouts=cfg.bound_rollouts, horizon=cfg.bound_horizon or self.horizon)
         last_eval = next((r for r in reversed(history) if "return_mean" in r), {})

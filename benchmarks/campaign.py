@@ -106,6 +106,7 @@ class Campaign(CampaignDocs):
             "lam": 0.0 if config["uncertainty"]["type"] == "zero" else resolved["lam"],
             "horizon": resolved["horizon"],
             "precision": resolved.get("precision", "fp32"),
+            **({"model_precision": resolved["model_precision"]} if "model_precision" in resolved else {}),
             "seed": config["seed"],
             "steps": results["gradient_steps"],
             "return_last": results["last"].get("return_mean"),

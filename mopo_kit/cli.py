@@ -30,18 +30,23 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-PRECISION_HELP = "the model's hidden-layer GEMMs when it predicts: fp32 (default), bf16, or auto (bf16 on a CPU with AMX-BF16/AVX512-BF16; docs/performance.md)"
+PRECISION_HELP = "the model's hidden-layer GEMMs when it predicts: fp32 (default), bf16, or auto (bf16 on a CPU with AMX-BF16/AVX512-BF16, for the model only where the penalty is bf16-tolerant; docs/performance.md)"
 
 
 def _add_precision_argument(p: argparse.ArgumentParser, help: str = PRECISION_HELP) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16", "auto"], help=help)
 
 
-def _set_model_precision(model: Any, spec: str | None, device: Any) -> str:
-    """Apply ``--precision`` to a loaded model (one without ``set_precision`` computes as it does)."""
-    from mopo_kit.precision import resolve_precision
+def _set_model_precision(model: Any, spec: str | None, device: Any, estimators: list[str]) -> str:
+    """Apply ``--precision`` to a loaded model (one without ``set_precision`` computes as it does).
 
-    precision = resolve_precision(spec or "fp32", device)
+    ``auto`` keeps it float32 unless every estimator named is bf16-tolerant (mopo_kit.precision).
+    """
+    from mopo_kit.plugins import get_registry
+    from mopo_kit.precision import model_precision
+
+    registry = get_registry()
+    precision = model_precision(spec or "fp32", device, [registry.get("uncertainty", name).factory for name in estimators])
     if callable(getattr(model, "set_precision", None)):
         model.set_precision(precision)
     return precision
@@ -291,7 +296,7 @@ def cmd_penalty_scale(args: argparse.Namespace) -> int:
         registry.get("uncertainty", name)  # a misspelled name is one line before any work
     data = load_dataset(args.dataset)
     model = load_dynamics(args.dynamics, dims=(data.obs_dim, data.act_dim), data_name=f"dataset '{args.dataset}'", device=device)
-    _set_model_precision(model, args.precision, device)
+    _set_model_precision(model, args.precision, device, names)
     rows = []
     for name in names:
         estimator = registry.create_on("uncertainty", name, {}, device)
@@ -323,7 +328,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model = load_dynamics(args.dynamics, device=device)
-    precision = _set_model_precision(model, args.precision, device)
     data, ood = load_dataset(args.data), load_dataset(args.ood)
     for name, d in (("--data", data), ("--ood", ood)):
         if (d.obs_dim, d.act_dim) != (model.obs_dim, model.act_dim):
@@ -332,6 +336,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             )
     registry = get_registry()
     names = args.estimators.split(",") if args.estimators else registry.names("uncertainty")
+    precision = _set_model_precision(model, args.precision, device, names)
     estimators = {name: registry.create_on("uncertainty", name, {}, device) for name in names}
     report, raw = calibrate(model, estimators, data, ood, max_points=args.max_points, seed=args.seed, dynamics_name=str(args.dynamics))
     report.precision = precision

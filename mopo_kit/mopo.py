@@ -44,7 +44,7 @@ from mopo_kit.evaluation import evaluate_in_env, model_bound
 from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.penalty_scale import PenaltyScale, penalty_scale
 from mopo_kit.plugins import get_plugins, get_registry
-from mopo_kit.precision import resolve_precision
+from mopo_kit.precision import model_precision, resolve_precision
 from mopo_kit.progress import progress_bar
 from mopo_kit.run_check import check_run_dir
 from mopo_kit.stop import StopRequested, signal_name, stop_requested
@@ -152,6 +152,9 @@ class MOPO:
         registry = get_registry()
         self.device = resolve_device(cfg.device, flag="config key 'device' =")  # before any work
         self.precision = resolve_precision(cfg.precision, self.device)
+        # the model's: under ``auto``, bf16 only where the run's penalty tolerates it (mopo_kit.precision)
+        penalty = self._objects["uncertainty"] or registry.get("uncertainty", cfg.uncertainty.type).factory
+        self.model_precision = model_precision(cfg.precision, self.device, [penalty])
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         self.data = self._objects["dataset"] or load_dataset(cfg.dataset)
@@ -180,7 +183,7 @@ class MOPO:
         if self._objects["dynamics"] is not None and callable(getattr(self.dynamics, "to", None)):
             self.dynamics.to(self.device)  # an object handed in computes where the run does
         if callable(getattr(self.dynamics, "set_precision", None)):  # a model without it computes as it does
-            self.dynamics.set_precision(self.precision)
+            self.dynamics.set_precision(self.model_precision)
         if self._objects["uncertainty"] is not None:
             self.estimator = self._objects["uncertainty"]
         else:
@@ -375,7 +378,7 @@ class MOPO:
                 "horizon": self.horizon,
                 "lam": self.lam,
                 "transitions": len(self.data),
-                **({"precision": self.precision} if hasattr(self, "precision") else {}),
+                **({"precision": self.precision, "model_precision": self.model_precision} if hasattr(self, "model_precision") else {}),
                 **({"kappa": self.config.kappa, "penalty_scale": scale.to_json()} if (scale := getattr(self, "penalty_scale", None) or getattr(self, "_saved_scale", None)) else {}),
             },
             "components": {

@@ -9,12 +9,14 @@ log-variance; action mean and log-std; the critics' last layer, hence Q-values a
 the penalty and everything accumulated stay float32. The dynamics fit has its own switch
 (``EnsembleConfig.fit_precision``, ``train-dynamics --precision``).
 ``auto`` picks bf16 where the CPU has those units and float32 elsewhere (CUDA included, until it
-is measured there). The default is ``fp32`` until the quality check of ``bf16`` is committed
+is measured there) — and, for the model, only where every penalty it computes is
+``bf16_tolerant`` (:func:`model_precision`). The default is ``fp32`` until the quality check of ``bf16`` is committed
 (``benchmarks/bench_precision.py``; docs/performance.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 
 import torch
@@ -56,3 +58,28 @@ def resolve_precision(spec: str, device: torch.device) -> str:
 
 def compute_dtype(precision: str) -> torch.dtype:
     return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def bf16_tolerant(estimator: object) -> bool:
+    """Whether an estimator (object or factory) declares its u unchanged by a bf16 model forward.
+
+    A class attribute ``bf16_tolerant = True`` is that declaration, made where it was measured
+    (``benchmarks/bench_precision.py``: within 1 % median and 5 % p99 of float32 on the models
+    measured, docs/performance.md). Anything that does not say so — the disagreement-based
+    estimators, a plugin's — is taken as not tolerant.
+    """
+    return getattr(estimator, "bf16_tolerant", False) is True
+
+
+def model_precision(spec: str, device: torch.device, estimators: Iterable[object]) -> str:
+    """The dynamics model's precision for a run (or a report) that computes these estimators' u.
+
+    As :func:`resolve_precision`, except that ``auto`` keeps the model float32 unless every
+    estimator is :func:`bf16_tolerant`: ``wasserstein`` and ``mmd`` measure the members'
+    disagreement, a small difference that bf16 rounding moves by 2–3 % (median). An explicit
+    ``bf16`` is taken as asked.
+    """
+    resolved = resolve_precision(spec, device)
+    if spec == "auto" and resolved == "bf16" and not all(bf16_tolerant(e) for e in estimators):
+        return "fp32"
+    return resolved

@@ -59,7 +59,7 @@ def test_python_composition_writes_a_complete_run(hopper_file, tmp_path, monkeyp
     saved = json.loads((run / "config.json").read_text())
     assert saved["components"]["uncertainty"]["plugin"] == "mopo_kit.uncertainty.builtin"
     assert {"mopo_kit.envs.tasks", "example"} <= {p["name"] for p in saved["plugins"]}
-    assert saved["resolved"] == {"task": "hopper", "horizon": 3, "lam": 1.0, "transitions": 1500, "precision": "fp32"}
+    assert saved["resolved"] == {"task": "hopper", "horizon": 3, "lam": 1.0, "transitions": 1500, "precision": "fp32", "model_precision": "fp32"}
     results = json.loads((run / "results.json").read_text())
     assert results["last"]["epoch"] == 4 and "normalized_mean" in results["last"]
     bound = results["bound"]

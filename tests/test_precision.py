@@ -9,6 +9,7 @@ from mopo_kit.config import MOPOConfig
 from mopo_kit.dynamics.gaussian_ensemble import GaussianEnsemble
 from mopo_kit.errors import MopoKitError
 from mopo_kit.precision import cpu_bf16_units, resolve_precision
+from tests.test_mopo import hopper_file  # noqa: F401  (module fixture)
 
 
 def _model() -> GaussianEnsemble:
@@ -114,3 +115,37 @@ def test_the_fit_precision_benchmark_compares_two_fits_of_one_seed(tmp_path):
     assert result["fp32_seed_spread"]["test_mse"] > 0
     speed = bench_fit_precision.step_seconds(3, 2, steps=2, repeats=1)
     assert set(speed["ms_per_step"]) == {"fp32", "bf16"} and speed["ratio"] > 0
+
+
+def test_auto_runs_the_model_in_bf16_only_for_penalties_that_tolerate_it(monkeypatch):
+    import mopo_kit.precision as precision
+    from mopo_kit.uncertainty.builtin import MMD, MaxAleatoric, TotalVariation, Wasserstein, Zero
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ("avx512_bf16",))
+    assert precision.model_precision("auto", cpu, [MaxAleatoric]) == "bf16"
+    assert precision.model_precision("auto", cpu, [TotalVariation(), Zero]) == "bf16"  # objects or factories
+    assert precision.model_precision("auto", cpu, [Wasserstein]) == "fp32"  # the members' disagreement: 2-3 % off
+    assert precision.model_precision("auto", cpu, [MaxAleatoric, MMD]) == "fp32"  # every penalty computed must tolerate it
+    assert precision.model_precision("auto", cpu, [lambda **_: None]) == "fp32"  # a plugin that does not say
+    assert precision.model_precision("bf16", cpu, [Wasserstein]) == "bf16"  # asked for explicitly: as asked
+    assert precision.model_precision("fp32", cpu, [MaxAleatoric]) == "fp32"
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ())
+    assert precision.model_precision("auto", cpu, [MaxAleatoric]) == "fp32"  # no bf16 units: float32 throughout
+
+
+@pytest.mark.parametrize(("estimator", "expected"), [("max_aleatoric", "bf16"), ("wasserstein", "fp32")])
+def test_a_run_under_auto_records_the_model_precision_its_penalty_allows(hopper_file, tmp_path, monkeypatch, estimator, expected):  # noqa: F811
+    import json
+
+    import mopo_kit.precision as precision
+    from mopo_kit.mopo import MOPO
+    from tests.test_mopo import TINY
+
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ("avx512_bf16",))
+    config = MOPOConfig(dataset=str(hopper_file), uncertainty={"type": estimator, "params": {}}, precision="auto", **{**TINY, "epochs": 1})
+    model = MOPO(config)
+    model.fit(tmp_path / "run")
+    resolved = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]
+    assert resolved["precision"] == "bf16" and resolved["model_precision"] == expected  # SAC in bf16 either way
+    assert model.dynamics.precision == expected

@@ -25,7 +25,7 @@ from mopo_kit.errors import MopoKitError
 from mopo_kit.evaluation import evaluate_in_env, model_bound
 from mopo_kit.experiments.calibration import calibrate
 from mopo_kit.plugins import get_registry
-from mopo_kit.precision import resolve_precision
+from mopo_kit.precision import model_precision
 
 
 def evaluate_run(
@@ -54,11 +54,14 @@ def evaluate_run(
     if is_dynamics_dir(dynamics_dir):
         data = load_dataset(config.dataset)
         dynamics = load_dynamics(dynamics_dir, dims=(data.obs_dim, data.act_dim), data_name=f"dataset '{config.dataset}'", device=device)
-        # the model's precision: as asked, else the run's own (``precision`` of mopo_kit.precision)
-        report["precision"] = resolve_precision(precision or config.precision, device)
+        # the model's precision: as asked, else the run's own; under ``auto`` float32 unless every
+        # penalty computed here tolerates bf16 (``model_precision`` of mopo_kit.precision)
+        registry = get_registry()
+        names = {config.uncertainty.type, *([on_policy_estimator or config.uncertainty.type] if on_policy_steps > 0 else [])}
+        penalties = [registry.get("uncertainty", name).factory for name in sorted(names)]
+        report["precision"] = model_precision(precision or config.precision, device, penalties)
         if callable(getattr(dynamics, "set_precision", None)):
             dynamics.set_precision(report["precision"])
-        registry = get_registry()
         estimator = registry.create_on("uncertainty", config.uncertainty.type, config.uncertainty.params, device)
         estimator.fit(data, dynamics)
         step = ModelStep(dynamics, estimator, resolved["lam"], task.termination_fn, generator_on(device, seed))

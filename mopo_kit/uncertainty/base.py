@@ -30,6 +30,10 @@ class ClosedFormEstimator:
     """Base for estimators computed from the ensemble prediction alone (nothing to fit)."""
 
     ipm: str = "none"
+    #: True only where measured: u within 1 % (median) / 5 % (p99) of float32 when the model's
+    #: forward runs in bf16; ``--precision auto`` keeps the model float32 for any other estimator
+    #: (:func:`mopo_kit.precision.model_precision`)
+    bf16_tolerant: bool = False
 
     def fit(self, data: Any, dynamics: Any) -> None:  # noqa: D401 - nothing to fit
         return None

@@ -57,8 +57,8 @@ def evaluate_run(
         # the model's precision: as asked, else the run's own; under ``auto`` float32 unless every
         # penalty computed here tolerates bf16 (``model_precision`` of mopo_kit.precision)
         registry = get_registry()
-        names = {config.uncertainty.type, *([on_policy_estimator or config.uncertainty.type] if on_policy_steps > 0 else [])}
-        penalties = [registry.get("uncertainty", name).factory for name in sorted(names)]
+        names = {config.uncertainty.type} | ({on_policy_estimator} if on_policy_steps > 0 and on_policy_estimator else set())
+        penalties = [registry.get("uncertainty", name).factory for name in names]
         report["precision"] = model_precision(precision or config.precision, device, penalties)
         if callable(getattr(dynamics, "set_precision", None)):
             dynamics.set_precision(report["precision"])

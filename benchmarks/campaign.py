@@ -71,6 +71,12 @@ class Campaign(CampaignDocs):
     #: "progress" (:meth:`progress_markdown`)
     docs: tuple[tuple[str, str], ...] = ()
     paper_label: str = "paper"  # what the summary calls the reference numbers ("talk" for the D4RL table)
+    #: every trial's ``precision``, written into the sweep's base settings rather than left to
+    #: ``MOPOConfig``'s default: a campaign's runs share one code path and precision, so a later
+    #: change of the toolkit's default (e.g. to ``auto``) never mixes precisions inside one table.
+    #: float32 for the result tables, so a deeper stage's run retraces the shorter one to the bit
+    #: (``deeper_run_checks``); ``benchmarks/precision_check.py`` sets bf16.
+    precision: str = "fp32"
 
     def method_of(self, uncertainty: str) -> str:
         return next((m for m, u in self.methods.items() if u == uncertainty), uncertainty)
@@ -82,6 +88,7 @@ class Campaign(CampaignDocs):
             "eval_every": EVAL_EVERY,
             "eval_episodes": EVAL_EPISODES,
             "checkpoint_every": EVAL_EVERY,
+            "precision": self.precision,
         }
         grid = {"dataset": cells, "uncertainty": [self.methods[m] for m in methods], **self.fixed, "seed": seeds}
         return SweepSpec(name=self.name, grid=grid, base=base, dynamics={"max_epochs": MODEL_MAX_EPOCHS})

@@ -36,7 +36,6 @@ from run_stats import TAIL_EVALS, tail_mean  # noqa: E402
 from common import ROOT  # noqa: E402
 
 from mopo_kit.experiments.compare import versus  # noqa: E402
-from mopo_kit.experiments.sweep import SweepSpec  # noqa: E402
 
 CELLS = ("hopper-random", "halfcheetah-random")
 PRECISION = "bf16"
@@ -49,21 +48,13 @@ DOC = ROOT / "docs" / "performance.md"
 DOC_MARKER = "<!-- begin generated: python benchmarks/precision_check.py --write-docs -->"
 
 
-class PrecisionCheck(Campaign):
-    """The D4RL table's stage-1 settings for MOPO, with every run in :data:`PRECISION`."""
-
-    def sweep_spec(self, cells: list[str], methods: list[str], seeds: list[int], steps: int) -> SweepSpec:
-        spec = super().sweep_spec(cells, methods, seeds, steps)
-        spec.base["precision"] = PRECISION
-        return spec
-
-
-CHECK = PrecisionCheck(
+CHECK = Campaign(
     name="precision-check",
     results=ROOT / "benchmarks" / "results" / "precision_check",
     stages={1: Stage(CELLS, 100_000, methods=("mopo",), label="MOPO in bf16")},
     methods={"mopo": "max_aleatoric"},
     script="precision_check.py",
+    precision=PRECISION,  # the D4RL table's stage-1 settings for MOPO, every run in bf16
 )
 
 

@@ -292,3 +292,19 @@ def test_a_campaign_under_sigterm_stops_the_graceful_way(capsys):
     assert stopped == [143]
     assert "[toy] sweep stopped by SIGTERM" in capsys.readouterr().err
     assert stop_requested() is None, "the flag does not outlive the campaign"
+
+
+@pytest.mark.parametrize("module, campaign", [("d4rl_table", "D4RL"), ("ood_table", "OOD"), ("penalty_design", "STUDY")])
+def test_result_campaigns_write_float32_into_every_trial_not_the_toolkits_default(module, campaign):
+    """A campaign's runs share one precision: its trials carry ``precision`` explicitly, so new
+    trials of a running table stay float32 when ``MOPOConfig``'s default changes (to ``auto``)."""
+    import importlib
+
+    from mopo_kit.config import MOPOConfig
+
+    table = getattr(importlib.import_module(module), campaign)
+    for stage in table.stages.values():
+        spec = table.sweep_spec(list(stage.cells), list(table.methods), [0], stage.steps)
+        assert spec.base["precision"] == "fp32"
+        for point in spec.trials():
+            assert MOPOConfig.from_dict({**spec.base, **point}).precision == "fp32", (module, point)

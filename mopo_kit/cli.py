@@ -43,10 +43,10 @@ def _set_model_precision(model: Any, spec: str | None, device: Any, estimators: 
     ``auto`` keeps it float32 unless every estimator named is bf16-tolerant (mopo_kit.precision).
     """
     from mopo_kit.plugins import get_registry
-    from mopo_kit.precision import model_precision
+    from mopo_kit.precision import DEFAULT_PRECISION, model_precision
 
     registry = get_registry()
-    precision = model_precision(spec or "fp32", device, [registry.get("uncertainty", name).factory for name in estimators])
+    precision = model_precision(spec or DEFAULT_PRECISION, device, [registry.get("uncertainty", name).factory for name in estimators])
     if callable(getattr(model, "set_precision", None)):
         model.set_precision(precision)
     return precision
@@ -495,7 +495,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     out = Path(args.output)
-    results = run_demo(out, DemoSettings(task=args.task, device=str(device), precision=args.precision or "fp32"))
+    results = run_demo(out, DemoSettings(task=args.task, device=str(device), precision=args.precision or DemoSettings.precision))
     rows = [
         ("data: batch mean", f"{results['return_mean']:.1f}", ""),
         ("data: batch max", f"{results['return_max']:.1f}", ""),

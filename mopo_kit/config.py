@@ -15,7 +15,7 @@ import tomllib
 
 from mopo_kit.device import check_device_spec
 from mopo_kit.errors import MopoKitError
-from mopo_kit.precision import check_precision
+from mopo_kit.precision import DEFAULT_PRECISION, check_precision
 from mopo_kit.validation import NON_NEGATIVE, POSITIVE_INT, SEED, Range, check_fields
 
 
@@ -114,7 +114,7 @@ class MOPOConfig:
     #: Precision of the hidden-layer GEMMs of the model rollouts and the SAC updates: "fp32",
     #: "bf16" or "auto" (bf16 on a CPU with bfloat16 matrix units). Resolved and recorded in the
     #: run (``mopo_kit.precision``).
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
         for key in ("dynamics", "uncertainty", "policy"):  # accept names and plain dicts too

@@ -58,6 +58,18 @@ def test_precision_is_checked_and_auto_follows_the_cpu():
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
 
 
+def test_runs_and_the_demo_share_one_default_precision():
+    """MOPOConfig, the demo and the reporting commands take ``DEFAULT_PRECISION`` when none is
+    given: switching the toolkit to ``auto`` changes that one constant and nothing can lag."""
+    from mopo_kit.experiments.demo import DemoSettings
+    from mopo_kit.precision import DEFAULT_PRECISION, PRECISIONS
+
+    assert DEFAULT_PRECISION in PRECISIONS
+    assert MOPOConfig().precision == DEFAULT_PRECISION
+    assert MOPOConfig.from_dict({}).precision == DEFAULT_PRECISION
+    assert DemoSettings().precision == DEFAULT_PRECISION
+
+
 def test_precision_is_taken_and_recorded_by_train_and_evaluate(tmp_path, run_cli):
     import json
 

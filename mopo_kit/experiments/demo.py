@@ -36,6 +36,7 @@ from mopo_kit.dynamics.gaussian_ensemble import EnsembleConfig, GaussianEnsemble
 from mopo_kit.envs.tasks import get_task
 from mopo_kit.fileio import atomic_write_bytes
 from mopo_kit.mopo import MOPO
+from mopo_kit.precision import DEFAULT_PRECISION
 
 
 @dataclass
@@ -57,7 +58,7 @@ class DemoSettings:
     eval_episodes: int = 10
     seed: int = 0
     device: str = "auto"  # where the ensemble, the model MDP and SAC compute
-    precision: str = "fp32"  # of the model rollouts (mopo_kit.precision); README's numbers are fp32
+    precision: str = DEFAULT_PRECISION  # of the rollouts and SAC updates (mopo_kit.precision)
     methods: tuple[tuple[str, str, float | None], ...] = (
         ("MOPO (max_aleatoric)", "max_aleatoric", None),
         ("MBPO (λ = 0)", "zero", 0.0),

@@ -11,12 +11,14 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from mopo_kit.config import MOPOConfig
 from mopo_kit.data.collect import collect_transitions, uniform_random_policy
 from mopo_kit.data.d4rl_io import write_d4rl_hdf5
 from mopo_kit.envs.tasks import HOPPER
 from mopo_kit.mopo import MOPO
+from mopo_kit.precision import DEFAULT_PRECISION, resolve_precision
 
 TINY = {
     "task": "hopper",
@@ -59,7 +61,10 @@ def test_python_composition_writes_a_complete_run(hopper_file, tmp_path, monkeyp
     saved = json.loads((run / "config.json").read_text())
     assert saved["components"]["uncertainty"]["plugin"] == "mopo_kit.uncertainty.builtin"
     assert {"mopo_kit.envs.tasks", "example"} <= {p["name"] for p in saved["plugins"]}
-    assert saved["resolved"] == {"task": "hopper", "horizon": 3, "lam": 1.0, "transitions": 1500, "precision": "fp32", "model_precision": "fp32"}
+    # SAC follows the default precision on this CPU; the model stays float32 under any default,
+    # since ensemble_disagreement does not declare itself bf16-tolerant
+    sac_precision = resolve_precision(DEFAULT_PRECISION, torch.device("cpu"))
+    assert saved["resolved"] == {"task": "hopper", "horizon": 3, "lam": 1.0, "transitions": 1500, "precision": sac_precision, "model_precision": "fp32"}
     results = json.loads((run / "results.json").read_text())
     assert results["last"]["epoch"] == 4 and "normalized_mean" in results["last"]
     bound = results["bound"]

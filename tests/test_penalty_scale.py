@@ -25,6 +25,7 @@ def _mean_penalty_on_data(run, estimator) -> float:
 
     data = load_dataset(saved["config"]["dataset"])
     model = load_dynamics(run / "dynamics", dims=(data.obs_dim, data.act_dim))
+    model.set_precision(saved["resolved"]["model_precision"])  # as the run's κ → λ saw it (bf16 under auto on a bf16 CPU)
     with torch.inference_mode():
         obs, act = torch.as_tensor(data.observations), torch.as_tensor(data.actions)
         u = estimator(obs, act, model.predict(obs, act)).double()

@@ -112,8 +112,8 @@ class MOPOConfig:
     #: MDP, the replay buffer and SAC; results and checkpoints load on any device.
     device: str = "auto"
     #: Precision of the hidden-layer GEMMs of the model rollouts and the SAC updates: "fp32",
-    #: "bf16" or "auto" (bf16 on a CPU with bfloat16 matrix units). Resolved and recorded in the
-    #: run (``mopo_kit.precision``).
+    #: "bf16" or "auto" (the default: bf16 on a CPU with bfloat16 matrix units, for the model only
+    #: where the penalty is bf16-tolerant). Resolved and recorded in the run (``mopo_kit.precision``).
     precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:

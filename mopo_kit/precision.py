@@ -10,8 +10,9 @@ the penalty and everything accumulated stay float32. The dynamics fit has its ow
 (``EnsembleConfig.fit_precision``, ``train-dynamics --precision``).
 ``auto`` picks bf16 where the CPU has those units and float32 elsewhere (CUDA included, until it
 is measured there) — and, for the model, only where every penalty it computes is
-``bf16_tolerant`` (:func:`model_precision`). The default is ``fp32`` until the quality check of ``bf16`` is committed
-(``benchmarks/bench_precision.py``; docs/performance.md).
+``bf16_tolerant`` (:func:`model_precision`). The default is ``auto`` since the quality checks of
+``bf16`` — the penalty (``benchmarks/bench_precision.py``) and SAC's learning
+(``benchmarks/precision_check.py``) — are committed (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mopo_kit.errors import MopoKitError
 PRECISIONS = ("fp32", "bf16", "auto")
 #: what a run, the demo and the reporting commands use when no precision is given; one place, so
 #: the switch to ``auto`` (issue 33 item 6: after the bf16 learning check is committed) is one line
-DEFAULT_PRECISION = "fp32"
+DEFAULT_PRECISION = "auto"
 #: /proc/cpuinfo flags of bfloat16 matrix units
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 

@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-PRECISION_HELP = "the model's hidden-layer GEMMs when it predicts: fp32 (default), bf16, or auto (bf16 on a CPU with AMX-BF16/AVX512-BF16, for the model only where the penalty is bf16-tolerant; docs/performance.md)"
+PRECISION_HELP = "the hidden-layer GEMMs of the model rollouts and SAC updates: fp32, bf16, or auto (default: bf16 on a CPU with AMX-BF16/AVX512-BF16, for the model only where the penalty is bf16-tolerant; fp32 elsewhere; docs/performance.md)"
 
 
 def _add_precision_argument(p: argparse.ArgumentParser, help: str = PRECISION_HELP) -> None:

@@ -80,7 +80,8 @@ def model_precision(spec: str, device: torch.device, estimators: Iterable[object
 
     As :func:`resolve_precision`, except that ``auto`` keeps the model float32 unless every
     estimator is :func:`bf16_tolerant`: ``wasserstein`` and ``mmd`` measure the members'
-    disagreement, a small difference that bf16 rounding moves by 2–3 % (median). An explicit
+    disagreement, a small difference that bf16 rounding moves by 1.3–2.6 % (median) on the five
+    models measured (docs/performance.md). An explicit
     ``bf16`` is taken as asked.
     """
     resolved = resolve_precision(spec, device)

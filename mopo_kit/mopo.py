@@ -155,6 +155,7 @@ class MOPO:
         # the model's: under ``auto``, bf16 only where the run's penalty tolerates it (mopo_kit.precision)
         penalty = self._objects["uncertainty"] or registry.get("uncertainty", cfg.uncertainty.type).factory
         self.model_precision = model_precision(cfg.precision, self.device, [penalty])
+        self._keep_saved_precision(run_dir)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         self.data = self._objects["dataset"] or load_dataset(cfg.dataset)
@@ -209,6 +210,22 @@ class MOPO:
         if callable(getattr(self.policy, "set_precision", None)):  # an optimizer without it computes as it does
             self.policy.set_precision(self.precision)
 
+    def _keep_saved_precision(self, run_dir: Path | None) -> None:
+        """A resumed ``auto`` run keeps the precisions it resolved at its start, as a κ run keeps its λ.
+
+        ``auto`` follows the machine; re-resolved on another one (a CPU without bf16 units, a GPU)
+        it would change the run's arithmetic half-way without a word. Kept, the run computes as it
+        began (bf16 works everywhere, if slower without the units), and the difference is said.
+        """
+        saved = getattr(self, "_saved_precision", None)
+        if self.config.precision != "auto" or saved is None:
+            return
+        here = (self.precision, self.model_precision)
+        if saved != here:
+            print(f"mopo-kit: {run_dir}: precision 'auto' resolved to SAC {saved[0]}, model {saved[1]} when this run started; "
+                  f"it continues so (this machine would pick {here[0]}, {here[1]} for a new run)", file=sys.stderr)
+        self.precision, self.model_precision = saved
+
     def _dynamics(self, run_dir: Path | None) -> Any:
         cfg = self.config
         registry = get_registry()
@@ -259,6 +276,7 @@ class MOPO:
         # read before _build rewrites config.json: a resumed κ run keeps the λ it started with, and
         # a moved run (mopo_kit.experiments.pack) the record of its moves
         self._saved_scale = _saved_penalty_scale(run) if resume else None
+        self._saved_precision = _saved_precisions(run) if resume else None
         self._moves: list[dict[str, Any]] = _saved_moves(run) if resume else []
         self._build(run)
         start_epoch, history, partial = 0, [], 0
@@ -434,6 +452,17 @@ def _saved_penalty_scale(run_dir: Path | None) -> PenaltyScale | None:
         return None
     saved = json.loads(path.read_text()).get("resolved", {}).get("penalty_scale")
     return PenaltyScale(**saved) if saved else None  # the config (hence the estimator) is the run's own
+
+
+def _saved_precisions(run_dir: Path | None) -> tuple[str, str] | None:
+    """The (SAC, model) precisions a run resolved at its start, from its ``config.json``; None before they were recorded."""
+    path = run_dir / "config.json" if run_dir is not None else None
+    if path is None or not path.exists():
+        return None
+    resolved = json.loads(path.read_text()).get("resolved", {})
+    if "precision" not in resolved or "model_precision" not in resolved:
+        return None
+    return str(resolved["precision"]), str(resolved["model_precision"])
 
 
 def _saved_moves(run_dir: Path | None) -> list[dict[str, Any]]:

@@ -161,3 +161,29 @@ def test_a_run_under_auto_records_the_model_precision_its_penalty_allows(hopper_
     resolved = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]
     assert resolved["precision"] == "bf16" and resolved["model_precision"] == expected  # SAC in bf16 either way
     assert model.dynamics.precision == expected
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_started_with_on_another_machine(hopper_file, tmp_path, monkeypatch, capsys):  # noqa: F811
+    import json
+
+    import mopo_kit.precision as precision
+    from mopo_kit.mopo import MOPO
+    from tests.test_mopo import TINY
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ("avx512_bf16",))
+    config = MOPOConfig(dataset=str(hopper_file), uncertainty={"type": "max_aleatoric", "params": {}}, precision="auto", **{**TINY, "epochs": 1})
+    MOPO(config).fit(run)
+    capsys.readouterr()
+    MOPO.resume(run, epochs=2)  # the same machine: nothing to say
+    assert "precision 'auto'" not in capsys.readouterr().err
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ())  # moved to a CPU without bf16 units
+    result = MOPO.resume(run, epochs=3)
+    err = capsys.readouterr().err
+    assert "precision 'auto' resolved to SAC bf16, model bf16 when this run started" in err and "would pick fp32, fp32" in err
+    resolved = json.loads((run / "config.json").read_text())["resolved"]
+    assert (resolved["precision"], resolved["model_precision"]) == ("bf16", "bf16")
+    assert len(result.history) == 3
+    fresh = MOPO(MOPOConfig(dataset=str(hopper_file), precision="auto", **{**TINY, "epochs": 1}))
+    fresh.fit(tmp_path / "fresh")  # a new run on this machine resolves afresh
+    assert json.loads((tmp_path / "fresh" / "config.json").read_text())["resolved"]["precision"] == "fp32"

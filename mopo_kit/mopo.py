@@ -211,19 +211,24 @@ class MOPO:
             self.policy.set_precision(self.precision)
 
     def _keep_saved_precision(self, run_dir: Path | None) -> None:
-        """A resumed ``auto`` run keeps the precisions it resolved at its start, as a κ run keeps its λ.
+        """A resumed ``auto`` run on a CPU keeps the precisions it resolved at its start, as a κ run keeps its λ.
 
-        ``auto`` follows the machine; re-resolved on another one (a CPU without bf16 units, a GPU)
-        it would change the run's arithmetic half-way without a word. Kept, the run computes as it
-        began (bf16 works everywhere, if slower without the units), and the difference is said.
+        ``auto`` follows the machine; re-resolved on another CPU (one without bf16 units) it would
+        change the run's arithmetic half-way without a word. Kept, the run computes as it began
+        (bf16 runs on any CPU, slower without the units), and the difference is said. A run moved
+        to a GPU (``--device cuda``) takes that device's ``auto`` (float32: bf16 is not measured
+        there); the device change already restarted its random streams, and that is said too.
         """
         saved = getattr(self, "_saved_precision", None)
-        if self.config.precision != "auto" or saved is None:
-            return
         here = (self.precision, self.model_precision)
-        if saved != here:
-            print(f"mopo-kit: {run_dir}: precision 'auto' resolved to SAC {saved[0]}, model {saved[1]} when this run started; "
-                  f"it continues so (this machine would pick {here[0]}, {here[1]} for a new run)", file=sys.stderr)
+        if self.config.precision != "auto" or saved is None or saved == here:
+            return
+        began = f"precision 'auto' resolved to SAC {saved[0]}, model {saved[1]} when this run started"
+        if self.device.type != "cpu":
+            print(f"mopo-kit: {run_dir}: {began}; on {self.device.type} it continues in SAC {here[0]}, model {here[1]} "
+                  "(auto's choice there: bf16 is not measured on this device)", file=sys.stderr)
+            return
+        print(f"mopo-kit: {run_dir}: {began}; it continues so (this machine would pick {here[0]}, {here[1]} for a new run)", file=sys.stderr)
         self.precision, self.model_precision = saved
 
     def _dynamics(self, run_dir: Path | None) -> Any:

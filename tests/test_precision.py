@@ -187,3 +187,22 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_with_on_another_machi
     fresh = MOPO(MOPOConfig(dataset=str(hopper_file), precision="auto", **{**TINY, "epochs": 1}))
     fresh.fit(tmp_path / "fresh")  # a new run on this machine resolves afresh
     assert json.loads((tmp_path / "fresh" / "config.json").read_text())["resolved"]["precision"] == "fp32"
+
+
+def test_a_bf16_auto_run_moved_to_a_gpu_takes_the_gpus_auto_and_says_so(capsys):
+    """No GPU is needed to check the rule: a resumed run on cuda re-resolves ``auto`` (float32 there)."""
+    from types import SimpleNamespace
+
+    from mopo_kit.mopo import MOPO
+
+    run = MOPO.__new__(MOPO)  # only the state the rule reads, as _build leaves it on a cuda resume
+    run.config = SimpleNamespace(precision="auto")
+    run.device = torch.device("cuda")
+    run._saved_precision = ("bf16", "bf16")
+    run.precision, run.model_precision = resolve_precision("auto", run.device), "fp32"
+    run._keep_saved_precision(None)
+    assert (run.precision, run.model_precision) == ("fp32", "fp32")
+    assert "on cuda it continues in SAC fp32, model fp32" in capsys.readouterr().err
+    run.device = torch.device("cpu")
+    run._keep_saved_precision(None)  # the same resume on a CPU keeps the run's own
+    assert (run.precision, run.model_precision) == ("bf16", "bf16")

@@ -278,11 +278,12 @@ class MOPO:
         cfg = self.config
         if run is not None and resume:
             recover_checkpoint(run)
-        # read before _build rewrites config.json: a resumed κ run keeps the λ it started with, and
-        # a moved run (mopo_kit.experiments.pack) the record of its moves
-        self._saved_scale = _saved_penalty_scale(run) if resume else None
-        self._saved_precision = _saved_precisions(run) if resume else None
-        self._moves: list[dict[str, Any]] = _saved_moves(run) if resume else []
+        # read once, before _build rewrites config.json: a resumed κ run keeps the λ it started with,
+        # an `auto` run its precisions, and a moved run (mopo_kit.experiments.pack) the record of its moves
+        saved = _saved_run_record(run) if resume else {}
+        self._saved_scale = _saved_penalty_scale(saved)
+        self._saved_precision = _saved_precisions(saved)
+        self._moves: list[dict[str, Any]] = list(saved.get("moves", []))
         self._build(run)
         start_epoch, history, partial = 0, [], 0
         if run is not None:
@@ -450,32 +451,29 @@ class MOPO:
             _rmtree(old)
 
 
-def _saved_penalty_scale(run_dir: Path | None) -> PenaltyScale | None:
-    """The scale a run resolved κ with, from its ``config.json``: a resume keeps its λ to the bit."""
+def _saved_run_record(run_dir: Path | None) -> dict[str, Any]:
+    """A run's ``config.json`` as its start wrote it, read once per resume ({} for a run without one).
+
+    Read before ``_build`` rewrites the file: what the run resolved at its start (κ's scale, the
+    precisions) and the record of its moves (``mopo-kit pack``) must outlive the rewrite."""
     path = run_dir / "config.json" if run_dir is not None else None
     if path is None or not path.exists():
-        return None
-    saved = json.loads(path.read_text()).get("resolved", {}).get("penalty_scale")
+        return {}
+    return dict(json.loads(path.read_text()))
+
+
+def _saved_penalty_scale(record: dict[str, Any]) -> PenaltyScale | None:
+    """The scale a run resolved κ with: a resume keeps its λ to the bit."""
+    saved = record.get("resolved", {}).get("penalty_scale")
     return PenaltyScale(**saved) if saved else None  # the config (hence the estimator) is the run's own
 
 
-def _saved_precisions(run_dir: Path | None) -> tuple[str, str] | None:
-    """The (SAC, model) precisions a run resolved at its start, from its ``config.json``; None before they were recorded."""
-    path = run_dir / "config.json" if run_dir is not None else None
-    if path is None or not path.exists():
-        return None
-    resolved = json.loads(path.read_text()).get("resolved", {})
+def _saved_precisions(record: dict[str, Any]) -> tuple[str, str] | None:
+    """The (SAC, model) precisions a run resolved at its start; None before they were recorded."""
+    resolved = record.get("resolved", {})
     if "precision" not in resolved or "model_precision" not in resolved:
         return None
     return str(resolved["precision"]), str(resolved["model_precision"])
-
-
-def _saved_moves(run_dir: Path | None) -> list[dict[str, Any]]:
-    """The machines a run moved between (``mopo-kit pack``), from its ``config.json``."""
-    path = run_dir / "config.json" if run_dir is not None else None
-    if path is None or not path.exists():
-        return []
-    return list(json.loads(path.read_text()).get("moves", []))
 
 
 def _rmtree(path: Path) -> None:

@@ -22,6 +22,7 @@ import argparse
 import json
 import shlex
 import sys
+from collections import Counter
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -113,6 +114,17 @@ class StudyQueue:
         return points
 
 
+def status_summary(records: list[dict[str, Any]], cells: list[str], grid: dict[str, Any], *, left: int) -> str:
+    """One line after ``--status``'s rows: what is published, by role, and what is left — so a
+    complete study says so instead of printing nothing (its queue lists only unpublished runs)."""
+    mine = [r for r in records if r["dataset"] in cells]
+    by_role = Counter(str(r["role"]) for r in mine)
+    roles = ", ".join(f"{by_role[role]} {role}" for role in ("tuning", "report", "paper_kappa") if by_role[role])
+    unfrozen = [c for c in cells if c not in grid]
+    tail = f"; not started (κ grid not frozen yet): {', '.join(unfrozen)}" if unfrozen else ""
+    return f"{len(mine)} run(s) published ({roles or 'none'}); {left} to run in the frozen cells{tail}"
+
+
 # ------------------------------------------------------------------------------------ models
 def fit_models(cells: list[str], sweep_dir: Path, *, workers: int, threads: int | None, device: str | None, say: Callable[[str], None]) -> int:
     """Fit every shared model the study will need for ``cells`` — the tuning seed's and the report
@@ -179,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     # stay busy across cells, and a cell's report runs go first as soon as its tuning has picked κ
     spec = spec_for(next_points(set()), sweep_dir)
     if args.status:
-        for row in STUDY.status(spec, sweep_dir, budget):
+        rows = STUDY.status(spec, sweep_dir, budget)
+        for row in rows:
             print(json.dumps(row))
+        say(status_summary(STUDY.records(), cells, grid, left=len(rows)))
         return 0
     for path in STUDY.publish_finished(spec, sweep_dir, budget, command):
         say(f"published {path.name}")

@@ -406,3 +406,14 @@ def test_models_only_fits_each_cells_tuning_and_report_models_with_the_trials_ow
     for point in trial_points:
         job = model_job(trial_spec, sweep, point)
         assert call["jobs"][job["target"]] == job, f"{job['target']}: the trial would fit another model"
+
+
+def test_status_says_what_is_published_and_left_even_when_nothing_is_left():
+    from penalty_study import status_summary
+
+    records = [{"dataset": "hopper-mixed", "role": role} for role in ["tuning"] * 12 + ["report"] * 15 + ["paper_kappa"] * 3]
+    records.append({"dataset": "walker2d-mixed", "role": "tuning"})  # another cell: not counted for this selection
+    line = status_summary(records, ["hopper-mixed"], {"hopper-mixed": {}}, left=0)
+    assert line == "30 run(s) published (12 tuning, 15 report, 3 paper_kappa); 0 to run in the frozen cells"
+    unstarted = status_summary([], ["hopper-mixed", "ant-angle"], {"hopper-mixed": {}}, left=4)
+    assert unstarted.startswith("0 run(s) published (none); 4 to run") and unstarted.endswith("not frozen yet): ant-angle")

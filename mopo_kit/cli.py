@@ -535,6 +535,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_cell(row: dict, which: str) -> str:
+    """A row's score: D4RL-normalized where its task has reference scores, else the raw return, marked."""
+    mean, std = row[f"{which}_score_mean"], row[f"{which}_score_std"]
+    return f"{mean:.1f} ± {std:.1f} (norm.)" if row["score"] == "normalized" else f"{mean:.0f} ± {std:.0f} (return)"
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.report import write_report
 
@@ -555,13 +561,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             Path(str(r["dataset"])).stem, r["uncertainty"],
             f"κ {r['kappa']:g} (λ {r['lam']:.3g})" if r.get("kappa") is not None else f"λ {r['lam']:g}", r["horizon"],
             ", ".join(map(str, r["seed_list"])),
-            f"{r['last_normalized_mean']:.1f} ± {r['last_normalized_std']:.1f}",
-            f"{r['best_normalized_mean']:.1f} ± {r['best_normalized_std']:.1f}",
+            _score_cell(r, "last"), _score_cell(r, "best"),
             *(against(r) if args.baseline else ()),
         )
         for r in report["rows"]
     ]
-    columns = ("dataset", "estimator", "strength", "h", "seeds", "last (norm.)", "best (norm.)")
+    columns = ("dataset", "estimator", "strength", "h", "seeds", "last", "best")
     if args.baseline:
         columns += (f"Δ last return vs {args.baseline} [95 % CI]", f"P(beats {args.baseline})")
     _console().print(_table(f"sweep {args.sweep_dir}: {report['trials']} trials", columns, rows))

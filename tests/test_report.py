@@ -52,3 +52,22 @@ def test_seeds_keep_a_rows_pool_and_its_baseline_on_the_same_seeds(run_cli, tmp_
         only_seeds(trials, [7])
     bad = run_cli("report", str(tmp_path), "--seeds", "0,x", check_rc=2)
     assert "'0,x' is not a comma-separated list of integer seeds" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_task_without_reference_scores_is_scored_in_raw_return_and_plotted(tmp_path):
+    from mopo_kit.experiments.report import _plots
+
+    ood = [_trial(u, s, r, lam=lam, dataset="halfcheetah-jump") for u, lam, s, r in
+           [("zero", 0.0, 0, 1392.0), ("zero", 0.0, 1, -1321.0), ("wasserstein", 1.0, 0, 1266.0), ("wasserstein", 1.0, 1, 931.0)]]
+    for trial in ood:  # an OOD task: D4RL has no reference scores for it
+        trial["results"]["last"]["normalized_mean"] = None
+        trial["metrics"] = [{"gradient_steps": 1000, "return_mean": trial["results"]["last"]["return_mean"], "normalized_mean": None,
+                             "rollout_mean_penalty": 0.5}]
+    d4rl = [_trial("zero", s, r, lam=0.0) for s, r in enumerate((500.0, 700.0))]
+    rows = {(r["dataset"], r["uncertainty"]): r for r in summarize(ood + d4rl)}
+    jump = rows[("halfcheetah-jump", "wasserstein")]
+    assert jump["score"] == "return" and jump["last_score_mean"] == pytest.approx(1098.5) and jump["last_score_std"] == pytest.approx(167.5)
+    hopper = rows[("hopper-mixed", "zero")]
+    assert hopper["score"] == "normalized" and hopper["last_score_mean"] == pytest.approx(60.0), "D4RL tasks keep the normalized score"
+    _plots(ood + d4rl, list(rows.values()), tmp_path)
+    assert all((tmp_path / name).stat().st_size > 0 for name in ("learning_curves.png", "final_scores.png", "penalty_vs_return.png"))

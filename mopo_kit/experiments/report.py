@@ -26,6 +26,10 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.pstdev(values) if len(values) > 1 else 0.0)
 
 
+def _score_label(kind: str) -> str:
+    return "normalized score" if kind == "normalized" else "return (no D4RL reference scores)"
+
+
 def _strength(entry: dict[str, Any]) -> str:
     """κ for trials (and rows) that set it — their λ differs per seed's model — else λ."""
     return f"κ={entry['kappa']:g}" if entry.get("kappa") is not None else f"λ={entry['lam']:g}"
@@ -73,6 +77,9 @@ def only_seeds(trials: list[dict[str, Any]], seeds: list[int] | None) -> list[di
 def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per dataset × estimator × strength × h: mean ± std over seeds of last and best scores.
 
+    The score is the D4RL-normalized one where the task has reference scores, else the raw return
+    (``score`` says which; the OOD tasks have none).
+
     The strength is κ for trials that set it (their λ differs per seed's model; the row's ``lam``
     is then the mean over seeds), else λ. ``seed_list`` names the seeds pooled, so a reader sees
     when a row mixes, say, a study's tuning seed with its report seeds.
@@ -87,12 +94,20 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         last = [m["results"]["last"].get("normalized_mean") for m in members]
         best = [m["results"]["best"].get("normalized_mean") for m in members]
         last_return = [m["results"]["last"].get("return_mean") for m in members]
+        best_return = [m["results"]["best"].get("return_mean") for m in members]
         penalty = [m["metrics"][-1].get("rollout_mean_penalty") for m in members if m["metrics"]]
+        # a task without D4RL reference scores (the OOD tasks, a user's own) has no normalized score:
+        # its row scores in raw return rather than printing nan
+        normalized = any(v is not None for v in last)
+        last_score, best_score = (last, best) if normalized else (last_return, best_return)
         rows.append({
             "dataset": dataset, "uncertainty": uncertainty, "lam": lam, "kappa": value if kind == "kappa" else None,
             "horizon": horizon, "seeds": len(members), "seed_list": sorted(m["seed"] for m in members),
             "last_normalized_mean": _mean_std(last)[0], "last_normalized_std": _mean_std(last)[1],
             "best_normalized_mean": _mean_std(best)[0], "best_normalized_std": _mean_std(best)[1],
+            "score": "normalized" if normalized else "return",
+            "last_score_mean": _mean_std(last_score)[0], "last_score_std": _mean_std(last_score)[1],
+            "best_score_mean": _mean_std(best_score)[0], "best_score_std": _mean_std(best_score)[1],
             "last_return_mean": _mean_std(last_return)[0], "last_return_std": _mean_std(last_return)[1],
             "last_return_per_seed": [m["results"]["last"].get("return_mean") for m in sorted(members, key=lambda m: m["seed"])],
             "rollout_penalty_mean": _mean_std(penalty)[0],
@@ -172,31 +187,37 @@ def _plots(trials: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) 
             ax.set_title(f"{Path(dataset).stem}: {title}", fontsize=9)
         return fig, list(axes[0])
 
-    # learning curves: normalized score vs gradient steps, mean over seeds, one line per estimator,
+    # the score of each dataset's rows: normalized where the task has reference scores, else raw return
+    score = {str(r["dataset"]): r["score"] for r in rows}
+    key = {"normalized": "normalized_mean", "return": "return_mean"}
+
+    # learning curves: score vs gradient steps, mean over seeds, one line per estimator,
     # one panel per dataset (scores of different tasks are never averaged together)
     fig, axes = panels("learning curves")
     for ax, dataset in zip(axes, datasets):
         curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         for trial in (t for t in trials if str(t["dataset"]) == dataset):
             for m in trial["metrics"]:
-                if m.get("normalized_mean") is not None:
-                    curves[f"{trial['uncertainty']} {_strength(trial)}"][m["gradient_steps"]].append(m["normalized_mean"])
+                if m.get(key[score[dataset]]) is not None:
+                    curves[f"{trial['uncertainty']} {_strength(trial)}"][m["gradient_steps"]].append(m[key[score[dataset]]])
         for label, points in sorted(curves.items()):
             steps = sorted(points)
             ax.plot(steps, [statistics.fmean(points[s]) for s in steps], marker="o", ms=3, label=label)
         ax.set_xlabel("gradient steps")
-        ax.set_ylabel("normalized score (mean over seeds)")
-        ax.legend(fontsize=7)
+        ax.set_ylabel(f"{_score_label(score[dataset])} (mean over seeds)")
+        if curves:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "learning_curves.png")
     plt.close(fig)
 
-    # final score per estimator with error bars
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    labels = [f"{r['uncertainty']}\n{_strength(r)} {Path(str(r['dataset'])).stem}" for r in rows]
-    ax.bar(range(len(rows)), [r["last_normalized_mean"] for r in rows], yerr=[r["last_normalized_std"] for r in rows], capsize=3)
-    ax.set_xticks(range(len(rows)), labels, fontsize=6)
-    ax.set_ylabel("last normalized score (± std over seeds)")
+    # last score per estimator with error bars, one panel per dataset (normalized and raw never share an axis)
+    fig, axes = panels("last score")
+    for ax, dataset in zip(axes, datasets):
+        mine = [r for r in rows if str(r["dataset"]) == dataset]
+        ax.bar(range(len(mine)), [r["last_score_mean"] for r in mine], yerr=[r["last_score_std"] for r in mine], capsize=3)
+        ax.set_xticks(range(len(mine)), [f"{r['uncertainty']}\n{_strength(r)}" for r in mine], fontsize=6)
+        ax.set_ylabel(f"last {_score_label(score[dataset])} (± std over seeds)")
     fig.tight_layout()
     fig.savefig(out / "final_scores.png")
     plt.close(fig)

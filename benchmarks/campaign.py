@@ -116,6 +116,8 @@ class Campaign(CampaignDocs):
             **({"model_precision": resolved["model_precision"]} if "model_precision" in resolved else {}),
             "seed": config["seed"],
             "steps": results["gradient_steps"],
+            # extended from a shorter finished run whose trial directory survived, or a run from scratch
+            "started": _started(payload.get("extensions", []), int(config["steps_per_epoch"])),
             "return_last": results["last"].get("return_mean"),
             "return_best": results["best"].get("return_mean"),
             "normalized_last": results["last"].get("normalized_mean"),
@@ -462,6 +464,13 @@ def _dataset_summary(dataset: str) -> tuple[float, float]:
 
     summary = load_dataset(dataset).summary()
     return round(summary.return_mean, 1), round(summary.return_max, 1)
+
+
+def _started(extensions: list[dict[str, int]], steps_per_epoch: int) -> str:
+    """How a run began, for its JSON: ``from scratch``, or ``extended from 300k`` (each budget it passed)."""
+    if not extensions:
+        return "from scratch"
+    return "extended from " + " then ".join(budget_label(e["from_epochs"] * steps_per_epoch) for e in extensions)
 
 
 def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -284,6 +284,7 @@ class MOPO:
         self._saved_scale = _saved_penalty_scale(saved)
         self._saved_precision = _saved_precisions(saved)
         self._moves: list[dict[str, Any]] = list(saved.get("moves", []))
+        self._extensions = _extensions(saved, cfg.epochs)
         self._build(run)
         start_epoch, history, partial = 0, [], 0
         if run is not None:
@@ -411,6 +412,9 @@ class MOPO:
             },
             "plugins": [{"name": p.name, "version": p.version} for p in get_plugins().plugins],
             **({"moves": self._moves} if getattr(self, "_moves", None) else {}),
+            # a finished run extended to a larger budget (MOPO.resume(epochs=...)): the run's JSON can say
+            # it continued a shorter run rather than started from scratch
+            **({"extensions": self._extensions} if getattr(self, "_extensions", None) else {}),
         }
 
     def _write_run_files(self, run: Path) -> None:
@@ -460,6 +464,17 @@ def _saved_run_record(run_dir: Path | None) -> dict[str, Any]:
     if path is None or not path.exists():
         return {}
     return dict(json.loads(path.read_text()))
+
+
+def _extensions(record: dict[str, Any], epochs: int) -> list[dict[str, int]]:
+    """The budgets a run was extended through: the saved ones, and this resume's if it asks for
+    more epochs than the run was started (or last extended) with. A resume of a killed extension
+    finds the larger budget already written, so it adds nothing."""
+    extensions = list(record.get("extensions", []))
+    started = record.get("config", {}).get("epochs")
+    if started is not None and epochs > int(started):
+        extensions.append({"from_epochs": int(started), "to_epochs": int(epochs)})
+    return extensions
 
 
 def _saved_penalty_scale(record: dict[str, Any]) -> PenaltyScale | None:

@@ -40,6 +40,7 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     assert len(published) == 4
     record = json.loads(published[0].read_text())
     assert record["machine"]["torch_threads"] == 1, "the trial's threads, not the publisher's"
+    assert record["started"] == "from scratch", "a run not extended from a shorter one says so"
     assert record["steps"] == 2 * TINY["steps_per_epoch"] and [p["epoch"] for p in record["curve"]] == [1, 2]
     assert record["dynamics_fit"]["epochs"] >= 1 and record["commit"] and record["command"] == "toy"
     assert record["dynamics_fit"]["device"] == "cpu" and len(record["dynamics_fit"]["dataset_sha256"]) == 64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,26 @@ def test_a_finished_trial_is_extended_to_a_larger_budget(hopper_file, tmp_path):
     results = json.loads((run / "results.json").read_text())
     assert results["epochs"] == 4 and results["gradient_steps"] == 4 * TINY["steps_per_epoch"]
     assert [row["epoch"] for row in _read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4]
-    assert json.loads((run / "config.json").read_text())["config"]["epochs"] == 4
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["config"]["epochs"] == 4
+    assert saved["extensions"] == [{"from_epochs": 2, "to_epochs": 4}], "the run records that it continued a 2-epoch run"
     assert run_sweep(spec, tmp_path, workers=1) == [], "nothing left to run"
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from campaign import _started
+
+    steps = TINY["steps_per_epoch"]
+    assert _started(saved["extensions"], steps) == f"extended from {2 * steps}steps" and _started([], steps) == "from scratch"
+    assert _started([{"from_epochs": 100, "to_epochs": 300}, {"from_epochs": 300, "to_epochs": 1000}], 1000) == "extended from 100k then 300k"
+
+
+def test_a_resumed_extension_is_recorded_once():
+    from mopo_kit.mopo import _extensions
+
+    once = [{"from_epochs": 2, "to_epochs": 4}]
+    assert _extensions({"config": {"epochs": 2}}, 4) == once, "extending a finished 2-epoch run to 4"
+    assert _extensions({"config": {"epochs": 4}, "extensions": once}, 4) == once, "killed mid-extension and resumed: nothing new"
+    assert _extensions({"config": {"epochs": 4}}, 4) == [] and _extensions({}, 4) == [], "a plain resume, a run without a record"
 
 
 @pytest.mark.parametrize("workers", [1, 2])

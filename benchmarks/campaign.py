@@ -29,7 +29,7 @@ from typing import Any, Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign_docs import CampaignDocs  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
-from run_stats import TAIL_EVALS, budget_label, file_safe, mean_std, round_or_none, runs_by_seed, same_model_fit, tail_mean  # noqa: E402
+from run_stats import TAIL_EVALS, best_window, budget_label, file_safe, mean_std, round_or_none, runs_by_seed, same_model_fit, tail_mean  # noqa: E402
 
 from mopo_kit.experiments.shared_models import fit_shared_dynamics  # noqa: E402
 from mopo_kit.experiments.sweep import SweepSpec, run_sweep  # noqa: E402
@@ -67,7 +67,7 @@ class Campaign(CampaignDocs):
     default_stage: int | None = None  # what runs without --stage (default: the lowest stage)
     script: str = ""  # the campaign's script, e.g. "d4rl_table.py": named in the docs' generated blocks
     #: (file relative to the repository, block) pairs that ``--write-docs`` regenerates from table.json;
-    #: blocks: "table" (:meth:`markdown`), "models" (:meth:`models_markdown`), "summary" (:meth:`summary_markdown`),
+    #: blocks: "table" (:meth:`markdown`), "models" (:meth:`models_markdown`), "budgets" (:meth:`budgets_markdown`), "summary" (:meth:`summary_markdown`),
     #: "progress" (:meth:`progress_markdown`)
     docs: tuple[tuple[str, str], ...] = ()
     paper_label: str = "paper"  # what the summary calls the reference numbers ("talk" for the D4RL table)
@@ -242,11 +242,14 @@ class Campaign(CampaignDocs):
         table = {
             "rows": rows, "models": self.model_rows(records), "runs": len(records), "setting_checks": checks,
             "deeper_runs": deeper_run_checks(records),
+            "across_budgets": across_budgets(records, list(self.methods)),
             "note": (
                 f"return_last: mean of 10 deterministic episodes after the last epoch; last{TAIL_EVALS}_evals: each run's mean of its last {TAIL_EVALS} evaluations; "
                 "mean ± population std over seeds; models: one row per shared model and budget (dataset × seed × steps) with its fit and each method's "
                 "mean u(s, a) (before λ) and raw model reward per model step at the last epoch; deeper_runs: each run at a larger budget against the "
-                "same dataset, method and seed at a smaller one (same model fit? equal evaluations where the curves overlap?)"
+                "same dataset, method and seed at a smaller one (same model fit? equal evaluations where the curves overlap?); "
+                f"across_budgets: per dataset × seed run at several budgets, each method's last return and last-{TAIL_EVALS} mean at each budget, which "
+                f"method is ahead there, and its deepest run's best {TAIL_EVALS} consecutive evaluations against its last {TAIL_EVALS} (a late decline)"
             ),
         }
         return table
@@ -495,3 +498,46 @@ def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "return_last": round_or_none(deeper["return_last"], 1),
             })
     return checks
+
+
+def across_budgets(records: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
+    """Per (dataset, seed) run at more than one budget: how each method stands at each budget, who is ahead, and how each ended.
+
+    What a deeper stage is for, seed by seed rather than in a mean over three: at each budget each
+    method's last return and last-5 mean (each from that budget's own published run, as the table
+    rows are) and which method is ahead by each; and per method its deepest run's best window of
+    :data:`TAIL_EVALS` evaluations against its last ones, so a policy that was once much better
+    than where it ended (the talk's late MBPO degradation) shows as a ``decline`` with its epoch.
+    """
+    by_seed: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
+    for (dataset, method, seed), runs in runs_by_seed(records).items():
+        if method in methods:
+            by_seed.setdefault((dataset, seed), {})[method] = runs
+    rows = []
+    for (dataset, seed), runs in sorted(by_seed.items()):
+        steps = sorted({r["steps"] for method_runs in runs.values() for r in method_runs})
+        if len(steps) < 2:
+            continue
+        budgets = []
+        for budget in steps:
+            entry: dict[str, Any] = {"steps": budget}
+            for method, method_runs in runs.items():
+                run = next((r for r in method_runs if r["steps"] == budget), None)
+                if run is not None:
+                    entry[method] = {"return_last": round_or_none(run["return_last"], 1), "last5": round_or_none(tail_mean(run["curve"]), 1)}
+            if all(m in entry for m in methods):
+                entry["ahead_last"] = max(methods, key=lambda m: entry[m]["return_last"])
+                entry["ahead_last5"] = max(methods, key=lambda m: entry[m]["last5"])
+            budgets.append(entry)
+        ends = {}
+        for method, method_runs in runs.items():
+            deepest = method_runs[-1]
+            window, last5 = best_window(deepest["curve"]), tail_mean(deepest["curve"])
+            if window is None or last5 is None:
+                continue
+            ends[method] = {
+                "steps": deepest["steps"], "best_window_mean": round(window["mean"], 1), "best_window_end_epoch": window["end_epoch"],
+                "last5": round(last5, 1), "decline": round(window["mean"] - last5, 1),
+            }
+        rows.append({"dataset": dataset, "seed": seed, "budgets": budgets, "ends": ends})
+    return rows

@@ -92,6 +92,38 @@ class CampaignDocs:
             lines.append(f"| {row['dataset']} | {budget_label(row['steps'])} | {' | '.join(cells)} | {tails} | {row['batch_mean']:,.1f} / {row['batch_max']:,.1f} | {paper_text} |")
         return "\n".join(lines)
 
+    def budgets_markdown(self, table: dict[str, Any]) -> str:
+        """Seed by seed where a cell was run at several budgets: each method's last return per budget, who is ahead, how each ended.
+
+        The deeper stages' question in the open: whether the method ahead changes with the budget
+        on each seed, and whether a policy declined late (its best five evaluations well above its
+        last five, with the epoch where that best window ended).
+        """
+        rows = table.get("across_budgets", [])
+        if not rows:
+            return "No cell has runs at more than one budget yet."
+        methods = list(self.methods)
+        names = [display_method(m) for m in methods]
+        budgets = sorted({b["steps"] for row in rows for b in row["budgets"]})
+        path = " → ".join(budget_label(s) for s in budgets)
+        lines = [
+            "| cell | seed | " + " | ".join(f"{n}: last return at {path}" for n in names)
+            + f" | ahead at {path} (by last return/by last {TAIL_EVALS}; one name where both agree) | "
+            + " | ".join(f"{n}: best {TAIL_EVALS} evaluations (ending at epoch) → last {TAIL_EVALS} of its deepest run" for n in names) + " |",
+            "|---|---|" + "---|" * len(methods) + "---|" + "---|" * len(methods),
+        ]
+        for row in rows:
+            at = {b["steps"]: b for b in row["budgets"]}
+            returns = [" → ".join(f"{at[s][m]['return_last']:,.0f}" if m in at.get(s, {}) else "…" for s in budgets) for m in methods]
+            ahead = " → ".join(leaders(at[s]) if "ahead_last" in at.get(s, {}) else "…" for s in budgets)
+            ends = []
+            for m in methods:
+                end = row["ends"].get(m)
+                ends.append("—" if end is None else
+                            f"{end['best_window_mean']:,.0f} ({end['best_window_end_epoch']}) → {end['last5']:,.0f} at {budget_label(end['steps'])}")
+            lines.append(f"| {row['dataset']} | {row['seed']} | {' | '.join(returns)} | {ahead} | {' | '.join(ends)} |")
+        return "\n".join(lines)
+
     def summary_markdown(self, table: dict[str, Any]) -> str:
         """The README's short table: each cell at its first stage's budget, the leading method in bold.
 
@@ -176,7 +208,7 @@ class CampaignDocs:
 
     def doc_blocks(self, table: dict[str, Any]) -> dict[tuple[str, str], str]:
         """(file, block) → the markdown ``--write-docs`` puts between that block's markers."""
-        render = {"table": self.markdown, "models": self.models_markdown, "summary": self.summary_markdown, "progress": self.progress_markdown}
+        render = {"table": self.markdown, "models": self.models_markdown, "budgets": self.budgets_markdown, "summary": self.summary_markdown, "progress": self.progress_markdown}
         return {(path, block): render[block](table) for path, block in self.docs}
 
     def write_docs(self, table: dict[str, Any]) -> list[Path]:
@@ -219,6 +251,13 @@ class CampaignDocs:
                 ax.plot(xs, ys, color=colors.get(curve["method"], "k"), linestyle=["-", "--", ":"][seed % 3], label=curve["label"], **faint)
             if batch_mean is not None:
                 ax.axhline(batch_mean, color="grey", linewidth=0.8, label="batch mean")
+            # each budget a table row is read at, inside the curves' range: a deeper run's curve
+            # holds the shorter budgets' rows, and the marks say where to read them
+            deepest = max(c["record"]["steps"] for c in curves if c["dataset"] == dataset)
+            for budget in sorted({stage.steps for stage in self.stages.values() if stage.steps < deepest}):
+                ax.axvline(budget / 1000, color="grey", linestyle=":", linewidth=0.8)
+                ax.annotate(budget_label(budget), (budget / 1000, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -9),
+                            textcoords="offset points", fontsize=7, color="grey")
             ax.set(title=file_safe(dataset), xlabel="SAC gradient steps (k)", ylabel="return (10 det. episodes)")
             # beside the axes, not on them: with three seeds per method and refit runs a legend
             # inside the plot covers the curves' late part, the part a deeper stage is run for
@@ -250,6 +289,12 @@ def curves_to_plot(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         curves += [{"dataset": dataset, "method": method, "seed": seed, "record": r, "superseded": True,
                     "label": f"{method} seed {seed}, {budget_label(r['steps'])} run (other fit)"} for r in others]
     return curves
+
+
+def leaders(budget: dict[str, Any]) -> str:
+    """Who is ahead at one budget: one name where last return and last-5 mean agree, else both (``MOPO/MBPO``)."""
+    by_last, by_tail = display_method(budget["ahead_last"]), display_method(budget["ahead_last5"])
+    return by_last if by_last == by_tail else f"{by_last}/{by_tail}"
 
 
 def integer_spread(entry: dict[str, Any]) -> str:

@@ -23,6 +23,22 @@ def tail_mean(curve: list[dict[str, Any]]) -> float | None:
     return statistics.fmean(returns[-TAIL_EVALS:]) if returns else None
 
 
+def best_window(curve: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best :data:`TAIL_EVALS` consecutive evaluations of a run: their mean and the epoch the window ends.
+
+    Beside the last-5 mean it says whether a policy was once better than where it ended, and
+    when: the late degradation the talk attributes to MBPO exploiting its model is a best window
+    well before the end and a last-5 mean well below it.
+    """
+    points = [(p["epoch"], p["return_mean"]) for p in curve if p.get("return_mean") is not None]
+    if not points:
+        return None
+    width = min(TAIL_EVALS, len(points))
+    means = [(statistics.fmean(r for _, r in points[i : i + width]), points[i + width - 1][0]) for i in range(len(points) - width + 1)]
+    mean, end_epoch = max(means, key=lambda m: m[0])  # the first best window on ties
+    return {"mean": mean, "end_epoch": end_epoch}
+
+
 def mean_std(values: list[float], digits: int = 1) -> dict[str, Any]:
     """Mean ± population std over seeds, rounded to ``digits`` (returns: 1; O(1) ratios and ρ: 2)."""
     return {"mean": round(statistics.fmean(values), digits), "std": round(statistics.pstdev(values), digits) if len(values) > 1 else 0.0, "n": len(values)}

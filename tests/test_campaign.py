@@ -240,6 +240,52 @@ def test_deeper_runs_are_tabled_beside_their_own_model_and_checked_against_the_s
     assert "* hopper-mixed MOPO seed 1, 20k vs 10k: a refitted model (another holdout MSE); 1 of 2 evaluations up to 10k equal." in text
 
 
+def test_across_budgets_says_seed_by_seed_who_is_ahead_at_each_budget_and_who_declined_late(tmp_path):
+    """The deeper stage's question per seed: the leader at each budget (by last return and by last-5
+    mean) and each method's best window of 5 evaluations against its last 5 (a late decline)."""
+    from campaign import Campaign, Stage
+
+    campaign = Campaign(name="toy", results=tmp_path, stages={1: Stage(("hopper-mixed",), 10_000), 3: Stage(("hopper-mixed",), 20_000)},
+                        methods={"mopo": "max_aleatoric", "mbpo": "zero"}, seeds=(0, 1))
+    fit = [0.010, 0.012]
+    mbpo_long = [100.0, 900.0, 950.0, 1000.0, 980.0, 990.0, 700.0, 650.0, 600.0, 150.0]  # peaks, then falls
+    mopo_long = [100.0, 400.0, 450.0, 500.0, 520.0, 510.0, 500.0, 505.0, 498.0, 502.0]
+    runs = [
+        _synthetic_run("mopo", 0, 30, mopo_long[:6], fit), _synthetic_run("mbpo", 0, 30, mbpo_long[:6], fit),
+        _synthetic_run("mopo", 0, 50, mopo_long, fit), _synthetic_run("mbpo", 0, 50, mbpo_long, fit),
+        _synthetic_run("mopo", 1, 30, [100.0, 200.0], fit), _synthetic_run("mbpo", 1, 30, [150.0, 250.0], fit),  # one budget only
+    ]
+    for run in runs:
+        campaign.published_path(run["dataset"], run["method"], run["seed"], _budget_of(run)).write_text(json.dumps(run))
+
+    table = campaign.table()
+    (row,) = table["across_budgets"]
+    assert (row["dataset"], row["seed"]) == ("hopper-mixed", 0), "seed 1 has one budget: nothing to compare across"
+    short, deep = row["budgets"]
+    assert (short["steps"], deep["steps"]) == (30_000, 50_000)
+    assert (short["ahead_last"], short["ahead_last5"]) == ("mbpo", "mbpo")
+    assert (deep["ahead_last"], deep["ahead_last5"]) == ("mopo", "mbpo"), "MBPO's last-5 still holds some of its peak"
+    assert deep["mbpo"] == {"return_last": 150.0, "last5": pytest.approx((990 + 700 + 650 + 600 + 150) / 5, abs=0.06)}
+    mbpo_end, mopo_end = row["ends"]["mbpo"], row["ends"]["mopo"]
+    assert mbpo_end["best_window_mean"] == pytest.approx((900 + 950 + 1000 + 980 + 990) / 5, abs=0.06) and mbpo_end["best_window_end_epoch"] == 30
+    assert mbpo_end["decline"] == pytest.approx(964.0 - 618.0, abs=0.1) and mbpo_end["steps"] == 50_000
+    assert mopo_end["decline"] < 15, "a flat policy has no late decline"
+
+    text = campaign.budgets_markdown(table)
+    assert "| hopper-mixed | 0 | 510 → 502 | 990 → 150 | MBPO → MOPO/MBPO | 507 (40) → 503 at 50k | 964 (30) → 618 at 50k |" in text
+    assert "| hopper-mixed | 1 |" not in text
+    assert campaign.budgets_markdown({"across_budgets": []}) == "No cell has runs at more than one budget yet."
+
+
+def test_best_window_is_the_first_best_run_of_five_evaluations_or_all_of_a_shorter_curve():
+    from run_stats import best_window
+
+    curve = [{"epoch": 5 * (i + 1), "return_mean": r} for i, r in enumerate([1.0, 5.0, 5.0, 5.0, 5.0, 5.0, 1.0, 5.0, 5.0, 5.0, 5.0, 5.0])]
+    assert best_window(curve) == {"mean": 5.0, "end_epoch": 30}, "ties: the earliest window"
+    assert best_window(curve[:3]) == {"mean": pytest.approx(11 / 3), "end_epoch": 15}
+    assert best_window([{"epoch": 5, "return_mean": None}]) is None
+
+
 def _budget_of(record: dict) -> str:
     from run_stats import budget_label
 

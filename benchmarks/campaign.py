@@ -185,10 +185,21 @@ class Campaign(CampaignDocs):
                 row["checkpoint_epoch"] = json.loads(progress.read_text()).get("epoch", 0) if progress.exists() else 0
                 row.update(_pace(metrics))
                 row["state"] = "finished" if finished_epochs(run_dir) >= epochs else "started"
+                shorter = self._shorter_published(point, epochs * int(spec.base["steps_per_epoch"]))
+                if shorter is not None:
+                    compared, equal = curve_agreement(shorter["curve"], metrics)
+                    row["retrace"] = {"shorter": budget_label(shorter["steps"]), "compared": compared, "equal": equal}
             else:
                 row["state"] = "waiting"
             rows.append(row)
         return rows
+
+    def _shorter_published(self, point: dict[str, Any], steps: int) -> dict[str, Any] | None:
+        """The published run of this grid point at the largest budget below ``steps``, if any."""
+        dataset, method, seed = str(point["dataset"]), self.method_of(str(point["uncertainty"])), int(point["seed"])
+        shorter = [json.loads(p.read_text()) for p in self.results.glob(f"{file_safe(dataset)}__{method}__s{seed}__*.json")]
+        shorter = [r for r in shorter if r.get("dataset") == dataset and r.get("steps", steps) < steps and r.get("curve")]
+        return max(shorter, key=lambda r: r["steps"]) if shorter else None
 
     def publish_finished(self, spec: SweepSpec, sweep_dir: Path, budget: str, command: str) -> list[Path]:
         """Publish the trials that finished here but were not published (a kill fell in between).
@@ -305,6 +316,9 @@ class Campaign(CampaignDocs):
             progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
             if "last_return" in row:
                 progress += f", last evaluation {row['last_return']:,.0f} at epoch {row['last_return_epoch']}"
+            if "retrace" in row:  # a deeper run from scratch on the same fit should retrace its shorter run, bit for bit
+                retrace = row["retrace"]
+                progress += f", {retrace['equal']} of {retrace['compared']} evaluations equal to its {retrace['shorter']} run"
             if "seconds_per_epoch" in row and row["state"] == "started":
                 left = (row["epochs"] - row["epoch"]) * row["seconds_per_epoch"] / 60
                 progress += f", {row['seconds_per_epoch']:.1f} s/epoch (~{left:.0f} min left at that pace)"
@@ -476,6 +490,18 @@ def _started(extensions: list[dict[str, int]], steps_per_epoch: int) -> str:
     return "extended from " + " then ".join(budget_label(e["from_epochs"] * steps_per_epoch) for e in extensions)
 
 
+def curve_agreement(shorter: list[dict[str, Any]], deeper: list[dict[str, Any]]) -> tuple[int, int]:
+    """How many evaluations two runs share by epoch, and how many of those returned exactly the same.
+
+    ``deeper`` may be a published curve or a running trial's metrics rows (rows without an
+    evaluation are skipped), so ``--status`` can say while a deeper run is still going whether it
+    is retracing the shorter one.
+    """
+    short_curve = {p["epoch"]: p["return_mean"] for p in shorter if p.get("return_mean") is not None}
+    overlap = [p for p in deeper if p.get("return_mean") is not None and p.get("epoch") in short_curve]
+    return len(overlap), sum(p["return_mean"] == short_curve[p["epoch"]] for p in overlap)
+
+
 def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each run at a larger budget against the same (dataset, method, seed) at the next smaller one.
 
@@ -487,13 +513,12 @@ def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     checks = []
     for (dataset, method, seed), runs in runs_by_seed(records).items():
         for shorter, deeper in itertools.pairwise(runs):
-            short_curve = {p["epoch"]: p["return_mean"] for p in shorter.get("curve", [])}
-            overlap = [p for p in deeper.get("curve", []) if p["epoch"] in short_curve]
+            compared, equal = curve_agreement(shorter.get("curve", []), deeper.get("curve", []))
             checks.append({
                 "dataset": dataset, "method": method, "seed": seed, "steps": deeper["steps"], "shorter_steps": shorter["steps"],
                 "same_model_fit": same_model_fit(shorter, deeper),
-                "evaluations_compared": len(overlap),
-                "evaluations_equal": sum(p["return_mean"] == short_curve[p["epoch"]] for p in overlap),
+                "evaluations_compared": compared,
+                "evaluations_equal": equal,
                 "return_last_at_shorter_steps": round_or_none(shorter["return_last"], 1),
                 "return_last": round_or_none(deeper["return_last"], 1),
             })

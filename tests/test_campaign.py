@@ -141,6 +141,14 @@ def test_status_says_how_a_started_run_is_doing_and_how_long_it_has_left(tmp_pat
     assert line == ("started   hopper-mixed__max_aleatoric__s0 epoch 12/20 (checkpoint 0), last evaluation 1,234 at epoch 10, "
                     "12.5 s/epoch (~2 min left at that pace)  model missing")
 
+    # with the same run published at a smaller budget, the deeper run says whether it retraces it
+    shorter = _synthetic_run("mopo", 0, 10, [250.0, 1234.0], [0.01, 0.01])
+    campaign.results.mkdir()
+    campaign.published_path("hopper-mixed", "mopo", 0, "10k").write_text(json.dumps(shorter))
+    assert campaign.main(["--status", "--sweep-dir", str(tmp_path / "sweep")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "last evaluation 1,234 at epoch 10, 1 of 2 evaluations equal to its 10k run, 12.5 s/epoch" in line, line
+
 
 def test_progress_lines_count_each_reported_stage_and_name_what_is_missing():
     """The docs' progress block comes from the published runs: a stale hand-kept count cannot happen."""

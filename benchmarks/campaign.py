@@ -484,10 +484,20 @@ def _dataset_summary(dataset: str) -> tuple[float, float]:
 
 
 def _started(extensions: list[dict[str, int]], steps_per_epoch: int) -> str:
-    """How a run began, for its JSON: ``from scratch``, or ``extended from 300k`` (each budget it passed)."""
-    if not extensions:
-        return "from scratch"
-    return "extended from " + " then ".join(budget_label(e["from_epochs"] * steps_per_epoch) for e in extensions)
+    """How a run began, for its JSON: ``from scratch``, or ``extended from 300k`` (each budget it passed).
+
+    A budget raised before the run finished it (killed at epoch 150 of 300, resumed with 1,000
+    epochs) is not a finished shorter run extended: the run is one from scratch whose budget was
+    raised on the way, and says so with the epoch (records written before ``at_epoch`` existed
+    were all of finished runs).
+    """
+    budget = lambda epochs: budget_label(epochs * steps_per_epoch)  # noqa: E731
+    finished = [e for e in extensions if e.get("at_epoch", e["from_epochs"]) >= e["from_epochs"]]
+    raised = [e for e in extensions if e not in finished]
+    text = "extended from " + " then ".join(budget(e["from_epochs"]) for e in finished) if finished else "from scratch"
+    if raised:
+        text += " (budget raised before it finished: " + ", ".join(f"{budget(e['from_epochs'])} → {budget(e['to_epochs'])} at epoch {e['at_epoch']}" for e in raised) + ")"
+    return text
 
 
 def curve_agreement(shorter: list[dict[str, Any]], deeper: list[dict[str, Any]]) -> tuple[int, int]:

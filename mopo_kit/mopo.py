@@ -284,7 +284,7 @@ class MOPO:
         self._saved_scale = _saved_penalty_scale(saved)
         self._saved_precision = _saved_precisions(saved)
         self._moves: list[dict[str, Any]] = list(saved.get("moves", []))
-        self._extensions = _extensions(saved, cfg.epochs)
+        self._extensions = _extensions(saved, cfg.epochs, _checkpoint_epoch(run) if saved else 0)
         self._build(run)
         start_epoch, history, partial = 0, [], 0
         if run is not None:
@@ -466,15 +466,22 @@ def _saved_run_record(run_dir: Path | None) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
-def _extensions(record: dict[str, Any], epochs: int) -> list[dict[str, int]]:
+def _extensions(record: dict[str, Any], epochs: int, at_epoch: int) -> list[dict[str, int]]:
     """The budgets a run was extended through: the saved ones, and this resume's if it asks for
-    more epochs than the run was started (or last extended) with. A resume of a killed extension
-    finds the larger budget already written, so it adds nothing."""
+    more epochs than the run was started (or last extended) with, with the epoch its checkpoint
+    held then (``at_epoch`` below ``from_epochs``: raised before the shorter budget finished). A
+    resume of a killed extension finds the larger budget already written, so it adds nothing."""
     extensions = list(record.get("extensions", []))
     started = record.get("config", {}).get("epochs")
     if started is not None and epochs > int(started):
-        extensions.append({"from_epochs": int(started), "to_epochs": int(epochs)})
+        extensions.append({"from_epochs": int(started), "to_epochs": int(epochs), "at_epoch": int(at_epoch)})
     return extensions
+
+
+def _checkpoint_epoch(run: Path | None) -> int:
+    """The whole epochs a run's checkpoint holds (0 without one)."""
+    progress = run / "checkpoint" / "progress.json" if run is not None else None
+    return int(json.loads(progress.read_text()).get("epoch", 0)) if progress is not None and progress.exists() else 0
 
 
 def _saved_penalty_scale(record: dict[str, Any]) -> PenaltyScale | None:

@@ -51,7 +51,7 @@ def test_a_finished_trial_is_extended_to_a_larger_budget(hopper_file, tmp_path):
     assert [row["epoch"] for row in _read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4]
     saved = json.loads((run / "config.json").read_text())
     assert saved["config"]["epochs"] == 4
-    assert saved["extensions"] == [{"from_epochs": 2, "to_epochs": 4}], "the run records that it continued a 2-epoch run"
+    assert saved["extensions"] == [{"from_epochs": 2, "to_epochs": 4, "at_epoch": 2}], "the run records that it continued a finished 2-epoch run"
     assert run_sweep(spec, tmp_path, workers=1) == [], "nothing left to run"
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -60,15 +60,20 @@ def test_a_finished_trial_is_extended_to_a_larger_budget(hopper_file, tmp_path):
     steps = TINY["steps_per_epoch"]
     assert _started(saved["extensions"], steps) == f"extended from {2 * steps}steps" and _started([], steps) == "from scratch"
     assert _started([{"from_epochs": 100, "to_epochs": 300}, {"from_epochs": 300, "to_epochs": 1000}], 1000) == "extended from 100k then 300k"
+    assert _started([{"from_epochs": 300, "to_epochs": 1000, "at_epoch": 150}], 1000) == (
+        "from scratch (budget raised before it finished: 300k → 1000k at epoch 150)"), "a killed 300k run resumed at 1M is not a 300k run extended"
+    assert _started([{"from_epochs": 100, "to_epochs": 300, "at_epoch": 100}, {"from_epochs": 300, "to_epochs": 1000, "at_epoch": 40}], 1000) == (
+        "extended from 100k (budget raised before it finished: 300k → 1000k at epoch 40)")
 
 
 def test_a_resumed_extension_is_recorded_once():
     from mopo_kit.mopo import _extensions
 
-    once = [{"from_epochs": 2, "to_epochs": 4}]
-    assert _extensions({"config": {"epochs": 2}}, 4) == once, "extending a finished 2-epoch run to 4"
-    assert _extensions({"config": {"epochs": 4}, "extensions": once}, 4) == once, "killed mid-extension and resumed: nothing new"
-    assert _extensions({"config": {"epochs": 4}}, 4) == [] and _extensions({}, 4) == [], "a plain resume, a run without a record"
+    once = [{"from_epochs": 2, "to_epochs": 4, "at_epoch": 2}]
+    assert _extensions({"config": {"epochs": 2}}, 4, 2) == once, "extending a finished 2-epoch run to 4"
+    assert _extensions({"config": {"epochs": 4}, "extensions": once}, 4, 3) == once, "killed mid-extension and resumed: nothing new"
+    assert _extensions({"config": {"epochs": 4}}, 4, 1) == [] and _extensions({}, 4, 0) == [], "a plain resume, a run without a record"
+    assert _extensions({"config": {"epochs": 2}}, 4, 1) == [{"from_epochs": 2, "to_epochs": 4, "at_epoch": 1}], "raised before epoch 2 finished"
 
 
 @pytest.mark.parametrize("workers", [1, 2])

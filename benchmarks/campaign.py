@@ -9,14 +9,14 @@ kill, extensible to a larger budget. Each finished run is published at once as
 ``<results>/<dataset>__<method>__s<seed>__<k>k.json``; the table and the learning-curve plots
 are rebuilt from those files alone. ``benchmarks/d4rl_table.py`` and ``benchmarks/ood_table.py``
 are thin definitions over this module; what a campaign shows (tables, plots) is in
-``campaign_docs.py``, the shared statistics over run records in ``run_stats.py``.
+``campaign_docs.py``, the shared statistics over run records in ``run_stats.py``, and how one
+seed's runs compare across budgets (the deeper stages' checks) in ``budgets.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import shlex
 import statistics
@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from budgets import across_budgets, curve_agreement, deeper_run_checks  # noqa: E402
 from campaign_docs import CampaignDocs  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
-from run_stats import TAIL_EVALS, best_window, budget_label, file_safe, mean_std, round_or_none, runs_by_seed, same_model_fit, tail_mean  # noqa: E402
+from run_stats import TAIL_EVALS, budget_label, file_safe, mean_std, round_or_none, tail_mean  # noqa: E402
 
 from mopo_kit.experiments.shared_models import fit_shared_dynamics  # noqa: E402
 from mopo_kit.experiments.sweep import SweepSpec, run_sweep  # noqa: E402
@@ -498,81 +499,3 @@ def _started(extensions: list[dict[str, int]], steps_per_epoch: int) -> str:
     if raised:
         text += " (budget raised before it finished: " + ", ".join(f"{budget(e['from_epochs'])} → {budget(e['to_epochs'])} at epoch {e['at_epoch']}" for e in raised) + ")"
     return text
-
-
-def curve_agreement(shorter: list[dict[str, Any]], deeper: list[dict[str, Any]]) -> tuple[int, int]:
-    """How many evaluations two runs share by epoch, and how many of those returned exactly the same.
-
-    ``deeper`` may be a published curve or a running trial's metrics rows (rows without an
-    evaluation are skipped), so ``--status`` can say while a deeper run is still going whether it
-    is retracing the shorter one.
-    """
-    short_curve = {p["epoch"]: p["return_mean"] for p in shorter if p.get("return_mean") is not None}
-    overlap = [p for p in deeper if p.get("return_mean") is not None and p.get("epoch") in short_curve]
-    return len(overlap), sum(p["return_mean"] == short_curve[p["epoch"]] for p in overlap)
-
-
-def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each run at a larger budget against the same (dataset, method, seed) at the next smaller one.
-
-    A deeper stage resumes a shorter run where its trial directory survives, else starts from
-    scratch; with the same model fit and deterministic training the fresh run retraces the shorter
-    one, so equal evaluations where the curves overlap show it *is* that run extended, and unequal
-    ones that the deeper number comes from another trajectory (e.g. a model refitted elsewhere).
-    """
-    checks = []
-    for (dataset, method, seed), runs in runs_by_seed(records).items():
-        for shorter, deeper in itertools.pairwise(runs):
-            compared, equal = curve_agreement(shorter.get("curve", []), deeper.get("curve", []))
-            checks.append({
-                "dataset": dataset, "method": method, "seed": seed, "steps": deeper["steps"], "shorter_steps": shorter["steps"],
-                "same_model_fit": same_model_fit(shorter, deeper),
-                "evaluations_compared": compared,
-                "evaluations_equal": equal,
-                "return_last_at_shorter_steps": round_or_none(shorter["return_last"], 1),
-                "return_last": round_or_none(deeper["return_last"], 1),
-            })
-    return checks
-
-
-def across_budgets(records: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
-    """Per (dataset, seed) run at more than one budget: how each method stands at each budget, who is ahead, and how each ended.
-
-    What a deeper stage is for, seed by seed rather than in a mean over three: at each budget each
-    method's last return and last-5 mean (each from that budget's own published run, as the table
-    rows are) and which method is ahead by each; and per method its deepest run's best window of
-    :data:`TAIL_EVALS` evaluations against its last ones, so a policy that was once much better
-    than where it ended (the talk's late MBPO degradation) shows as a ``decline`` with its epoch.
-    """
-    by_seed: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
-    for (dataset, method, seed), runs in runs_by_seed(records).items():
-        if method in methods:
-            by_seed.setdefault((dataset, seed), {})[method] = runs
-    rows = []
-    for (dataset, seed), runs in sorted(by_seed.items()):
-        steps = sorted({r["steps"] for method_runs in runs.values() for r in method_runs})
-        if len(steps) < 2:
-            continue
-        budgets = []
-        for budget in steps:
-            entry: dict[str, Any] = {"steps": budget}
-            for method, method_runs in runs.items():
-                run = next((r for r in method_runs if r["steps"] == budget), None)
-                if run is not None:
-                    entry[method] = {"return_last": round_or_none(run["return_last"], 1), "last5": round_or_none(tail_mean(run["curve"]), 1)}
-            if all(m in entry for m in methods):
-                entry["ahead_last"] = max(methods, key=lambda m: entry[m]["return_last"])
-                entry["ahead_last5"] = max(methods, key=lambda m: entry[m]["last5"])
-            budgets.append(entry)
-        ends = {}
-        for method, method_runs in runs.items():
-            deepest = method_runs[-1]
-            window, last5 = best_window(deepest["curve"]), tail_mean(deepest["curve"])
-            if window is None or last5 is None:
-                continue
-            ends[method] = {
-                "steps": deepest["steps"], "best_window_mean": round(window["mean"], 1), "best_window_end_epoch": window["end_epoch"],
-                "last5": round(last5, 1), "decline": round(window["mean"] - last5, 1),
-            }
-        rows.append({"dataset": dataset, "seed": seed, "budgets": budgets, "ends": ends})
-    return rows

@@ -383,6 +383,10 @@ class MOPO:
         if device is not None:
             config.device = device
             config.__post_init__()
+        elif config.device.startswith("cuda") and not torch.cuda.is_available():
+            # a run continued on a lent GPU and moved back: say how to continue it here
+            raise MopoKitError(f"{config_path}: the run last ran on {config.device}, and CUDA is not available on this machine; "
+                               "continue it here with --device cpu (or auto)")
         return cls(config).fit(run, resume=True, callback=callback)
 
     # ------------------------------------------------------------------------------- files

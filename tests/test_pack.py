@@ -86,6 +86,23 @@ def test_packed_without_its_pool_the_run_refills_it_and_says_so(runs, tmp_path, 
     assert all(torch.isfinite(w).all() for w in _final_weights(moved).values())
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="what a CPU-only machine says of a run that last ran on a GPU")
+def test_a_run_back_from_a_gpu_is_one_line_naming_the_device_option_and_nothing_is_touched(runs, tmp_path, capsys):
+    archive = tmp_path / "lean.tar.gz"
+    assert cli_main(["pack", str(runs / "killed"), str(archive)]) == 0
+    moved = _unpack(archive, tmp_path / "back")
+    payload = json.loads((moved / "config.json").read_text())
+    payload["config"]["device"] = "cuda:0"  # as `train --resume RUN --device cuda` on the lent GPU left it
+    (moved / "config.json").write_text(json.dumps(payload))
+    before = {p.relative_to(moved): p.read_bytes() for p in moved.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert cli_main(["train", "--resume", str(moved)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "last ran on cuda:0" in err[0] and "--device cpu" in err[0], err
+    assert {p.relative_to(moved): p.read_bytes() for p in moved.rglob("*") if p.is_file() and p.name != ".lock"} == {
+        k: v for k, v in before.items() if k.name != ".lock"}, "nothing written"
+
+
 def test_pack_refuses_what_it_cannot_move_in_one_line(runs, tmp_path, capsys):
     assert cli_main(["pack", str(tmp_path), str(tmp_path / "a.tar.gz")]) == 2
     assert "not a run directory" in capsys.readouterr().err

@@ -44,6 +44,11 @@ def test_a_finished_trial_is_extended_to_a_larger_budget(hopper_file, tmp_path):
     assert trial_status(run, 2) == "finished" and trial_status(run, 4) == "extend"
     assert [p["run_dir"] for p in published] == [str(run)]
 
+    # as a trial comes back from a lent GPU (`mopo-kit train --resume RUN --device cuda` there, then
+    # packed back): its config says cuda, and the sweep here must still continue it on its own device
+    moved = json.loads((run / "config.json").read_text())
+    moved["config"]["device"] = "cuda:0"
+    (run / "config.json").write_text(json.dumps(moved))
     spec.base["epochs"] = 4
     run_sweep(spec, tmp_path, workers=1)
     results = json.loads((run / "results.json").read_text())
@@ -51,6 +56,7 @@ def test_a_finished_trial_is_extended_to_a_larger_budget(hopper_file, tmp_path):
     assert [row["epoch"] for row in _read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4]
     saved = json.loads((run / "config.json").read_text())
     assert saved["config"]["epochs"] == 4
+    assert saved["config"]["device"] == "auto", "the sweep's device (its default: auto), not the one the trial last ran on"
     assert saved["extensions"] == [{"from_epochs": 2, "to_epochs": 4, "at_epoch": 2}], "the run records that it continued a finished 2-epoch run"
     assert run_sweep(spec, tmp_path, workers=1) == [], "nothing left to run"
 

@@ -249,7 +249,10 @@ def _run_trial(config: dict[str, Any], run_dir: str, threads: int, job: Mapping[
                 ensure_shared_dynamics(job)
             run = Path(run_dir)
             if trial_status(run, int(config.get("epochs", MOPOConfig.epochs))) != "new":
-                result = MOPO.resume(run, epochs=int(config.get("epochs", MOPOConfig.epochs)), device=config.get("device"))
+                # the sweep's device, not the one saved in the trial: a trial continued on a lent GPU
+                # and moved back (mopo-kit pack) says cuda, and continues here on what a new trial gets
+                device = config.get("device", MOPOConfig.device)
+                result = MOPO.resume(run, epochs=int(config.get("epochs", MOPOConfig.epochs)), device=device)
             else:
                 result = MOPO(MOPOConfig.from_dict(config)).fit(run)
     except StopRequested as exc:

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from budgets import across_budgets, curve_agreement, deeper_run_checks  # noqa: E402
+import in_flight  # noqa: E402
 from campaign_docs import CampaignDocs  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
 from run_stats import TAIL_EVALS, budget_label, file_safe, mean_std, round_or_none, tail_mean  # noqa: E402
@@ -313,6 +314,7 @@ class Campaign(CampaignDocs):
             say = lambda m: print(f"[{self.name}] {m}", flush=True)  # noqa: E731
             return len(fit_shared_dynamics(spec, Path(args.sweep_dir), say, args.device, workers=args.workers, threads=args.threads))
         rows = self.status(spec, Path(args.sweep_dir), budget)
+        losses = in_flight.lost(self.results, rows, budget)
         for row in rows:
             progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
             if "last_return" in row:
@@ -326,6 +328,12 @@ class Campaign(CampaignDocs):
             print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}")
         counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
         print(f"[{self.name}] stage {number} at {budget}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
+        for trial, loss in losses.items():
+            print(f"[{self.name}] lost elsewhere: {in_flight.lost_line(trial, loss)}")
+        if args.record_in_flight:
+            recorded = in_flight.record(self.results, rows, budget, Path(args.sweep_dir).resolve(), commit())
+            print(f"[{self.name}] recorded {sum(k.endswith('@' + budget) for k in recorded)} unfinished run(s) at {budget} in "
+                  f"{(self.results / in_flight.FILE).relative_to(ROOT) if self.results.is_relative_to(ROOT) else self.results / in_flight.FILE}")
         return 0
 
     def main(self, argv: list[str] | None = None, description: str = "") -> int:
@@ -359,11 +367,18 @@ class Campaign(CampaignDocs):
             "--write-docs", action="store_true", help="rebuild table.json and the plots, then regenerate the tables between the docs' generated-block markers"
         )
         parser.add_argument("--status", action="store_true", help="only say where each run of the selection stands (published, in progress, waiting); read-only")
+        parser.add_argument(
+            "--record-in-flight", action="store_true",
+            help=f"with --status: write each started run's checkpoint epoch into the results' {in_flight.FILE} (commit it; on a machine without "
+                 "this sweep directory --status and the campaign then say how many epochs of each run were lost)",
+        )
         parser.add_argument("--rerun", action="store_true", help="also run the grid points whose result at this budget is already published")
         parser.add_argument(
             "--models-only", action="store_true", help="only fit the selection's shared dynamics models (--workers at once), e.g. on a GPU before the runs go to CPUs"
         )
         args = parser.parse_args(argv)
+        if args.record_in_flight and not args.status:
+            parser.error("--record-in-flight goes with --status")
         if args.status or args.models_only:
             failures = 0
             with stoppable(self.name) as stopped:  # --models-only: fits checkpoint and stop, exit 143
@@ -380,6 +395,9 @@ class Campaign(CampaignDocs):
                 spec, budget = self._stage_spec(args, number)
                 for path in self.publish_finished(spec, Path(args.sweep_dir), budget, command):
                     print(f"[{self.name}] published {path.name}", flush=True)
+                # a run recorded further along on another machine (in_flight.json) starts over here: said once, up front
+                for trial, loss in in_flight.lost(self.results, self.status(spec, Path(args.sweep_dir), budget), budget).items():
+                    print(f"[{self.name}] lost elsewhere: {in_flight.lost_line(trial, loss)}", flush=True)
                 run_sweep(
                     spec,
                     Path(args.sweep_dir),

@@ -150,6 +150,45 @@ def test_status_says_how_a_started_run_is_doing_and_how_long_it_has_left(tmp_pat
     assert "last evaluation 1,234 at epoch 10, 1 of 2 evaluations equal to its 10k run, 12.5 s/epoch" in line, line
 
 
+def test_a_run_recorded_in_flight_on_one_machine_is_reported_lost_on_another(tmp_path, capsys):
+    """--record-in-flight writes each started run's checkpoint epoch beside the results; a sweep
+    directory without that run (another machine) then hears how many epochs are gone and where."""
+    from campaign import Campaign, Stage
+
+    campaign = Campaign(name="toy", results=tmp_path / "results", stages={1: Stage(("hopper-mixed",), 20_000)},
+                        methods={"mopo": "max_aleatoric", "mbpo": "zero"}, seeds=(0,))
+
+    def started(sweep: Path, trial: str, checkpoint: int) -> None:
+        run_dir = sweep / "trials" / trial
+        (run_dir / "checkpoint").mkdir(parents=True)
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, checkpoint + 2)))
+        (run_dir / "checkpoint" / "progress.json").write_text(json.dumps({"epoch": checkpoint}))
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    started(here, "hopper-mixed__max_aleatoric__s0", 10)
+    started(here, "hopper-mixed__zero__s0", 4)
+    assert campaign.main(["--status", "--record-in-flight", "--sweep-dir", str(here)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("[toy] recorded 2 unfinished run(s) at 20k in ")
+    runs = json.loads((campaign.results / "in_flight.json").read_text())["runs"]
+    assert {k: v["checkpoint_epoch"] for k, v in runs.items()} == {"hopper-mixed__max_aleatoric__s0@20k": 10, "hopper-mixed__zero__s0@20k": 4}
+    assert campaign.main(["--status", "--sweep-dir", str(here)]) == 0
+    assert "lost elsewhere" not in capsys.readouterr().out, "the machine that recorded them lost nothing"
+
+    started(there, "hopper-mixed__zero__s0", 6)  # the other machine got further with one run than the record
+    assert campaign.main(["--status", "--sweep-dir", str(there)]) == 0
+    lost = [line for line in capsys.readouterr().out.splitlines() if "lost elsewhere" in line]
+    assert len(lost) == 1 and lost[0].startswith("[toy] lost elsewhere: hopper-mixed__max_aleatoric__s0: was at checkpoint epoch 10 in ")
+    assert lost[0].endswith("this sweep holds epoch 0, 10 epochs behind: they are lost here and rerun from epoch 0") and str(here.resolve()) in lost[0]
+
+    # recorded there: the lost run's record stays (it is still what was lost), the other moves on to epoch 6;
+    # a published run is dropped from the record
+    campaign.results.joinpath("hopper-mixed__mbpo__s0__20k.json").write_text("{}")
+    assert campaign.main(["--status", "--record-in-flight", "--sweep-dir", str(there)]) == 0
+    capsys.readouterr()
+    runs = json.loads((campaign.results / "in_flight.json").read_text())["runs"]
+    assert {k: v["checkpoint_epoch"] for k, v in runs.items()} == {"hopper-mixed__max_aleatoric__s0@20k": 10}
+
+
 def test_progress_lines_count_each_reported_stage_and_name_what_is_missing():
     """The docs' progress block comes from the published runs: a stale hand-kept count cannot happen."""
     from campaign import Campaign, Stage

@@ -133,6 +133,8 @@ class Campaign(CampaignDocs):
             "curve": [{k: row.get(k) for k in CURVE_KEYS} for row in metrics if "return_mean" in row],
             # machines the run moved between (mopo-kit pack); "model_pool": "dropped" = not bit-exact
             **({"moves": payload["moves"]} if payload.get("moves") else {}),
+            # legs run without some loggers (e.g. W&B on a lent GPU): the run's curve is complete, those loggers' records are not
+            **({"logger_gaps": payload["logger_gaps"]} if payload.get("logger_gaps") else {}),
             "command": command,
             "commit": commit(),
             # the trial's thread count, not this (publishing) process's

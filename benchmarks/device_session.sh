@@ -172,11 +172,18 @@ continue)
     # --device cpu`); the move is recorded in its config.json. At most 7 runs a call ($OUT returns
     # 8 files; logs.tgz is one).
     #   RUN_LIMIT_S=480 bash benchmarks/device_session.sh continue .carry/moved/*.tar.gz
+    # That machine has no W&B: a run logging to it continues this leg without (recorded in its
+    # config.json `logger_gaps`; metrics.jsonl stays complete) and logs again once back.
     mkdir -p /tmp/moved
     for archive in "$@"; do
         name=$(tar tzf "$archive" | head -n 1 | cut -d/ -f1)
         tar xzf "$archive" -C /tmp/moved
-        timeout -s TERM -k 90 "${RUN_LIMIT_S:-480}" python3 -m mopo_kit train --resume "/tmp/moved/$name" --device "${DEVICE:-cuda}" > "$LOGS/continue-$name.log" 2>&1 &
+        without=()
+        if ! python3 -c 'import wandb' 2> /dev/null && python3 -c 'import json, sys
+sys.exit(0 if any(l["type"] == "wandb" for l in json.load(open(sys.argv[1]))["config"]["loggers"]) else 1)' "/tmp/moved/$name/config.json"; then
+            without=(--without-logger wandb)
+        fi
+        timeout -s TERM -k 90 "${RUN_LIMIT_S:-480}" python3 -m mopo_kit train --resume "/tmp/moved/$name" --device "${DEVICE:-cuda}" "${without[@]}" > "$LOGS/continue-$name.log" 2>&1 &
     done
     wait
     for run in /tmp/moved/*/; do

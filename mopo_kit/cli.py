@@ -380,12 +380,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.without_logger and not args.resume:
+        raise MopoKitError("--without-logger goes with --resume (a new run takes the loggers it is given)")
     if args.resume:
         epochs = None
         if args.steps is not None:  # --steps with --resume extends a finished run
             saved = json.loads((Path(args.resume) / "config.json").read_text())["config"] if (Path(args.resume) / "config.json").exists() else {}
             epochs = max(1, -(-args.steps // int(saved.get("steps_per_epoch", 1000))))
-        result = MOPO.resume(args.resume, epochs=epochs, device=args.device)
+        result = MOPO.resume(args.resume, epochs=epochs, device=args.device, without_loggers=args.without_logger or ())
         _print_result(Path(args.resume), result)
         return 0
     args.dataset = args.dataset or args.dataset_option
@@ -682,6 +684,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", action="store_true", help="log to W&B (offline when there is no API key)")
     p.add_argument("-o", "--output", metavar="RUN_DIR")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint; with --steps, extend a finished run to that budget")
+    p.add_argument(
+        "--without-logger", action="append", metavar="NAME",
+        help="with --resume: continue this leg without one of the run's loggers (e.g. wandb on a machine without it); "
+             "recorded in config.json (logger_gaps), the config keeps it; repeatable",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar on a terminal, no progress lines in a log")
     _add_precision_argument(p)
     add_device_argument(p, None, "the config's 'device', else auto; with --resume, the run's")

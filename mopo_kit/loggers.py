@@ -12,6 +12,7 @@ W&B never blocks a run: without an API key (``WANDB_API_KEY`` or a ``wandb login
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -76,8 +77,22 @@ class JsonLinesLogger:
         self._handle.close()
 
 
+def _require(package: str, logger: str, install: str) -> None:
+    """A logger whose package is not installed: one line before any work, naming how to get it
+    (and, for a run moved to a machine without it, how to continue that leg without the logger)."""
+    if importlib.util.find_spec(package) is None:
+        raise MopoKitError(
+            f"logger '{logger}' needs the {package} package, not installed here ({install}); "
+            f"a resumed run can continue without it: mopo-kit train --resume RUN --without-logger {logger}"
+        )
+
+
 class TensorBoardLogger:
     """Scalars to TensorBoard event files (``<run_dir>/tensorboard``); needs the tensorboard package."""
+
+    @classmethod
+    def check_available(cls) -> None:
+        _require("tensorboard", "tensorboard", "pip install 'mopo-kit[tensorboard]'")
 
     def start(self, run_dir, config, name, group=None, job_type=None) -> None:
         try:
@@ -110,6 +125,10 @@ class WandbLogger:
     Runs offline (files under ``<run_dir>/wandb``) when there is no API key or ``WANDB_MODE`` says so,
     so it never waits for a network that is not there.
     """
+
+    @classmethod
+    def check_available(cls) -> None:
+        _require("wandb", "wandb", "pip install wandb")
 
     def __init__(self, project: str = "mopo-kit", entity: str | None = None, mode: str | None = None, tags: list[str] | None = None) -> None:
         self.project, self.entity, self.tags = project, entity, tags

@@ -101,6 +101,9 @@ class MOPO:
     ) -> None:
         self.config = config or MOPOConfig()
         self._objects = {"dataset": dataset, "task": task, "dynamics": dynamics, "uncertainty": uncertainty, "policy": policy}
+        #: loggers of the config left out of this leg only (MOPO.resume(without_loggers=...)), e.g. on a
+        #: machine without their package; the config keeps them, so a later resume logs again
+        self._without_loggers: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------------------ building
     def _check_names(self) -> None:
@@ -112,8 +115,10 @@ class MOPO:
                 component = getattr(self.config, kind)
                 params = component.params if kind == "uncertainty" else {"seed": self.config.seed, **component.params}
                 registry.get(kind, component.type).check_params(params)
-        for logger in self.config.loggers:
-            registry.get("logger", logger.type)
+        for logger in self._active_loggers():
+            factory = registry.get("logger", logger.type).factory
+            if hasattr(factory, "check_available"):  # an optional package (wandb, tensorboard): missing is one line, now
+                factory.check_available()
         early = self._task_from_name()
         if early is not None:  # the model pool's size needs only the task's dims and h
             task, kind = early
@@ -285,6 +290,10 @@ class MOPO:
         self._saved_precision = _saved_precisions(saved)
         self._moves: list[dict[str, Any]] = list(saved.get("moves", []))
         self._extensions = _extensions(saved, cfg.epochs, _checkpoint_epoch(run) if saved else 0)
+        self._logger_gaps = _logger_gaps(saved, self._without_loggers, _checkpoint_epoch(run) if saved else 0)
+        if self._without_loggers:
+            print(f"mopo-kit: {run}: continuing without logger(s) {', '.join(self._without_loggers)} from epoch "
+                  f"{self._logger_gaps[-1]['from_epoch']} (--without-logger); the run's config keeps them for later resumes", file=sys.stderr)
         self._build(run)
         start_epoch, history, partial = 0, [], 0
         if run is not None:
@@ -361,7 +370,8 @@ class MOPO:
 
     @classmethod
     def resume(
-        cls, run_dir: str | Path, callback: EpochCallback | None = None, *, epochs: int | None = None, device: str | None = None
+        cls, run_dir: str | Path, callback: EpochCallback | None = None, *, epochs: int | None = None, device: str | None = None,
+        without_loggers: tuple[str, ...] | list[str] = (),
     ) -> MOPOResult:
         """Continue a killed run from its last checkpoint (same config, same total steps).
 
@@ -369,6 +379,9 @@ class MOPO:
         continues from its final checkpoint, keeps its metrics and rewrites ``results.json``.
         ``device`` overrides the saved config's (a run started on a GPU continues on a CPU-only
         machine; its random streams then restart, see :func:`mopo_kit.device.restore_generator`).
+        ``without_loggers`` leaves those of the config's loggers out of this leg only (a lent GPU
+        machine without W&B): said on stderr and recorded in ``config.json`` (``logger_gaps``);
+        the run's own metrics files are complete either way.
         """
         run = Path(run_dir)
         if run.is_dir():
@@ -387,13 +400,23 @@ class MOPO:
             # a run continued on a lent GPU and moved back: say how to continue it here
             raise MopoKitError(f"{config_path}: the run last ran on {config.device}, and CUDA is not available on this machine; "
                                "continue it here with --device cpu (or auto)")
-        return cls(config).fit(run, resume=True, callback=callback)
+        unknown = sorted(set(without_loggers) - {c.type for c in config.loggers})
+        if unknown:
+            raise MopoKitError(f"{config_path}: --without-logger {', '.join(unknown)}: the run has no such logger "
+                               f"(its loggers: {', '.join(c.type for c in config.loggers) or 'none'})")
+        mopo = cls(config)
+        mopo._without_loggers = tuple(without_loggers)
+        return mopo.fit(run, resume=True, callback=callback)
 
     # ------------------------------------------------------------------------------- files
+    def _active_loggers(self) -> list[Any]:
+        """The config's loggers this leg starts: all but those ``resume(without_loggers=...)`` leaves out."""
+        return [c for c in self.config.loggers if c.type not in self._without_loggers]
+
     def _start_loggers(self, run: Path | None) -> list[Any]:
         cfg = self.config
         registry = get_registry()
-        loggers = [registry.create("logger", c.type, **c.params) for c in cfg.loggers]
+        loggers = [registry.create("logger", c.type, **c.params) for c in self._active_loggers()]
         name = cfg.run_name or (run.name if run is not None else f"{self.task.name}-{cfg.uncertainty.type}-s{cfg.seed}")
         for logger in loggers:
             logger.start(run, self._run_payload(), name, group=cfg.group, job_type=cfg.job_type or cfg.uncertainty.type)
@@ -416,6 +439,8 @@ class MOPO:
             },
             "plugins": [{"name": p.name, "version": p.version} for p in get_plugins().plugins],
             **({"moves": self._moves} if getattr(self, "_moves", None) else {}),
+            # legs run without some of the config's loggers (resume --without-logger): where their records have a gap
+            **({"logger_gaps": self._logger_gaps} if getattr(self, "_logger_gaps", None) else {}),
             # a finished run extended to a larger budget (MOPO.resume(epochs=...)): the run's JSON can say
             # it continued a shorter run rather than started from scratch
             **({"extensions": self._extensions} if getattr(self, "_extensions", None) else {}),
@@ -480,6 +505,16 @@ def _extensions(record: dict[str, Any], epochs: int, at_epoch: int) -> list[dict
     if started is not None and epochs > int(started):
         extensions.append({"from_epochs": int(started), "to_epochs": int(epochs), "at_epoch": int(at_epoch)})
     return extensions
+
+
+def _logger_gaps(record: dict[str, Any], without: tuple[str, ...], at_epoch: int) -> list[dict[str, Any]]:
+    """The legs a run ran without some of its loggers: the saved ones, and this resume's (once,
+    also when a killed leg is resumed the same way)."""
+    gaps = list(record.get("logger_gaps", []))
+    leg = {"left_out": sorted(without), "from_epoch": int(at_epoch)}
+    if without and leg not in gaps:
+        gaps.append(leg)
+    return gaps
 
 
 def _checkpoint_epoch(run: Path | None) -> int:

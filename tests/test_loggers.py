@@ -50,3 +50,38 @@ def test_console_line_shows_return_and_episode_length(capsys):
     first, second = capsys.readouterr().err.splitlines()
     assert first == "[run-a] epoch 2: return_mean=-5.8 length_mean=6 rollout_mean_penalty=3.03"
     assert second == "[run-a] epoch 3: rollout_mean_penalty=3"
+
+
+def test_a_missing_logger_package_is_one_line_before_any_work_and_a_resume_can_leave_it_out(hopper_file, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """A run moved to a machine without W&B (a lent GPU): one line naming the package and the way
+    on; ``--without-logger wandb`` continues that leg without it, recorded, the config unchanged."""
+    import sys
+
+    from mopo_kit.cli import main as cli_main
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as on a machine without the package
+    fresh = tmp_path / "fresh"
+    assert cli_main(["train", str(hopper_file), "--steps", "50", "--wandb", "-o", str(fresh)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "logger 'wandb' needs the wandb package, not installed here (pip install wandb)" in err[0], err
+    assert not fresh.exists(), "nothing made before the line"
+
+    run = tmp_path / "run"
+    MOPO(MOPOConfig(dataset=str(hopper_file), **{**TINY, "epochs": 1}, loggers=["jsonl"])).fit(run)
+    payload = json.loads((run / "config.json").read_text())
+    payload["config"]["loggers"] = [{"type": "wandb", "params": {}}, {"type": "jsonl", "params": {}}]  # as logged on its first machine
+    (run / "config.json").write_text(json.dumps(payload))
+    before = (run / "metrics.jsonl").read_bytes()
+    assert cli_main(["train", "--resume", str(run), "--steps", str(2 * TINY["steps_per_epoch"])]) == 2
+    assert "--without-logger wandb" in capsys.readouterr().err and (run / "metrics.jsonl").read_bytes() == before
+    assert cli_main(["train", "--resume", str(run), "--without-logger", "tensorboard"]) == 2
+    assert "--without-logger tensorboard: the run has no such logger (its loggers: wandb, jsonl)" in capsys.readouterr().err
+
+    assert cli_main(["train", "--resume", str(run), "--steps", str(2 * TINY["steps_per_epoch"]), "--without-logger", "wandb"]) == 0
+    assert "continuing without logger(s) wandb from epoch 1" in capsys.readouterr().err
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["logger_gaps"] == [{"left_out": ["wandb"], "from_epoch": 1}]
+    assert [c.type for c in MOPOConfig.from_dict(saved["config"]).loggers] == ["wandb", "jsonl"], "the config keeps W&B for later legs"
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    jsonl = [json.loads(line)["event"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert jsonl.count("start") == 2, "the other loggers still run on the leg"

@@ -289,8 +289,9 @@ class MOPO:
         self._saved_scale = _saved_penalty_scale(saved)
         self._saved_precision = _saved_precisions(saved)
         self._moves: list[dict[str, Any]] = list(saved.get("moves", []))
-        self._extensions = _extensions(saved, cfg.epochs, _checkpoint_epoch(run) if saved else 0)
-        self._logger_gaps = _logger_gaps(saved, self._without_loggers, _checkpoint_epoch(run) if saved else 0)
+        saved_epoch = _checkpoint_epoch(run) if saved else 0
+        self._extensions = _extensions(saved, cfg.epochs, saved_epoch)
+        self._logger_gaps = _logger_gaps(saved, self._without_loggers, saved_epoch)
         if self._without_loggers:
             print(f"mopo-kit: {run}: continuing without logger(s) {', '.join(self._without_loggers)} from epoch "
                   f"{self._logger_gaps[-1]['from_epoch']} (--without-logger); the run's config keeps them for later resumes", file=sys.stderr)

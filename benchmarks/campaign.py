@@ -177,6 +177,7 @@ class Campaign(CampaignDocs):
             run_dir = sweep_dir / "trials" / trial_id(point)
             row: dict[str, Any] = {
                 "trial": trial_id(point),
+                "dataset": str(point["dataset"]),
                 "model": model_state(Path(model_job(spec, sweep_dir, point)["target"])),
                 "epochs": epochs,
             }
@@ -330,6 +331,11 @@ class Campaign(CampaignDocs):
             print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}")
         counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
         print(f"[{self.name}] stage {number} at {budget}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
+        left = compute_left(rows)
+        if left["runs"]:
+            print(f"[{self.name}] left at the started runs' pace: ≈ {left['core_hours']:.1f} core-hours for {left['runs']} run(s) "
+                  f"(≈ {left['core_hours'] / max(1, args.workers):.1f} h on {args.workers} worker(s); model fits not counted)"
+                  + (f"; {left['without_pace']} run(s) of cells with no pace yet not counted" if left["without_pace"] else ""))
         for trial, loss in losses.items():
             print(f"[{self.name}] lost elsewhere: {in_flight.lost_line(trial, loss)}")
         if args.record_in_flight:
@@ -462,6 +468,30 @@ def _pace(metrics: list[dict[str, Any]], window: int = 10) -> dict[str, Any]:
     if seconds:
         out["seconds_per_epoch"] = float(statistics.median(seconds))
     return out
+
+
+def compute_left(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The compute a stage still needs, from its status rows: each started run's epochs left at its
+    own pace, each waiting run's at the median pace of its cell's started runs (a campaign is
+    planned in sessions of a few hours, and the pace of one cell says little of another's: a
+    hopper-mixed epoch at h = 5 takes 2.5× a walker2d-mixed one at h = 1)."""
+    paces: dict[str, list[float]] = {}
+    for row in rows:
+        if row["state"] == "started" and "seconds_per_epoch" in row:
+            paces.setdefault(row["dataset"], []).append(row["seconds_per_epoch"])
+    seconds, runs, without = 0.0, 0, 0
+    for row in rows:
+        if row["state"] == "started" and "seconds_per_epoch" in row:
+            seconds += (row["epochs"] - row["epoch"]) * row["seconds_per_epoch"]
+        elif row["state"] in ("started", "waiting") and row["dataset"] in paces:
+            seconds += (row["epochs"] - row.get("epoch", 0)) * statistics.median(paces[row["dataset"]])
+        elif row["state"] in ("started", "waiting"):
+            without += 1
+            continue
+        else:
+            continue
+        runs += 1
+    return {"core_hours": seconds / 3600, "runs": runs, "without_pace": without}
 
 
 def model_state(target: Path) -> str:

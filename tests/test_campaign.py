@@ -150,6 +150,22 @@ def test_status_says_how_a_started_run_is_doing_and_how_long_it_has_left(tmp_pat
     assert "last evaluation 1,234 at epoch 10, 1 of 2 evaluations equal to its 10k run, 12.5 s/epoch" in line, line
 
 
+def test_compute_left_takes_each_started_runs_pace_and_its_cells_median_for_waiting_runs():
+    from campaign import compute_left
+
+    rows = [
+        {"dataset": "walker", "state": "started", "epochs": 100, "epoch": 40, "seconds_per_epoch": 10.0},
+        {"dataset": "walker", "state": "started", "epochs": 100, "epoch": 90, "seconds_per_epoch": 30.0},
+        {"dataset": "walker", "state": "waiting", "epochs": 100},  # the cell's median pace: 20 s
+        {"dataset": "walker", "state": "published", "epochs": 100},
+        {"dataset": "hopper", "state": "waiting", "epochs": 100},  # no hopper run started: no pace
+        {"dataset": "hopper", "state": "started", "epochs": 100, "epoch": 1},  # started, not yet timed
+    ]
+    left = compute_left(rows)
+    assert left["core_hours"] == pytest.approx((60 * 10 + 10 * 30 + 100 * 20) / 3600)
+    assert (left["runs"], left["without_pace"]) == (3, 2)
+
+
 def test_a_run_recorded_in_flight_on_one_machine_is_reported_lost_on_another(tmp_path, capsys):
     """--record-in-flight writes each started run's checkpoint epoch beside the results; a sweep
     directory without that run (another machine) then hears how many epochs are gone and where."""

@@ -344,6 +344,35 @@ class Campaign(CampaignDocs):
                   f"{(self.results / in_flight.FILE).relative_to(ROOT) if self.results.is_relative_to(ROOT) else self.results / in_flight.FILE}")
         return 0
 
+    def _move(self, args: argparse.Namespace) -> int:
+        """``--pack-started`` / ``--unpack``: a stage's runs to another machine and back (each one line)."""
+        from mopo_kit.errors import MopoKitError
+        from mopo_kit.experiments.pack import pack_run, unpack_run
+
+        sweep_dir, failures = Path(args.sweep_dir), 0
+        for archive in args.unpack or []:
+            try:
+                back = unpack_run(Path(archive), sweep_dir / "trials")
+            except MopoKitError as exc:
+                print(f"[{self.name}] {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            before = "new here" if back["replaced_epoch"] is None else f"replacing its copy at epoch {back['replaced_epoch']}"
+            print(f"[{self.name}] unpacked {back['run']} at epoch {back['epoch']} ({before})")
+        for number in args.stage if args.pack_started else ():
+            spec, budget = self._stage_spec(args, number)
+            for row in self.status(spec, sweep_dir, budget):
+                if row["state"] != "started" or not row.get("checkpoint_epoch"):
+                    continue
+                try:
+                    packed = pack_run(sweep_dir / "trials" / row["trial"], Path(args.pack_started) / f"{row['trial']}.tar.gz")
+                except MopoKitError as exc:
+                    print(f"[{self.name}] {exc}", file=sys.stderr)
+                    failures += 1
+                    continue
+                print(f"[{self.name}] packed {row['trial']} at epoch {packed['epoch']}: {packed['archive']} ({packed['bytes'] / 2**20:.1f} MiB)")
+        return 2 if failures else 0
+
     def main(self, argv: list[str] | None = None, description: str = "") -> int:
         parser = argparse.ArgumentParser(description=description)
         default_stage = min(self.stages) if self.default_stage is None else self.default_stage
@@ -380,6 +409,15 @@ class Campaign(CampaignDocs):
             help=f"with --status: write each started run's checkpoint epoch into the results' {in_flight.FILE} (commit it; on a machine without "
                  "this sweep directory --status and the campaign then say how many epochs of each run were lost)",
         )
+        parser.add_argument(
+            "--pack-started", metavar="DIR",
+            help="stop the campaign first; pack each started run of the selection into DIR/<trial>.tar.gz (mopo-kit pack, without its model pool) "
+                 "to continue elsewhere, e.g. on a lent GPU (benchmarks/device_session.sh continue)",
+        )
+        parser.add_argument(
+            "--unpack", nargs="+", metavar="ARCHIVE",
+            help="put runs packed elsewhere back into this sweep's trials (each replaces its older copy); the next campaign run continues them",
+        )
         parser.add_argument("--rerun", action="store_true", help="also run the grid points whose result at this budget is already published")
         parser.add_argument(
             "--models-only", action="store_true", help="only fit the selection's shared dynamics models (--workers at once), e.g. on a GPU before the runs go to CPUs"
@@ -387,6 +425,8 @@ class Campaign(CampaignDocs):
         args = parser.parse_args(argv)
         if args.record_in_flight and not args.status:
             parser.error("--record-in-flight goes with --status")
+        if args.pack_started or args.unpack:
+            return self._move(args)
         if args.status or args.models_only:
             failures = 0
             with stoppable(self.name) as stopped:  # --models-only: fits checkpoint and stop, exit 143

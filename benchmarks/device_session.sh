@@ -167,9 +167,10 @@ continue)
     # Runs moved here with `mopo-kit pack` (carried in the tree, e.g. .carry/moved/*.tar.gz)
     # continue on the GPU side by side until RUN_LIMIT_S, when SIGTERM stops each gracefully
     # (checkpoint written); each comes back packed without its pool as $OUT/<run>.tar.gz, to unpack
-    # over the CPU machine's copy (a campaign's trial: `tar -xzf RUN.tar.gz -C SWEEP/trials`, then
-    # rerun the campaign, which continues it on its own device; a lone run: `train --resume RUN
-    # --device cpu`); the move is recorded in its config.json. At most 7 runs a call ($OUT returns
+    # over the CPU machine's copy (a campaign's trials: `d4rl_table.py --unpack ARCHIVE... --sweep-dir
+    # SWEEP`, then rerun the campaign, which continues them on its own device; a lone run: `tar -xzf`
+    # and `train --resume RUN --device cpu`); the move is recorded in its config.json. The campaign's
+    # side packs them with `--pack-started DIR`. At most 7 runs a call ($OUT returns
     # 8 files; logs.tgz is one).
     #   RUN_LIMIT_S=480 bash benchmarks/device_session.sh continue .carry/moved/*.tar.gz
     # That machine has no W&B: a run logging to it continues this leg without (recorded in its

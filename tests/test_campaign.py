@@ -418,3 +418,45 @@ def test_result_campaigns_write_float32_into_every_trial_not_the_toolkits_defaul
         assert spec.base["precision"] == "fp32"
         for point in spec.trials():
             assert MOPOConfig.from_dict({**spec.base, **point}).precision == "fp32", (module, point)
+
+
+def test_started_runs_go_to_another_machine_and_back_into_the_sweep_which_finishes_them(hopper_file, tmp_path, capsys):  # noqa: F811
+    """--pack-started, a leg elsewhere (here a resume in another folder, as on a lent GPU), --unpack:
+    the sweep continues from the returned checkpoint and the published run records the move."""
+    import tarfile
+
+    from campaign import Campaign, Stage
+
+    from mopo_kit.experiments.pack import pack_run
+    from mopo_kit.mopo import MOPO
+
+    # the campaign's stage counts 1,000-step epochs: three, of which the toy trial below runs one
+    campaign = Campaign(name="toy", results=tmp_path / "results", stages={1: Stage((str(hopper_file),), 3000)},
+                        methods={"mopo": "max_aleatoric"}, seeds=(0,))
+    base = {k: v for k, v in TINY.items() if k != "dynamics"}
+    base.update(epochs=1, eval_every=1)
+    spec = SweepSpec(name="toy", grid={"dataset": [str(hopper_file)], "uncertainty": ["max_aleatoric"], "seed": [0]},
+                     base=base, dynamics=TINY["dynamics"]["params"])
+    sweep = tmp_path / "sweep"
+    run_sweep(spec, sweep, workers=1, threads=1)  # one epoch done of the stage's three: "started"
+    (trial,) = [p.name for p in (sweep / "trials").iterdir()]
+
+    assert campaign.main(["--pack-started", str(tmp_path / "out"), "--sweep-dir", str(sweep)]) == 0
+    assert f"[toy] packed {trial} at epoch 1: " in capsys.readouterr().out
+    with tarfile.open(tmp_path / "out" / f"{trial}.tar.gz") as tar:
+        tar.extractall(tmp_path / "elsewhere", filter="data")
+    MOPO.resume(tmp_path / "elsewhere" / trial, epochs=2)  # the leg on the other machine
+    pack_run(tmp_path / "elsewhere" / trial, tmp_path / "back.tar.gz")
+
+    assert campaign.main(["--unpack", str(tmp_path / "back.tar.gz"), "--sweep-dir", str(sweep)]) == 0
+    assert f"[toy] unpacked {trial} at epoch 2 (replacing its copy at epoch 1)" in capsys.readouterr().out
+    assert campaign.main(["--unpack", str(tmp_path / "out" / f"{trial}.tar.gz"), "--sweep-dir", str(sweep)]) == 2
+    assert f"holds {trial} at epoch 1, but {sweep / 'trials' / trial} is already at epoch 2; nothing replaced" in capsys.readouterr().err
+    assert sorted(p.name for p in (sweep / "trials").iterdir()) == [trial], "no staging or replaced folder left behind"
+
+    spec.base["epochs"] = 3
+    published = []
+    run_sweep(spec, sweep, workers=1, threads=1, on_trial_done=lambda s: published.append(campaign.publish(Path(s["run_dir"]), "toy")))
+    record = json.loads(published[0].read_text())
+    assert [p["epoch"] for p in record["curve"]] == [1, 2, 3], "every epoch once: the sweep went on from the returned epoch 2"
+    assert [m["at_epoch"] for m in record["moves"]] == [1, 2] and {m["model_pool"] for m in record["moves"]} == {"dropped"}

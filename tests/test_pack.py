@@ -131,3 +131,20 @@ def test_a_checkpoint_that_pickled_the_dataset_still_loads(tmp_path):
         assert fresh.num_steps == 20
         for (name, a), (_, b) in zip(sac.sac.policy.state_dict().items(), fresh.sac.policy.state_dict().items()):
             assert torch.equal(a, b), (folder, name)
+
+
+def test_unpack_refuses_what_is_not_a_packed_run_in_one_line(tmp_path):
+    from mopo_kit.errors import MopoKitError
+    from mopo_kit.experiments.pack import unpack_run
+
+    stray = tmp_path / "notes.txt"
+    stray.write_text("not a run")
+    archive = tmp_path / "stray.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(stray, arcname="notes/notes.txt")
+    with pytest.raises(MopoKitError, match=r"stray\.tar\.gz: not a run packed by mopo-kit pack"):
+        unpack_run(archive, tmp_path / "trials")
+    (tmp_path / "broken.tar.gz").write_bytes(b"\x1f\x8b not gzip at all")
+    with pytest.raises(MopoKitError, match=r"broken\.tar\.gz: cannot unpack"):
+        unpack_run(tmp_path / "broken.tar.gz", tmp_path / "trials")
+    assert not (tmp_path / "trials").exists(), "nothing made"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 import time
 from pathlib import Path
@@ -91,6 +92,49 @@ def pack_run(run: Path, out: Path, *, with_pool: bool = False) -> dict[str, Any]
             "model_pool": move["model_pool"], "pool_rows_dropped": dropped, "dynamics_packed_from": shared}
 
 
+def unpack_run(archive: Path, parent: Path) -> dict[str, Any]:
+    """Put a packed run into ``parent``, replacing an older copy of the same run there; returns a summary.
+
+    The way back from another machine (a lent GPU): the archive's run goes where its copy was,
+    e.g. a sweep's ``trials/``, and the sweep continues it. The copy here is replaced only when
+    the archive holds a later checkpoint — an archive older than the copy, or not a packed run,
+    is one line and nothing changes. The swap goes through a staging folder beside it, and the
+    old copy is removed only once the new one is in place; its lock is held meanwhile, so a run
+    being trained is never replaced under its process.
+    """
+    archive, parent = Path(archive), Path(parent)
+    try:
+        with tarfile.open(archive) as tar:
+            names = tar.getnames()
+            tops = {name.split("/", 1)[0] for name in names}
+            if len(tops) != 1 or f"{next(iter(tops))}/checkpoint/progress.json" not in names:
+                raise MopoKitError(f"{archive}: not a run packed by mopo-kit pack (one top folder with checkpoint/progress.json)")
+            name = next(iter(tops))
+            if name in ("", ".", "..") or name.startswith("."):
+                raise MopoKitError(f"{archive}: its top folder '{name}' is not a run's name")
+            arriving = int(json.loads(tar.extractfile(f"{name}/checkpoint/progress.json").read())["epoch"])  # type: ignore[union-attr]
+            target = parent / name
+            here = json.loads((target / "checkpoint" / "progress.json").read_text())["epoch"] if (target / "checkpoint" / "progress.json").exists() else None
+            if here is not None and here >= arriving:
+                raise MopoKitError(f"{archive}: holds {name} at epoch {arriving}, but {target} is already at epoch {here}; nothing replaced")
+            staging = parent / f".unpack-{name}"
+            if staging.exists():
+                shutil.rmtree(staging)
+            staging.mkdir(parents=True)
+            tar.extractall(staging, filter="data")
+    except (tarfile.TarError, OSError, KeyError, ValueError) as exc:
+        raise MopoKitError(f"{archive}: cannot unpack ({exc})") from None
+    replaced = parent / f".replaced-{name}"
+    if target.exists():
+        with directory_lock(target, "a MOPO run (being replaced by its moved copy)"):
+            target.rename(replaced)
+    (staging / name).rename(target)
+    shutil.rmtree(staging)
+    if replaced.exists():
+        shutil.rmtree(replaced)
+    return {"run": name, "into": str(target), "epoch": arriving, "replaced_epoch": here}
+
+
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -99,4 +143,4 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-__all__ = ["pack_run"]
+__all__ = ["pack_run", "unpack_run"]

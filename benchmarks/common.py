@@ -70,6 +70,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def one_line_errors(script: str, main: Callable[..., int], *args: Any, **kwargs: Any) -> int:
+    """A benchmark script's exit code, with the toolkit's errors as one line (``script: error: …``, exit 2).
+
+    The toolkit's own CLI answers bad input and a busy directory (a campaign started twice) in one
+    line; a script driving it would otherwise end in a traceback around the same message.
+    """
+    from mopo_kit.errors import MopoKitError
+
+    try:
+        return main(*args, **kwargs)
+    except MopoKitError as exc:
+        print(f"{script}: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def commit() -> str:
     """HEAD's sha (+ "-dirty"); ``MOPO_KIT_COMMIT`` names it where the tree has no .git (a copy
     sent to a GPU machine)."""

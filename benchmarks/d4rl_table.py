@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign import Campaign, Stage  # noqa: E402
-from common import ROOT  # noqa: E402
+from common import ROOT, one_line_errors  # noqa: E402
 
 TASKS = ("halfcheetah", "hopper", "walker2d")
 
@@ -66,4 +66,4 @@ D4RL = Campaign(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(D4RL.main(description=__doc__.split("\n\n")[0]))
+    raise SystemExit(one_line_errors("d4rl_table.py", D4RL.main, description=__doc__.split("\n\n")[0]))

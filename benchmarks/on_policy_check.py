@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generated_blocks import replace_generated_block  # noqa: E402
 from run_stats import budget_label  # noqa: E402
-from common import ROOT, commit, machine  # noqa: E402
+from common import ROOT, commit, machine, one_line_errors  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "on_policy" / "d4rl.json"
 DOC = ROOT / "docs" / "uncertainty.md"
@@ -137,4 +137,4 @@ def _mean(values) -> float:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(one_line_errors("on_policy_check.py", main))

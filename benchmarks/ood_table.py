@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign import Campaign, Stage  # noqa: E402
-from common import ROOT  # noqa: E402
+from common import ROOT, one_line_errors  # noqa: E402
 
 CELLS = ("halfcheetah-jump", "ant-angle")
 HORIZON, LAM = 5, 1.0
@@ -44,4 +44,4 @@ OOD = Campaign(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(OOD.main(description=__doc__.split("\n\n")[0]))
+    raise SystemExit(one_line_errors("ood_table.py", OOD.main, description=__doc__.split("\n\n")[0]))

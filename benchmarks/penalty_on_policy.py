@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import on_policy_check  # noqa: E402
+from common import one_line_errors  # noqa: E402
 from penalty_design import CELLS, ESTIMATORS, MBPO, ON_POLICY_DIR, REPORT_SEEDS, STUDY  # noqa: E402
 
 from mopo_kit.experiments.sweep import trial_id  # noqa: E402
@@ -74,4 +75,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(one_line_errors("penalty_on_policy.py", main))

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign import stoppable  # noqa: E402
-from common import ROOT, commit, machine  # noqa: E402
+from common import ROOT, commit, machine, one_line_errors  # noqa: E402
 from penalty_design import (  # noqa: E402
     CELLS, EXTRA_CELLS, KAPPA_FACTORS, KAPPA_FILE, MBPO, PAPER_LAM, REPORT_SEEDS, RESULTS, STEPS, STUDY, TUNING_SEED,
     paper_kappa_points, report_points, round_sig, selected, spec_for, tuning_points,
@@ -211,4 +211,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(one_line_errors("penalty_study.py", main))

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign import Campaign, Stage  # noqa: E402
 from generated_blocks import generated_block, replace_generated_block  # noqa: E402
 from run_stats import TAIL_EVALS, tail_mean  # noqa: E402
-from common import ROOT  # noqa: E402
+from common import ROOT, one_line_errors  # noqa: E402
 
 from mopo_kit.experiments.compare import versus  # noqa: E402
 
@@ -139,4 +139,4 @@ def docs_are_current() -> bool:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(one_line_errors("precision_check.py", main))

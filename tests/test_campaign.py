@@ -460,3 +460,22 @@ def test_started_runs_go_to_another_machine_and_back_into_the_sweep_which_finish
     record = json.loads(published[0].read_text())
     assert [p["epoch"] for p in record["curve"]] == [1, 2, 3], "every epoch once: the sweep went on from the returned epoch 2"
     assert [m["at_epoch"] for m in record["moves"]] == [1, 2] and {m["model_pool"] for m in record["moves"]} == {"dropped"}
+
+
+def test_a_campaign_started_twice_is_one_line_naming_the_holder(tmp_path, capsys):
+    """The scripts' entry points (common.one_line_errors): a busy sweep, like any toolkit error, is
+    ``script: error: …`` and exit 2, not a traceback around the same message."""
+    from campaign import Campaign, Stage
+    from common import one_line_errors
+
+    from mopo_kit.dir_lock import directory_lock
+
+    campaign = Campaign(name="toy", results=tmp_path / "results", stages={1: Stage(("hopper-mixed",), 1000)},
+                        methods={"mopo": "max_aleatoric"}, seeds=(0,))
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    with directory_lock(sweep, "a sweep"):  # the first campaign, still running
+        assert one_line_errors("toy.py", campaign.main, ["--sweep-dir", str(sweep)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"toy.py: error: {sweep}: in use by process ") and "(a sweep, since" in err[0], err
+    assert not (sweep / "trials").exists() and not campaign.results.exists(), "nothing started, nothing written"

@@ -175,10 +175,18 @@ continue)
     #   RUN_LIMIT_S=480 bash benchmarks/device_session.sh continue .carry/moved/*.tar.gz
     # That machine has no W&B: a run logging to it continues this leg without (recorded in its
     # config.json `logger_gaps`; metrics.jsonl stays complete) and logs again once back.
+    # Their datasets are not packed: each named one is generated here once, before the runs
+    # start (in parallel, DATA_LIMIT_S), rather than by every run of it at once.
     mkdir -p /tmp/moved
+    for archive in "$@"; do tar xzf "$archive" -C /tmp/moved; done
+    for name in $(python3 -c 'import glob, json, os
+names = {json.load(open(p))["config"]["dataset"] for p in glob.glob("/tmp/moved/*/config.json")}
+print(" ".join(sorted(n for n in names if not os.path.exists(n))))'); do
+        MOPO_KIT_COLLECT_WORKERS=4 timeout "${DATA_LIMIT_S:-240}" python3 -m mopo_kit dataset info "$name" > "$LOGS/data-$name.log" 2>&1 &
+    done
+    wait
     for archive in "$@"; do
         name=$(tar tzf "$archive" | head -n 1 | cut -d/ -f1)
-        tar xzf "$archive" -C /tmp/moved
         without=()
         if ! python3 -c 'import wandb' 2> /dev/null && python3 -c 'import json, sys
 sys.exit(0 if any(l["type"] == "wandb" for l in json.load(open(sys.argv[1]))["config"]["loggers"]) else 1)' "/tmp/moved/$name/config.json"; then

@@ -176,7 +176,11 @@ continue)
     # That machine has no W&B: a run logging to it continues this leg without (recorded in its
     # config.json `logger_gaps`; metrics.jsonl stays complete) and logs again once back.
     # Their datasets are not packed: each named one is generated here once, before the runs
-    # start (in parallel, DATA_LIMIT_S), rather than by every run of it at once.
+    # start (in parallel, DATA_LIMIT_S), rather than by every run of it at once. This machine's
+    # torch build regenerates the mixed sets with other floats, and a resume on other data stops
+    # with one line (resolved.dataset_sha256): carry the CPU machine's files (`stash` ... `join
+    # .data_carry`, benchmarks/device_parts.sh) and set MOPO_KIT_DATA=$PWD/.data_carry, so that
+    # they are found here and nothing is generated.
     mkdir -p /tmp/moved
     for archive in "$@"; do tar xzf "$archive" -C /tmp/moved; done
     for name in $(python3 -c 'import glob, json, os

@@ -64,7 +64,11 @@ def test_python_composition_writes_a_complete_run(hopper_file, tmp_path, monkeyp
     # SAC follows the default precision on this CPU; the model stays float32 under any default,
     # since ensemble_disagreement does not declare itself bf16-tolerant
     sac_precision = resolve_precision(DEFAULT_PRECISION, torch.device("cpu"))
-    assert saved["resolved"] == {"task": "hopper", "horizon": 3, "lam": 1.0, "transitions": 1500, "precision": sac_precision, "model_precision": "fp32"}
+    from mopo_kit.data.d4rl_io import arrays_checksum
+    from mopo_kit.data.load import load_dataset
+
+    assert saved["resolved"] == {"task": "hopper", "horizon": 3, "lam": 1.0, "transitions": 1500, "precision": sac_precision, "model_precision": "fp32",
+                                 "dataset_sha256": arrays_checksum(load_dataset(str(hopper_file)).arrays())}
     results = json.loads((run / "results.json").read_text())
     assert results["last"]["epoch"] == 4 and "normalized_mean" in results["last"]
     bound = results["bound"]

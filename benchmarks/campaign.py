@@ -9,7 +9,8 @@ kill, extensible to a larger budget. Each finished run is published at once as
 ``<results>/<dataset>__<method>__s<seed>__<k>k.json``; the table and the learning-curve plots
 are rebuilt from those files alone. ``benchmarks/d4rl_table.py`` and ``benchmarks/ood_table.py``
 are thin definitions over this module; what a campaign shows (tables, plots) is in
-``campaign_docs.py``, the shared statistics over run records in ``run_stats.py``, and how one
+``campaign_docs.py``, where its runs stand and how they move to another machine in
+``campaign_status.py``, the shared statistics over run records in ``run_stats.py``, and how one
 seed's runs compare across budgets (the deeper stages' checks) in ``budgets.py``.
 """
 
@@ -27,9 +28,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from budgets import across_budgets, curve_agreement, deeper_run_checks  # noqa: E402
+from budgets import across_budgets, deeper_run_checks  # noqa: E402
 import in_flight  # noqa: E402
 from campaign_docs import CampaignDocs  # noqa: E402
+from campaign_status import CampaignStatus  # noqa: E402
 from common import ROOT, commit, machine  # noqa: E402
 from run_stats import TAIL_EVALS, budget_label, file_safe, mean_std, round_or_none, tail_mean  # noqa: E402
 
@@ -55,7 +57,7 @@ class Stage:
 
 
 @dataclass
-class Campaign(CampaignDocs):
+class Campaign(CampaignDocs, CampaignStatus):
     """What a result table runs: cells per stage, methods, budget, fixed grid values, paper numbers."""
 
     name: str
@@ -155,56 +157,6 @@ class Campaign(CampaignDocs):
         """Why a sweep point needs no run: its result at this budget is already published."""
         path = self.published_path(str(point["dataset"]), self.method_of(str(point["uncertainty"])), int(point["seed"]), budget)
         return f"published as {path.name}" if path.exists() else None
-
-    def status(self, spec: SweepSpec, sweep_dir: Path, budget: str) -> list[dict[str, Any]]:
-        """Where each grid point stands, read-only (safe while the campaign runs in the background).
-
-        ``published`` (its JSON exists at this budget), ``finished`` (done here but not yet
-        published: the next run of the campaign publishes it), ``started`` (a trial directory with
-        ``epoch`` of ``epochs`` done, in progress or killed; a resume restarts from
-        ``checkpoint_epoch``, and a run finished at a smaller budget is extended from there; with
-        its last evaluation and pace where its metrics hold them, :func:`_pace`), or
-        ``waiting``; ``model`` says whether its shared dynamics model in ``sweep_dir`` is
-        ``fitted``, ``fitting`` (a process holds its fit lock) or ``missing``, with the epoch its fit
-        checkpoint holds when there is one.
-        """
-        from mopo_kit.experiments.shared_models import model_job
-        from mopo_kit.experiments.sweep import finished_epochs, trial_id
-
-        epochs = int(spec.base["epochs"])
-        rows = []
-        for point in spec.trials():
-            run_dir = sweep_dir / "trials" / trial_id(point)
-            row: dict[str, Any] = {
-                "trial": trial_id(point),
-                "dataset": str(point["dataset"]),
-                "model": model_state(Path(model_job(spec, sweep_dir, point)["target"])),
-                "epochs": epochs,
-            }
-            if self.published_reason(point, budget):
-                row["state"] = "published"
-            elif (run_dir / "metrics.jsonl").exists():
-                metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-                progress = run_dir / "checkpoint" / "progress.json"
-                row["epoch"] = metrics[-1].get("epoch", len(metrics)) if metrics else 0
-                row["checkpoint_epoch"] = json.loads(progress.read_text()).get("epoch", 0) if progress.exists() else 0
-                row.update(_pace(metrics))
-                row["state"] = "finished" if finished_epochs(run_dir) >= epochs else "started"
-                shorter = self._shorter_published(point, epochs * int(spec.base["steps_per_epoch"]))
-                if shorter is not None:
-                    compared, equal = curve_agreement(shorter["curve"], metrics)
-                    row["retrace"] = {"shorter": budget_label(shorter["steps"]), "compared": compared, "equal": equal}
-            else:
-                row["state"] = "waiting"
-            rows.append(row)
-        return rows
-
-    def _shorter_published(self, point: dict[str, Any], steps: int) -> dict[str, Any] | None:
-        """The published run of this grid point at the largest budget below ``steps``, if any."""
-        dataset, method, seed = str(point["dataset"]), self.method_of(str(point["uncertainty"])), int(point["seed"])
-        shorter = [json.loads(p.read_text()) for p in self.results.glob(f"{file_safe(dataset)}__{method}__s{seed}__*.json")]
-        shorter = [r for r in shorter if r.get("dataset") == dataset and r.get("steps", steps) < steps and r.get("curve")]
-        return max(shorter, key=lambda r: r["steps"]) if shorter else None
 
     def publish_finished(self, spec: SweepSpec, sweep_dir: Path, budget: str, command: str) -> list[Path]:
         """Publish the trials that finished here but were not published (a kill fell in between).
@@ -316,62 +268,8 @@ class Campaign(CampaignDocs):
         if args.models_only:
             say = lambda m: print(f"[{self.name}] {m}", flush=True)  # noqa: E731
             return len(fit_shared_dynamics(spec, Path(args.sweep_dir), say, args.device, workers=args.workers, threads=args.threads))
-        rows = self.status(spec, Path(args.sweep_dir), budget)
-        losses = in_flight.lost(self.results, rows, budget)
-        for row in rows:
-            progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
-            if "last_return" in row:
-                progress += f", last evaluation {row['last_return']:,.0f} at epoch {row['last_return_epoch']}"
-            if "retrace" in row:  # a deeper run from scratch on the same fit should retrace its shorter run, bit for bit
-                retrace = row["retrace"]
-                progress += f", {retrace['equal']} of {retrace['compared']} evaluations equal to its {retrace['shorter']} run"
-            if "seconds_per_epoch" in row and row["state"] == "started":
-                left = (row["epochs"] - row["epoch"]) * row["seconds_per_epoch"] / 60
-                progress += f", {row['seconds_per_epoch']:.1f} s/epoch (~{left:.0f} min left at that pace)"
-            print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}")
-        counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
-        print(f"[{self.name}] stage {number} at {budget}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
-        left = compute_left(rows)
-        if left["runs"]:
-            print(f"[{self.name}] left at the started runs' pace: ≈ {left['core_hours']:.1f} core-hours for {left['runs']} run(s) "
-                  f"(≈ {left['core_hours'] / max(1, args.workers):.1f} h on {args.workers} worker(s); model fits not counted)"
-                  + (f"; {left['without_pace']} run(s) of cells with no pace yet not counted" if left["without_pace"] else ""))
-        for trial, loss in losses.items():
-            print(f"[{self.name}] lost elsewhere: {in_flight.lost_line(trial, loss)}")
-        if args.record_in_flight:
-            recorded = in_flight.record(self.results, rows, budget, Path(args.sweep_dir).resolve(), commit())
-            print(f"[{self.name}] recorded {sum(k.endswith('@' + budget) for k in recorded)} unfinished run(s) at {budget} in "
-                  f"{(self.results / in_flight.FILE).relative_to(ROOT) if self.results.is_relative_to(ROOT) else self.results / in_flight.FILE}")
+        self.print_status(spec, Path(args.sweep_dir), budget, number, workers=args.workers, record=args.record_in_flight)
         return 0
-
-    def _move(self, args: argparse.Namespace) -> int:
-        """``--pack-started`` / ``--unpack``: a stage's runs to another machine and back (each one line)."""
-        from mopo_kit.errors import MopoKitError
-        from mopo_kit.experiments.pack import pack_run, unpack_run
-
-        sweep_dir, failures = Path(args.sweep_dir), 0
-        for archive in args.unpack or []:
-            try:
-                back = unpack_run(Path(archive), sweep_dir / "trials")
-            except MopoKitError as exc:
-                print(f"[{self.name}] {exc}", file=sys.stderr)
-                failures += 1
-                continue
-            before = "new here" if back["replaced_epoch"] is None else f"replacing its copy at epoch {back['replaced_epoch']}"
-            print(f"[{self.name}] unpacked {back['run']} at epoch {back['epoch']} ({before})")
-        for number in args.stage if args.pack_started else ():
-            spec, budget = self._stage_spec(args, number)
-            for row in self.status(spec, sweep_dir, budget):
-                if row["state"] != "started" or not row.get("checkpoint_epoch"):
-                    continue
-                try:
-                    packed = pack_run(sweep_dir / "trials" / row["trial"], Path(args.pack_started) / f"{row['trial']}.tar.gz")
-                except MopoKitError as exc:
-                    print(f"[{self.name}] {exc}", file=sys.stderr)
-                    failures += 1
-                    continue
-                print(f"[{self.name}] packed {row['trial']} at epoch {packed['epoch']}: {packed['archive']} ({packed['bytes'] / 2**20:.1f} MiB)")
-        return 2 if failures else 0
 
     def main(self, argv: list[str] | None = None, description: str = "") -> int:
         parser = argparse.ArgumentParser(description=description)
@@ -426,7 +324,7 @@ class Campaign(CampaignDocs):
         if args.record_in_flight and not args.status:
             parser.error("--record-in-flight goes with --status")
         if args.pack_started or args.unpack:
-            return self._move(args)
+            return self.move_runs(args)
         if args.status or args.models_only:
             failures = 0
             with stoppable(self.name) as stopped:  # --models-only: fits checkpoint and stop, exit 143
@@ -490,81 +388,6 @@ def stoppable(name: str) -> Iterator[list[int]]:
     except StopRequested as exc:
         print(f"[{name}] {exc}", file=sys.stderr, flush=True)
         stopped.append(exc.exit_code)
-
-
-def _pace(metrics: list[dict[str, Any]], window: int = 10) -> dict[str, Any]:
-    """The last evaluation's return and the median seconds per epoch over the last ``window`` epochs.
-
-    Why: a 300k-step run takes about an hour on two CPU cores, and whoever watches a background
-    campaign wants to know whether a run is learning and when the next one will be published.
-    Keys are left out when the metrics do not hold them yet (no evaluation, no timed epoch).
-    """
-    out: dict[str, Any] = {}
-    evaluations = [m for m in metrics if "return_mean" in m]
-    if evaluations:
-        out["last_return"] = float(evaluations[-1]["return_mean"])
-        out["last_return_epoch"] = int(evaluations[-1].get("epoch", len(metrics)))
-    seconds = [float(m["epoch_seconds"]) for m in metrics if "epoch_seconds" in m][-window:]
-    if seconds:
-        out["seconds_per_epoch"] = float(statistics.median(seconds))
-    return out
-
-
-def compute_left(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The compute a stage still needs, from its status rows: each started run's epochs left at its
-    own pace, each waiting run's at the median pace of its cell's started runs (a campaign is
-    planned in sessions of a few hours, and the pace of one cell says little of another's: a
-    hopper-mixed epoch at h = 5 takes 2.5× a walker2d-mixed one at h = 1)."""
-    paces: dict[str, list[float]] = {}
-    for row in rows:
-        if row["state"] == "started" and "seconds_per_epoch" in row:
-            paces.setdefault(row["dataset"], []).append(row["seconds_per_epoch"])
-    seconds, runs, without = 0.0, 0, 0
-    for row in rows:
-        if row["state"] == "started" and "seconds_per_epoch" in row:
-            seconds += (row["epochs"] - row["epoch"]) * row["seconds_per_epoch"]
-        elif row["state"] in ("started", "waiting") and row["dataset"] in paces:
-            seconds += (row["epochs"] - row.get("epoch", 0)) * statistics.median(paces[row["dataset"]])
-        elif row["state"] in ("started", "waiting"):
-            without += 1
-            continue
-        else:
-            continue
-        runs += 1
-    return {"core_hours": seconds / 3600, "runs": runs, "without_pace": without}
-
-
-def model_state(target: Path) -> str:
-    """``fitted``, ``fitting`` (another process holds the fit lock of ``ensure_shared_dynamics``) or ``missing``.
-
-    A fit's per-epoch checkpoint adds how far it got: ``fitting (epoch 23 saved)``, or for a
-    killed fit that the next run continues, ``missing (fit saved at epoch 23)``.
-    """
-    from mopo_kit.dynamics.fit_checkpoint import saved_epoch
-    from mopo_kit.dynamics.storage import is_dynamics_dir
-    from mopo_kit.experiments.shared_models import fit_checkpoint_path, fit_lock_path
-
-    if is_dynamics_dir(target):
-        return "fitted"
-    epoch = saved_epoch(fit_checkpoint_path(target))
-    if _fit_lock_held(fit_lock_path(target)):
-        return "fitting" if epoch is None else f"fitting (epoch {epoch} saved)"
-    return "missing" if epoch is None else f"missing (fit saved at epoch {epoch})"
-
-
-def _fit_lock_held(lock: Path) -> bool:
-    """Whether a process holds ``lock``: a shared, non-blocking probe that never waits or blocks the fitter."""
-    import fcntl
-
-    if not lock.exists():
-        return False
-    with open(lock) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
 
 
 def _dataset_summary(dataset: str) -> tuple[float, float]:

@@ -151,7 +151,7 @@ def test_status_says_how_a_started_run_is_doing_and_how_long_it_has_left(tmp_pat
 
 
 def test_compute_left_takes_each_started_runs_pace_and_its_cells_median_for_waiting_runs():
-    from campaign import compute_left
+    from campaign_status import compute_left
 
     rows = [
         {"dataset": "walker", "state": "started", "epochs": 100, "epoch": 40, "seconds_per_epoch": 10.0},
@@ -240,7 +240,7 @@ def test_status_sees_a_model_fit_in_progress_through_its_lock(tmp_path, killed_f
     and says how far the fit got when it has a checkpoint (a killed fit continues from there)."""
     import fcntl
 
-    from campaign import model_state
+    from campaign_status import model_state
     from mopo_kit.testing_models import linear_system_dataset, tiny_ensemble
 
     target = tmp_path / "sweep" / "dynamics" / "hopper-mixed-s0"

@@ -1,0 +1,224 @@
+"""Where a campaign's runs stand, and how they move: ``--status``, ``--record-in-flight``, ``--pack-started``, ``--unpack``.
+
+:class:`CampaignStatus` is mixed into :class:`campaign.Campaign` (as :class:`campaign_docs.CampaignDocs`
+is): it reads trial directories read-only — state, checkpoint epoch, last evaluation, pace,
+whether a deeper run still retraces its shorter one — says what a stage still needs, and moves a
+stage's started runs to another machine and back (``mopo-kit pack``). Nothing here runs a trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import in_flight
+from budgets import curve_agreement
+from common import ROOT, commit
+from run_stats import budget_label, file_safe
+
+if TYPE_CHECKING:
+    from mopo_kit.experiments.sweep import SweepSpec
+
+
+class CampaignStatus:
+    """Status and moves for :class:`campaign.Campaign` (its fields are declared here for the type checker only)."""
+
+    name: str
+    results: Path
+
+    def method_of(self, uncertainty: str) -> str:  # provided by Campaign
+        raise NotImplementedError
+
+    def published_reason(self, point: dict[str, Any], budget: str) -> str | None:  # provided by Campaign
+        raise NotImplementedError
+
+    def _stage_spec(self, args: argparse.Namespace, number: int) -> tuple["SweepSpec", str]:  # provided by Campaign
+        raise NotImplementedError
+
+    def status(self, spec: SweepSpec, sweep_dir: Path, budget: str) -> list[dict[str, Any]]:
+        """Where each grid point stands, read-only (safe while the campaign runs in the background).
+
+        ``published`` (its JSON exists at this budget), ``finished`` (done here but not yet
+        published: the next run of the campaign publishes it), ``started`` (a trial directory with
+        ``epoch`` of ``epochs`` done, in progress or killed; a resume restarts from
+        ``checkpoint_epoch``, and a run finished at a smaller budget is extended from there; with
+        its last evaluation and pace where its metrics hold them, :func:`_pace`), or
+        ``waiting``; ``model`` says whether its shared dynamics model in ``sweep_dir`` is
+        ``fitted``, ``fitting`` (a process holds its fit lock) or ``missing``, with the epoch its fit
+        checkpoint holds when there is one.
+        """
+        from mopo_kit.experiments.shared_models import model_job
+        from mopo_kit.experiments.sweep import finished_epochs, trial_id
+
+        epochs = int(spec.base["epochs"])
+        rows = []
+        for point in spec.trials():
+            run_dir = sweep_dir / "trials" / trial_id(point)
+            row: dict[str, Any] = {
+                "trial": trial_id(point),
+                "dataset": str(point["dataset"]),
+                "model": model_state(Path(model_job(spec, sweep_dir, point)["target"])),
+                "epochs": epochs,
+            }
+            if self.published_reason(point, budget):
+                row["state"] = "published"
+            elif (run_dir / "metrics.jsonl").exists():
+                metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+                progress = run_dir / "checkpoint" / "progress.json"
+                row["epoch"] = metrics[-1].get("epoch", len(metrics)) if metrics else 0
+                row["checkpoint_epoch"] = json.loads(progress.read_text()).get("epoch", 0) if progress.exists() else 0
+                row.update(_pace(metrics))
+                row["state"] = "finished" if finished_epochs(run_dir) >= epochs else "started"
+                shorter = self._shorter_published(point, epochs * int(spec.base["steps_per_epoch"]))
+                if shorter is not None:
+                    compared, equal = curve_agreement(shorter["curve"], metrics)
+                    row["retrace"] = {"shorter": budget_label(shorter["steps"]), "compared": compared, "equal": equal}
+            else:
+                row["state"] = "waiting"
+            rows.append(row)
+        return rows
+
+    def _shorter_published(self, point: dict[str, Any], steps: int) -> dict[str, Any] | None:
+        """The published run of this grid point at the largest budget below ``steps``, if any."""
+        dataset, method, seed = str(point["dataset"]), self.method_of(str(point["uncertainty"])), int(point["seed"])
+        shorter = [json.loads(p.read_text()) for p in self.results.glob(f"{file_safe(dataset)}__{method}__s{seed}__*.json")]
+        shorter = [r for r in shorter if r.get("dataset") == dataset and r.get("steps", steps) < steps and r.get("curve")]
+        return max(shorter, key=lambda r: r["steps"]) if shorter else None
+
+    def print_status(self, spec: "SweepSpec", sweep_dir: Path, budget: str, number: int, *, workers: int, record: bool) -> None:
+        """``--status``: one line per run, the stage's counts, the compute left, runs lost elsewhere;
+        with ``record``, the started runs noted in ``in_flight.json``."""
+        rows = self.status(spec, sweep_dir, budget)
+        losses = in_flight.lost(self.results, rows, budget)
+        for row in rows:
+            progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
+            if "last_return" in row:
+                progress += f", last evaluation {row['last_return']:,.0f} at epoch {row['last_return_epoch']}"
+            if "retrace" in row:  # a deeper run from scratch on the same fit should retrace its shorter run, bit for bit
+                retrace = row["retrace"]
+                progress += f", {retrace['equal']} of {retrace['compared']} evaluations equal to its {retrace['shorter']} run"
+            if "seconds_per_epoch" in row and row["state"] == "started":
+                left = (row["epochs"] - row["epoch"]) * row["seconds_per_epoch"] / 60
+                progress += f", {row['seconds_per_epoch']:.1f} s/epoch (~{left:.0f} min left at that pace)"
+            print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}")
+        counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
+        print(f"[{self.name}] stage {number} at {budget}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
+        left = compute_left(rows)
+        if left["runs"]:
+            print(f"[{self.name}] left at the started runs' pace: ≈ {left['core_hours']:.1f} core-hours for {left['runs']} run(s) "
+                  f"(≈ {left['core_hours'] / max(1, workers):.1f} h on {workers} worker(s); model fits not counted)"
+                  + (f"; {left['without_pace']} run(s) of cells with no pace yet not counted" if left["without_pace"] else ""))
+        for trial, loss in losses.items():
+            print(f"[{self.name}] lost elsewhere: {in_flight.lost_line(trial, loss)}")
+        if record:
+            recorded = in_flight.record(self.results, rows, budget, sweep_dir.resolve(), commit())
+            print(f"[{self.name}] recorded {sum(k.endswith('@' + budget) for k in recorded)} unfinished run(s) at {budget} in "
+                  f"{(self.results / in_flight.FILE).relative_to(ROOT) if self.results.is_relative_to(ROOT) else self.results / in_flight.FILE}")
+
+    def move_runs(self, args: argparse.Namespace) -> int:
+        """``--pack-started`` / ``--unpack``: a stage's runs to another machine and back (each one line)."""
+        from mopo_kit.errors import MopoKitError
+        from mopo_kit.experiments.pack import pack_run, unpack_run
+
+        sweep_dir, failures = Path(args.sweep_dir), 0
+        for archive in args.unpack or []:
+            try:
+                back = unpack_run(Path(archive), sweep_dir / "trials")
+            except MopoKitError as exc:
+                print(f"[{self.name}] {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            before = "new here" if back["replaced_epoch"] is None else f"replacing its copy at epoch {back['replaced_epoch']}"
+            print(f"[{self.name}] unpacked {back['run']} at epoch {back['epoch']} ({before})")
+        for number in args.stage if args.pack_started else ():
+            spec, budget = self._stage_spec(args, number)
+            for row in self.status(spec, sweep_dir, budget):
+                if row["state"] != "started" or not row.get("checkpoint_epoch"):
+                    continue
+                try:
+                    packed = pack_run(sweep_dir / "trials" / row["trial"], Path(args.pack_started) / f"{row['trial']}.tar.gz")
+                except MopoKitError as exc:
+                    print(f"[{self.name}] {exc}", file=sys.stderr)
+                    failures += 1
+                    continue
+                print(f"[{self.name}] packed {row['trial']} at epoch {packed['epoch']}: {packed['archive']} ({packed['bytes'] / 2**20:.1f} MiB)")
+        return 2 if failures else 0
+
+
+def _pace(metrics: list[dict[str, Any]], window: int = 10) -> dict[str, Any]:
+    """The last evaluation's return and the median seconds per epoch over the last ``window`` epochs.
+
+    Why: a 300k-step run takes about an hour on two CPU cores, and whoever watches a background
+    campaign wants to know whether a run is learning and when the next one will be published.
+    Keys are left out when the metrics do not hold them yet (no evaluation, no timed epoch).
+    """
+    out: dict[str, Any] = {}
+    evaluations = [m for m in metrics if "return_mean" in m]
+    if evaluations:
+        out["last_return"] = float(evaluations[-1]["return_mean"])
+        out["last_return_epoch"] = int(evaluations[-1].get("epoch", len(metrics)))
+    seconds = [float(m["epoch_seconds"]) for m in metrics if "epoch_seconds" in m][-window:]
+    if seconds:
+        out["seconds_per_epoch"] = float(statistics.median(seconds))
+    return out
+
+
+def compute_left(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The compute a stage still needs, from its status rows: each started run's epochs left at its
+    own pace, each waiting run's at the median pace of its cell's started runs (a campaign is
+    planned in sessions of a few hours, and the pace of one cell says little of another's: a
+    hopper-mixed epoch at h = 5 takes 2.5× a walker2d-mixed one at h = 1)."""
+    paces: dict[str, list[float]] = {}
+    for row in rows:
+        if row["state"] == "started" and "seconds_per_epoch" in row:
+            paces.setdefault(row["dataset"], []).append(row["seconds_per_epoch"])
+    seconds, runs, without = 0.0, 0, 0
+    for row in rows:
+        if row["state"] == "started" and "seconds_per_epoch" in row:
+            seconds += (row["epochs"] - row["epoch"]) * row["seconds_per_epoch"]
+        elif row["state"] in ("started", "waiting") and row["dataset"] in paces:
+            seconds += (row["epochs"] - row.get("epoch", 0)) * statistics.median(paces[row["dataset"]])
+        elif row["state"] in ("started", "waiting"):
+            without += 1
+            continue
+        else:
+            continue
+        runs += 1
+    return {"core_hours": seconds / 3600, "runs": runs, "without_pace": without}
+
+
+def model_state(target: Path) -> str:
+    """``fitted``, ``fitting`` (another process holds the fit lock of ``ensure_shared_dynamics``) or ``missing``.
+
+    A fit's per-epoch checkpoint adds how far it got: ``fitting (epoch 23 saved)``, or for a
+    killed fit that the next run continues, ``missing (fit saved at epoch 23)``.
+    """
+    from mopo_kit.dynamics.fit_checkpoint import saved_epoch
+    from mopo_kit.dynamics.storage import is_dynamics_dir
+    from mopo_kit.experiments.shared_models import fit_checkpoint_path, fit_lock_path
+
+    if is_dynamics_dir(target):
+        return "fitted"
+    epoch = saved_epoch(fit_checkpoint_path(target))
+    if _fit_lock_held(fit_lock_path(target)):
+        return "fitting" if epoch is None else f"fitting (epoch {epoch} saved)"
+    return "missing" if epoch is None else f"missing (fit saved at epoch {epoch})"
+
+
+def _fit_lock_held(lock: Path) -> bool:
+    """Whether a process holds ``lock``: a shared, non-blocking probe that never waits or blocks the fitter."""
+    import fcntl
+
+    if not lock.exists():
+        return False
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False

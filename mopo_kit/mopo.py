@@ -317,7 +317,7 @@ class MOPO:
         self._resuming = bool(saved)
         self._saved_precision = _saved_precisions(saved)
         self._moves: list[dict[str, Any]] = list(saved.get("moves", []))
-        saved_epoch = _checkpoint_epoch(run) if saved else 0
+        saved_epoch = (checkpoint_epoch(run) or 0) if saved else 0
         self._extensions = _extensions(saved, cfg.epochs, saved_epoch)
         self._logger_gaps = _logger_gaps(saved, self._without_loggers, saved_epoch)
         if self._without_loggers:
@@ -548,10 +548,11 @@ def _logger_gaps(record: dict[str, Any], without: tuple[str, ...], at_epoch: int
     return gaps
 
 
-def _checkpoint_epoch(run: Path | None) -> int:
-    """The whole epochs a run's checkpoint holds (0 without one)."""
+def checkpoint_epoch(run: Path | None) -> int | None:
+    """The whole epochs a run's checkpoint holds, None without one (call :func:`recover_checkpoint` first
+    where a kill may have fallen between its two renames)."""
     progress = run / "checkpoint" / "progress.json" if run is not None else None
-    return int(json.loads(progress.read_text()).get("epoch", 0)) if progress is not None and progress.exists() else 0
+    return int(json.loads(progress.read_text()).get("epoch", 0)) if progress is not None and progress.exists() else None
 
 
 def _saved_penalty_scale(record: dict[str, Any]) -> PenaltyScale | None:

@@ -448,6 +448,12 @@ def test_started_runs_go_to_another_machine_and_back_into_the_sweep_which_finish
     MOPO.resume(tmp_path / "elsewhere" / trial, epochs=2)  # the leg on the other machine
     pack_run(tmp_path / "elsewhere" / trial, tmp_path / "back.tar.gz")
 
+    from mopo_kit.dir_lock import directory_lock
+
+    with directory_lock(sweep / "trials" / trial, "a MOPO run"):  # the copy here still training: not replaced under it
+        assert campaign.main(["--unpack", str(tmp_path / "back.tar.gz"), "--sweep-dir", str(sweep)]) == 2
+    assert "in use by process" in capsys.readouterr().err
+    assert sorted(p.name for p in (sweep / "trials").iterdir()) == [trial], "no staging folder left behind"
     assert campaign.main(["--unpack", str(tmp_path / "back.tar.gz"), "--sweep-dir", str(sweep)]) == 0
     assert f"[toy] unpacked {trial} at epoch 2 (replacing its copy at epoch 1)" in capsys.readouterr().out
     assert campaign.main(["--unpack", str(tmp_path / "out" / f"{trial}.tar.gz"), "--sweep-dir", str(sweep)]) == 2

@@ -29,6 +29,7 @@ import torch
 
 from mopo_kit.dir_lock import directory_lock
 from mopo_kit.errors import MopoKitError
+from mopo_kit.mopo import checkpoint_epoch, recover_checkpoint
 from mopo_kit.run_check import check_run_dir
 
 #: files of a run directory that never travel: the writer lock and an interrupted checkpoint swap
@@ -55,7 +56,7 @@ def pack_run(run: Path, out: Path, *, with_pool: bool = False) -> dict[str, Any]
         move: dict[str, Any] = {
             "packed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "from": str(run.resolve()),
-            "at_epoch": json.loads((run / "checkpoint" / "progress.json").read_text())["epoch"],
+            "at_epoch": checkpoint_epoch(run),
             "model_pool": "kept" if with_pool else "dropped",
         }
         if shared:
@@ -114,24 +115,27 @@ def unpack_run(archive: Path, parent: Path) -> dict[str, Any]:
                 raise MopoKitError(f"{archive}: its top folder '{name}' is not a run's name")
             arriving = int(json.loads(tar.extractfile(f"{name}/checkpoint/progress.json").read())["epoch"])  # type: ignore[union-attr]
             target = parent / name
-            here = json.loads((target / "checkpoint" / "progress.json").read_text())["epoch"] if (target / "checkpoint" / "progress.json").exists() else None
+            if target.exists():
+                recover_checkpoint(target)  # a copy killed between its checkpoint's two renames
+            here = checkpoint_epoch(target)
             if here is not None and here >= arriving:
                 raise MopoKitError(f"{archive}: holds {name} at epoch {arriving}, but {target} is already at epoch {here}; nothing replaced")
-            staging = parent / f".unpack-{name}"
-            if staging.exists():
-                shutil.rmtree(staging)
+            staging, replaced = parent / f".unpack-{name}", parent / f".replaced-{name}"
+            for leftover in (staging, replaced):  # of an unpack killed half-way
+                if leftover.exists():
+                    shutil.rmtree(leftover)
             staging.mkdir(parents=True)
             tar.extractall(staging, filter="data")
     except (tarfile.TarError, OSError, KeyError, ValueError) as exc:
         raise MopoKitError(f"{archive}: cannot unpack ({exc})") from None
-    replaced = parent / f".replaced-{name}"
-    if target.exists():
-        with directory_lock(target, "a MOPO run (being replaced by its moved copy)"):
-            target.rename(replaced)
-    (staging / name).rename(target)
-    shutil.rmtree(staging)
-    if replaced.exists():
-        shutil.rmtree(replaced)
+    try:
+        if target.exists():
+            with directory_lock(target, "a MOPO run (being replaced by its moved copy)"):
+                target.rename(replaced)
+        (staging / name).rename(target)
+    finally:  # a run in training (its lock held) is one line, and no staging folder stays behind
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(replaced, ignore_errors=True)
     return {"run": name, "into": str(target), "epoch": arriving, "replaced_epoch": here}
 
 

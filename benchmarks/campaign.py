@@ -268,7 +268,8 @@ class Campaign(CampaignDocs, CampaignStatus):
         if args.models_only:
             say = lambda m: print(f"[{self.name}] {m}", flush=True)  # noqa: E731
             return len(fit_shared_dynamics(spec, Path(args.sweep_dir), say, args.device, workers=args.workers, threads=args.threads))
-        self.print_status(spec, Path(args.sweep_dir), budget, number, workers=args.workers, record=args.record_in_flight)
+        self.print_status(spec, Path(args.sweep_dir), budget, number, workers=args.workers, record=args.record_in_flight,
+                          carry=args.carry_in_flight)
         return 0
 
     def main(self, argv: list[str] | None = None, description: str = "") -> int:
@@ -308,6 +309,12 @@ class Campaign(CampaignDocs, CampaignStatus):
                  "this sweep directory --status and the campaign then say how many epochs of each run were lost)",
         )
         parser.add_argument(
+            "--carry-in-flight", action="store_true",
+            help=f"with --status: --record-in-flight, and pack each started run as it trains (without its model pool, shared model "
+                 f"and logger folders: a few MB) into the results' {in_flight.ARCHIVES}/ (commit them; a campaign on a machine "
+                 "without this sweep directory continues those runs from there, not bit-exact)",
+        )
+        parser.add_argument(
             "--pack-started", metavar="DIR",
             help="stop the campaign first; pack each started run of the selection into DIR/<trial>.tar.gz (mopo-kit pack, without its model pool) "
                  "to continue elsewhere, e.g. on a lent GPU (benchmarks/device_session.sh continue)",
@@ -321,8 +328,8 @@ class Campaign(CampaignDocs, CampaignStatus):
             "--models-only", action="store_true", help="only fit the selection's shared dynamics models (--workers at once), e.g. on a GPU before the runs go to CPUs"
         )
         args = parser.parse_args(argv)
-        if args.record_in_flight and not args.status:
-            parser.error("--record-in-flight goes with --status")
+        if (args.record_in_flight or args.carry_in_flight) and not args.status:
+            parser.error("--record-in-flight and --carry-in-flight go with --status")
         if args.pack_started or args.unpack:
             return self.move_runs(args)
         if args.status or args.models_only:
@@ -341,7 +348,10 @@ class Campaign(CampaignDocs, CampaignStatus):
                 spec, budget = self._stage_spec(args, number)
                 for path in self.publish_finished(spec, Path(args.sweep_dir), budget, command):
                     print(f"[{self.name}] published {path.name}", flush=True)
-                # a run recorded further along on another machine (in_flight.json) starts over here: said once, up front
+                # a run carried from another machine (in_flight/) continues here from its archive; one recorded
+                # further along without an archive starts over: each said once, up front
+                for line in self.adopt_carried(spec, Path(args.sweep_dir), budget):
+                    print(f"[{self.name}] {line}", flush=True)
                 for trial, loss in in_flight.lost(self.results, self.status(spec, Path(args.sweep_dir), budget), budget).items():
                     print(f"[{self.name}] lost elsewhere: {in_flight.lost_line(trial, loss)}", flush=True)
                 run_sweep(

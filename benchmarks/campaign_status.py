@@ -1,4 +1,4 @@
-"""Where a campaign's runs stand, and how they move: ``--status``, ``--record-in-flight``, ``--pack-started``, ``--unpack``.
+"""Where a campaign's runs stand, and how they move: ``--status``, ``--record-in-flight``, ``--carry-in-flight``, ``--pack-started``, ``--unpack``.
 
 :class:`CampaignStatus` is mixed into :class:`campaign.Campaign` (as :class:`campaign_docs.CampaignDocs`
 is): it reads trial directories read-only — state, checkpoint epoch, last evaluation, pace,
@@ -89,9 +89,12 @@ class CampaignStatus:
         shorter = [r for r in shorter if r.get("dataset") == dataset and r.get("steps", steps) < steps and r.get("curve")]
         return max(shorter, key=lambda r: r["steps"]) if shorter else None
 
-    def print_status(self, spec: "SweepSpec", sweep_dir: Path, budget: str, number: int, *, workers: int, record: bool) -> None:
+    def print_status(
+        self, spec: "SweepSpec", sweep_dir: Path, budget: str, number: int, *, workers: int, record: bool, carry: bool = False,
+    ) -> None:
         """``--status``: one line per run, the stage's counts, the compute left, runs lost elsewhere;
-        with ``record``, the started runs noted in ``in_flight.json``."""
+        with ``record``, the started runs noted in ``in_flight.json``; with ``carry``, each also
+        packed beside it to continue on another machine (:meth:`carry_in_flight`)."""
         rows = self.status(spec, sweep_dir, budget)
         losses = in_flight.lost(self.results, rows, budget)
         for row in rows:
@@ -114,10 +117,71 @@ class CampaignStatus:
                   + (f"; {left['without_pace']} run(s) of cells with no pace yet not counted" if left["without_pace"] else ""))
         for trial, loss in losses.items():
             print(f"[{self.name}] lost elsewhere: {in_flight.lost_line(trial, loss)}")
-        if record:
-            recorded = in_flight.record(self.results, rows, budget, sweep_dir.resolve(), commit())
+        if record or carry:
+            carried = self.carry_in_flight(sweep_dir, budget, rows) if carry else {}
+            recorded = in_flight.record(self.results, rows, budget, sweep_dir.resolve(), commit(), carried)
             print(f"[{self.name}] recorded {sum(k.endswith('@' + budget) for k in recorded)} unfinished run(s) at {budget} in "
                   f"{(self.results / in_flight.FILE).relative_to(ROOT) if self.results.is_relative_to(ROOT) else self.results / in_flight.FILE}")
+
+    def carry_in_flight(self, sweep_dir: Path, budget: str, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Pack each started run, as it trains, into the results' ``in_flight/`` (trial → summary with ``sha256``).
+
+        Lean (``pack_run(live=True, with_model=False, with_logs=False)``): a few MB to commit, so
+        that a campaign on a machine without this sweep directory continues the run
+        (:meth:`adopt_carried`) instead of starting it over. A run whose archive already holds its
+        checkpoint epoch is not packed again.
+        """
+        import hashlib
+
+        from mopo_kit.errors import MopoKitError
+        from mopo_kit.experiments.pack import pack_run
+
+        recorded, carried = in_flight.read(self.results), {}
+        for row in rows:
+            name = in_flight.key(row["trial"], budget)
+            target = in_flight.archive_path(self.results, row["trial"], budget)
+            if row["state"] != "started" or not row.get("checkpoint_epoch"):
+                continue
+            if target.exists() and recorded.get(name, {}).get("archive_epoch") == row["checkpoint_epoch"]:
+                continue
+            fresh = target.with_name(target.name + ".new")
+            fresh.unlink(missing_ok=True)
+            try:
+                packed = pack_run(sweep_dir / "trials" / row["trial"], fresh, live=True, with_model=False, with_logs=False)
+            except MopoKitError as exc:
+                print(f"[{self.name}] not carried: {exc}", file=sys.stderr)
+                continue
+            fresh.replace(target)
+            packed.update(archive=str(target), sha256=hashlib.sha256(target.read_bytes()).hexdigest())
+            carried[row["trial"]] = packed
+            print(f"[{self.name}] carried {row['trial']} at epoch {packed['epoch']}: {target.name} ({packed['bytes'] / 2**20:.1f} MiB)")
+        return carried
+
+    def adopt_carried(self, spec: "SweepSpec", sweep_dir: Path, budget: str) -> list[str]:
+        """Put each run lost here but carried in ``in_flight/`` into this sweep's trials; the lines said.
+
+        The run then continues from the archive's epoch on this sweep's shared model, which the
+        sweep fits first where it is missing (the resume refuses a model whose checksum differs
+        from the one packed); its model pool is refilled by fresh rollouts, so it is not bit-exact.
+        """
+        from mopo_kit.errors import MopoKitError
+        from mopo_kit.experiments.pack import unpack_run
+        from mopo_kit.experiments.shared_models import shared_model_dir
+        from mopo_kit.experiments.sweep import trial_id
+
+        points = {trial_id(point): point for point in spec.trials()}
+        said = []
+        for trial, loss in in_flight.lost(self.results, self.status(spec, sweep_dir, budget), budget).items():
+            if "archive" not in loss:
+                continue
+            try:
+                back = unpack_run(loss["archive"], sweep_dir / "trials", dynamics_dir=shared_model_dir(sweep_dir, points[trial]))
+            except MopoKitError as exc:
+                said.append(f"not continued from its archive: {exc}")
+                continue
+            said.append(f"continued from its carried archive: {trial} at epoch {back['epoch']} "
+                        f"({loss['recorded_at_epoch'] - back['epoch']} epochs behind its record on {loss['host']}; not bit-exact: model pool refilled)")
+        return said
 
     def move_runs(self, args: argparse.Namespace) -> int:
         """``--pack-started`` / ``--unpack``: a stage's runs to another machine and back (each one line)."""

@@ -7,6 +7,14 @@ elsewhere. ``--record-in-flight`` writes each started run's checkpoint epoch int
 ``<results>/in_flight.json`` (small, committed with the results); a later ``--status`` or campaign
 run anywhere compares it with its own sweep directory and says, per run, how many epochs are gone
 and where they were, instead of silently starting over.
+
+``--carry-in-flight`` also packs each started run, while it trains, into
+``<results>/in_flight/<trial>@<budget>.tar.gz`` (``mopo-kit pack --live --without-model
+--without-logs``: SAC weights, optimizer and random states, metrics; ≈ 3 MB for a walker2d run),
+committed too: a campaign on another machine unpacks it and continues the run from there, on its
+shared model fitted again (the resume checks the model's checksum) with the model pool refilled
+by fresh rollouts, so not bit-exact (recorded in the run's ``moves``). An archive goes when its
+run is published.
 """
 
 from __future__ import annotations
@@ -18,11 +26,17 @@ from pathlib import Path
 from typing import Any
 
 FILE = "in_flight.json"
+ARCHIVES = "in_flight"  # the carried runs' archives, beside FILE
 
 
 def key(trial: str, budget: str) -> str:
     """One run of one stage: a trial id at a budget (the 300k and 1M runs of a seed are two runs)."""
     return f"{trial}@{budget}"
+
+
+def archive_path(results: Path, trial: str, budget: str) -> Path:
+    """Where ``--carry-in-flight`` keeps a run's archive (one per run: a later carry replaces it)."""
+    return results / ARCHIVES / f"{key(trial, budget)}.tar.gz"
 
 
 def read(results: Path) -> dict[str, dict[str, Any]]:
@@ -31,24 +45,36 @@ def read(results: Path) -> dict[str, dict[str, Any]]:
     return json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
 
 
-def record(results: Path, rows: list[dict[str, Any]], budget: str, sweep_dir: Path, commit: str) -> dict[str, dict[str, Any]]:
+def record(
+    results: Path, rows: list[dict[str, Any]], budget: str, sweep_dir: Path, commit: str, carried: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Merge the selection's status rows into ``in_flight.json`` and return its runs.
 
-    A started run is recorded at its checkpoint epoch; a published or finished one is dropped
-    (nothing of it can be lost any more); a run waiting here keeps its record, since that record is
-    exactly what a new machine lost. Runs outside the selection are left as they are.
+    A started run is recorded at its checkpoint epoch, with its archive where ``carried`` (trial →
+    :func:`mopo_kit.experiments.pack.pack_run`'s summary) holds one; a published or finished one is
+    dropped, and its archive removed (nothing of it can be lost any more); a run waiting here keeps
+    its record, since that record is exactly what a new machine lost. Runs outside the selection
+    are left as they are.
     """
     runs = read(results)
+    carried = carried or {}
     stamp = {"recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), "sweep_dir": str(sweep_dir), "commit": commit}
     for row in rows:
         name = key(row["trial"], budget)
         if row["state"] in ("published", "finished"):
             runs.pop(name, None)
+            archive_path(results, row["trial"], budget).unlink(missing_ok=True)
         elif row["state"] == "started" and row.get("checkpoint_epoch", 0) >= runs.get(name, {}).get("checkpoint_epoch", 0):
-            runs[name] = {"checkpoint_epoch": row.get("checkpoint_epoch", 0), "epochs": row["epochs"], **stamp}
+            kept = {k: v for k, v in runs.get(name, {}).items() if k.startswith("archive")}  # an archive not replaced this time
+            runs[name] = {"checkpoint_epoch": row.get("checkpoint_epoch", 0), "epochs": row["epochs"], **stamp, **kept}
+            if row["trial"] in carried:
+                packed = carried[row["trial"]]
+                runs[name].update(archive=f"{ARCHIVES}/{Path(packed['archive']).name}", archive_epoch=packed["epoch"],
+                                  archive_bytes=packed["bytes"], archive_sha256=packed["sha256"])
     results.mkdir(parents=True, exist_ok=True)
     note = ("each unfinished run's checkpoint epoch where it ran (python benchmarks/<campaign>.py --status --record-in-flight); "
-            "a machine without that sweep directory starts such a run over, and --status there says how many epochs were lost")
+            "a machine without that sweep directory starts such a run over, and --status there says how many epochs were lost; "
+            "with --carry-in-flight, the run's archive (in_flight/) lets a campaign there continue it from archive_epoch instead")
     (results / FILE).write_text(json.dumps({"note": note, "runs": dict(sorted(runs.items()))}, indent=2) + "\n")
     return runs
 
@@ -69,11 +95,17 @@ def lost(results: Path, rows: list[dict[str, Any]], budget: str) -> dict[str, di
         if here < rec["checkpoint_epoch"]:
             out[row["trial"]] = {"epochs_lost": rec["checkpoint_epoch"] - here, "recorded_at_epoch": rec["checkpoint_epoch"],
                                  "here_at_epoch": here, "host": rec.get("host"), "sweep_dir": rec.get("sweep_dir"), "recorded": rec.get("recorded")}
+            archive = results / rec["archive"] if rec.get("archive") else None
+            if archive is not None and archive.exists() and rec.get("archive_epoch", 0) > here:
+                out[row["trial"]].update(archive=archive, archive_epoch=int(rec["archive_epoch"]))
     return out
 
 
 def lost_line(trial: str, loss: dict[str, Any]) -> str:
-    """One line for a run that restarts below where it stood elsewhere."""
-    return (f"{trial}: was at checkpoint epoch {loss['recorded_at_epoch']} in {loss['sweep_dir']} on {loss['host']} "
-            f"(recorded {loss['recorded']}); this sweep holds epoch {loss['here_at_epoch']}, {loss['epochs_lost']} epochs behind: "
-            f"they are lost here and rerun from epoch {loss['here_at_epoch']}")
+    """One line for a run that restarts below where it stood elsewhere (or continues from its archive)."""
+    where = (f"{trial}: was at checkpoint epoch {loss['recorded_at_epoch']} in {loss['sweep_dir']} on {loss['host']} "
+             f"(recorded {loss['recorded']}); this sweep holds epoch {loss['here_at_epoch']}, {loss['epochs_lost']} epochs behind: ")
+    if "archive" in loss:
+        return where + (f"its carried archive {loss['archive'].name} holds epoch {loss['archive_epoch']}, and the campaign continues it "
+                        "from there (model fitted again here, checksum checked; model pool refilled: not bit-exact)")
+    return where + f"they are lost here and rerun from epoch {loss['here_at_epoch']}"

@@ -481,13 +481,17 @@ def _on_policy_rows(check: dict[str, Any]) -> list[tuple[str, str]]:
 def cmd_pack(args: argparse.Namespace) -> int:
     from mopo_kit.experiments.pack import pack_run
 
-    summary = pack_run(Path(args.run_dir), Path(args.archive), with_pool=args.with_pool)
+    summary = pack_run(Path(args.run_dir), Path(args.archive), with_pool=args.with_pool, with_model=not args.without_model,
+                       with_logs=not args.without_logs, live=args.live)
     if args.json:
         _print_json(summary)
         return 0
     pool = "model pool kept (bit-exact resume)" if summary["model_pool"] == "kept" else (
         f"model pool left out ({summary['pool_rows_dropped']:,} rows; refilled by fresh rollouts on resume, not bit-exact)")
     print(f"{summary['archive']}: run {summary['run']} at epoch {summary['epoch']}, {summary['bytes'] / 2**20:.1f} MiB, {pool}")
+    if summary["dynamics_sha256"]:
+        print(f"model left out (sha256 {summary['dynamics_sha256'][:12]}…): fit it again there and point the run's dynamics_dir at it; "
+              "the resume refuses another model")
     print(f"continue it elsewhere with: tar -xzf {Path(args.archive).name} && mopo-kit train --resume {summary['run']}")
     return 0
 
@@ -712,6 +716,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("archive", metavar="ARCHIVE.tar.gz")
     p.add_argument("--with-pool", action="store_true", help="keep the model pool: a bit-exact resume, at the checkpoint's full size")
+    p.add_argument("--without-model", action="store_true",
+                   help="leave a sweep's shared model out (its checksum is recorded; the resume refuses a refit that differs)")
+    p.add_argument("--without-logs", action="store_true", help="leave the loggers' folders (wandb/, tensorboard/) behind")
+    p.add_argument("--live", action="store_true", help="pack a run while it trains: its last whole checkpoint, without its lock")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pack)
 

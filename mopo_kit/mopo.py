@@ -36,7 +36,7 @@ from mopo_kit.data.dataset import TransitionDataset
 from mopo_kit.data.d4rl_io import arrays_checksum
 from mopo_kit.data.load import load_dataset
 from mopo_kit.device import generator_on, resolve_device, with_device as _with_device
-from mopo_kit.dynamics.storage import COMPONENT_FILE, fit_and_save, is_dynamics_dir, load_dynamics
+from mopo_kit.dynamics.storage import COMPONENT_FILE, dynamics_checksum, fit_and_save, is_dynamics_dir, load_dynamics
 from mopo_kit.envs.model_env import ModelStep, PenalizedModelEnv, StartStates
 from mopo_kit.envs.tasks import Task
 from mopo_kit.dir_lock import directory_lock
@@ -189,6 +189,7 @@ class MOPO:
             self._write_run_files(run_dir)
 
         self.dynamics = self._objects["dynamics"] or self._dynamics(run_dir)
+        self._check_same_model(run_dir)
         if self._objects["dynamics"] is not None and callable(getattr(self.dynamics, "to", None)):
             self.dynamics.to(self.device)  # an object handed in computes where the run does
         if callable(getattr(self.dynamics, "set_precision", None)):  # a model without it computes as it does
@@ -262,6 +263,39 @@ class MOPO:
                 "and point MOPO_KIT_DATA at its folder, or continue the run where it started"
             )
 
+    def _check_same_model(self, run_dir: Path | None) -> None:
+        """A resumed run must continue on the model it started on: one line, before any training, if not.
+
+        A run moved without its model (``mopo-kit pack --without-model``, a campaign's carried run)
+        finds it fitted again on the other machine, and another torch build or CPU may fit other
+        weights. The run records its model's checksum (``resolved.dynamics_sha256``,
+        :func:`~mopo_kit.dynamics.storage.dynamics_checksum`) once the model is there; a run started
+        before that record is checked against the checksum its move recorded, if any.
+        """
+        source = self._dynamics_source(run_dir)
+        self.dynamics_sha256: str | None = dynamics_checksum(source) if source is not None else None
+        if run_dir is None or self.dynamics_sha256 is None:
+            return
+        if getattr(self, "_resuming", False):
+            expected, what = getattr(self, "_saved_dynamics_sha256", None), "the run started on"
+            if expected is None:
+                expected = next((m["dynamics_sha256"] for m in reversed(getattr(self, "_moves", [])) if m.get("dynamics_sha256")), None)
+                what = "the run was packed with"
+            if expected and expected != self.dynamics_sha256:
+                raise MopoKitError(
+                    f"{run_dir}: its dynamics model {source} has sha256 {self.dynamics_sha256[:12]}…, not {expected[:12]}… as the model {what} "
+                    "(fitted again by another torch build or CPU); move the run with its model (mopo-kit pack without --without-model), "
+                    "or continue it where it started"
+                )
+        self._write_run_files(run_dir)  # the record, before any training
+
+    def _dynamics_source(self, run_dir: Path | None) -> Path | None:
+        """The directory the run's model was loaded from or saved to; None for a model object handed in."""
+        if self._objects["dynamics"] is not None:
+            return None
+        source = Path(self.config.dynamics_dir) if self.config.dynamics_dir else (run_dir / "dynamics" if run_dir else None)
+        return source if source is not None and is_dynamics_dir(source) else None
+
     def _dynamics(self, run_dir: Path | None) -> Any:
         cfg = self.config
         registry = get_registry()
@@ -314,6 +348,7 @@ class MOPO:
         saved = _saved_run_record(run) if resume else {}
         self._saved_scale = _saved_penalty_scale(saved)
         self._saved_dataset_sha256: str | None = saved.get("resolved", {}).get("dataset_sha256")
+        self._saved_dynamics_sha256: str | None = saved.get("resolved", {}).get("dynamics_sha256")
         self._resuming = bool(saved)
         self._saved_precision = _saved_precisions(saved)
         self._moves: list[dict[str, Any]] = list(saved.get("moves", []))
@@ -461,6 +496,8 @@ class MOPO:
                 "transitions": len(self.data),
                 # the data this run trains on: a resume elsewhere must find the same (see _check_same_data)
                 **({"dataset_sha256": self.dataset_sha256} if getattr(self, "dataset_sha256", None) else {}),
+                # and the model it continues on (see _check_same_model); a record read from a resumed run is kept
+                **({"dynamics_sha256": sha} if (sha := getattr(self, "dynamics_sha256", None) or getattr(self, "_saved_dynamics_sha256", None)) else {}),
                 **({"precision": self.precision, "model_precision": self.model_precision} if hasattr(self, "model_precision") else {}),
                 **({"kappa": self.config.kappa, "penalty_scale": scale.to_json()} if (scale := getattr(self, "penalty_scale", None) or getattr(self, "_saved_scale", None)) else {}),
             },

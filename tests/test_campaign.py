@@ -485,3 +485,52 @@ def test_a_campaign_started_twice_is_one_line_naming_the_holder(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"toy.py: error: {sweep}: in use by process ") and "(a sweep, since" in err[0], err
     assert not (sweep / "trials").exists() and not campaign.results.exists(), "nothing started, nothing written"
+
+
+def test_a_carried_run_continues_from_its_archive_on_a_machine_without_its_sweep(hopper_file, tmp_path, capsys):  # noqa: F811
+    """--carry-in-flight packs a started run (a few MB: no pool, no shared model, no logs) beside
+    the results; a campaign on another machine fits the shared model again, unpacks the run and
+    continues it from the archive's epoch instead of from scratch; once published, the archive goes."""
+    from campaign import Campaign, Stage
+
+    steps = TINY["steps_per_epoch"]
+
+    class Toy(Campaign):
+        def sweep_spec(self, cells, methods, seeds, budget):
+            base = {k: v for k, v in TINY.items() if k != "dynamics"}
+            base.update(epochs=budget // steps, eval_every=1, checkpoint_every=1)
+            grid = {"dataset": cells, "uncertainty": [self.methods[m] for m in methods], "seed": seeds}
+            return SweepSpec(name="toy", grid=grid, base=base, dynamics=TINY["dynamics"]["params"])
+
+    campaign = Toy(name="toy", results=tmp_path / "results", stages={1: Stage((str(hopper_file),), 3 * steps)},
+                   methods={"mopo": "max_aleatoric"}, seeds=(0,))
+    here, there = tmp_path / "here", tmp_path / "there"
+    run_sweep(campaign.sweep_spec([str(hopper_file)], ["mopo"], [0], 2 * steps), here, workers=1, threads=1)  # 2 of its 3 epochs
+    assert campaign.main(["--status", "--carry-in-flight", "--sweep-dir", str(here)]) == 0
+    assert "[toy] carried " in capsys.readouterr().out
+    (record,) = json.loads((campaign.results / "in_flight.json").read_text())["runs"].values()
+    archive = campaign.results / record["archive"]
+    assert record["archive_epoch"] == 2 == record["checkpoint_epoch"] and archive.stat().st_size == record["archive_bytes"]
+    import hashlib
+
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == record["archive_sha256"]
+    assert campaign.main(["--status", "--carry-in-flight", "--sweep-dir", str(here)]) == 0
+    assert "[toy] carried " not in capsys.readouterr().out, "an archive that holds the checkpoint's epoch is not packed again"
+
+    assert campaign.main(["--status", "--sweep-dir", str(there)]) == 0
+    (lost,) = [line for line in capsys.readouterr().out.splitlines() if "lost elsewhere" in line]
+    assert f"its carried archive {archive.name} holds epoch 2, and the campaign continues it from there" in lost
+
+    assert campaign.main(["--sweep-dir", str(there), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "continued from its carried archive:" in out and "lost elsewhere" not in out
+    (published,) = campaign.results.glob("*__mopo__s0__*.json")
+    run = json.loads(published.read_text())
+    assert [p["epoch"] for p in run["curve"]] == [1, 2, 3], "epochs 1-2 from the archive, 3 trained here"
+    move = json.loads((there / "trials" / archive.name.split("@")[0] / "config.json").read_text())["moves"][-1]
+    assert move["dynamics"] == "left out" and move["at_epoch"] == 2 and move["model_pool"] == "dropped"
+    assert move["pool_refilled"]["at_step"] == 2 * steps, "resumed at the archive's step, not started over"
+    assert move["dynamics_dir_here"].startswith(str(there)), "the run continued on the model fitted there"
+
+    assert campaign.main(["--status", "--record-in-flight", "--sweep-dir", str(there)]) == 0
+    assert json.loads((campaign.results / "in_flight.json").read_text())["runs"] == {} and not archive.exists()

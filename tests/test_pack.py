@@ -3,9 +3,11 @@ model pool, refilled by fresh rollouts (and recorded as such) without it."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -180,3 +182,88 @@ def test_a_resume_on_other_data_under_the_same_name_is_one_line_and_touches_noth
     with pytest.raises(MopoKitError, match=r"as the data the run's model was fit on"):
         MOPO.resume(run, epochs=2)
     assert (run / "metrics.jsonl").read_bytes() == before and not (run / "checkpoint.tmp").exists()
+
+
+def test_packed_without_its_model_it_continues_on_the_same_refit_and_refuses_another(runs, tmp_path, capsys):
+    """The campaigns' carried runs: a few MB without pool, model and logs; the model is fitted
+    again where the run goes, and a model that came out otherwise is one line, nothing touched."""
+    from mopo_kit.dynamics.storage import dynamics_checksum
+    from mopo_kit.errors import MopoKitError
+    from mopo_kit.experiments.pack import unpack_run
+
+    full, lean = tmp_path / "full.tar.gz", tmp_path / "lean.tar.gz"
+    assert cli_main(["pack", str(runs / "killed"), str(full)]) == 0
+    assert cli_main(["pack", str(runs / "killed"), str(lean), "--without-model", "--without-logs"]) == 0
+    assert "model left out (sha256" in capsys.readouterr().out
+    with tarfile.open(lean) as tar:
+        names = tar.getnames()
+    assert not any("/dynamics/" in n for n in names) and lean.stat().st_size < full.stat().st_size
+    recorded = json.loads((runs / "killed" / "config.json").read_text())["resolved"]["dynamics_sha256"]
+    assert recorded == dynamics_checksum(runs / "shared-model"), "the run recorded its model at its start"
+
+    refit = tmp_path / "machine-b" / "model"  # the other machine's sweep fitted the same model again
+    shutil.copytree(runs / "shared-model", refit)
+    back = unpack_run(lean, tmp_path / "machine-b" / "trials", dynamics_dir=refit)
+    moved = tmp_path / "machine-b" / "trials" / "killed"
+    payload = json.loads((moved / "config.json").read_text())
+    assert back["epoch"] == 4 and payload["config"]["dynamics_dir"] == str(refit)
+    assert payload["moves"][-1]["dynamics"] == "left out" and payload["moves"][-1]["dynamics_sha256"] == recorded
+
+    other = tmp_path / "machine-c" / "model"  # a refit by another build: other weights
+    shutil.copytree(runs / "shared-model", other)
+    state = torch.load(other / "dynamics.pt", weights_only=True)
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    state[key] = state[key] + 1e-6
+    torch.save(state, other / "dynamics.pt")
+    unpack_run(lean, tmp_path / "machine-c" / "trials", dynamics_dir=other)
+    refused = tmp_path / "machine-c" / "trials" / "killed"
+    before = {p.relative_to(refused): p.read_bytes() for p in refused.rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(MopoKitError, match=r"dynamics model .*model has sha256 \w{12}…, not \w{12}… as the model the run started on"):
+        MOPO.resume(refused)
+    after = {p.relative_to(refused): p.read_bytes() for p in refused.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after.keys() == before.keys() and after[Path("metrics.jsonl")] == before[Path("metrics.jsonl")]
+    assert json.loads(after[Path("config.json")])["resolved"]["dynamics_sha256"] == recorded, "the record survives the refusal"
+
+    MOPO.resume(moved)  # the same refit: continues (pool refilled), every epoch once
+    epochs = [json.loads(line)["epoch"] for line in (moved / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3, 4, 5]
+
+
+def test_a_live_pack_reads_one_whole_checkpoint_while_the_run_swaps_it(runs, tmp_path, monkeypatch):
+    """A run being trained holds its lock; ``--live`` packs it anyway, from its last whole
+    checkpoint: a checkpoint swapped in the middle of the read is read again, never mixed."""
+    from mopo_kit.dir_lock import directory_lock
+    from mopo_kit.experiments import pack as pack_module
+
+    run = tmp_path / "training"
+    shutil.copytree(runs / "killed", run)
+    whole = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_bytes((run / "metrics.jsonl").read_bytes() + b'{"epoch": 5, "ret')  # a line being appended
+    real_copy, swaps = shutil.copyfileobj, []
+
+    def copy_then_swap(source, target, *args):
+        real_copy(source, target, *args)
+        if not swaps:  # the training process swaps in a newer checkpoint after the first file is read
+            swaps.append(1)
+            staging = run / "checkpoint.tmp"
+            shutil.copytree(run / "checkpoint", staging)
+            (staging / "progress.json").write_text(json.dumps({"epoch": 6, "gradient_steps": 300}))
+            (run / "checkpoint").rename(run / "checkpoint.old")
+            staging.rename(run / "checkpoint")
+            shutil.rmtree(run / "checkpoint.old")
+
+    monkeypatch.setattr(pack_module.shutil, "copyfileobj", copy_then_swap)
+    with directory_lock(run, "a MOPO run"):  # its process holds the lock
+        with pytest.raises(Exception, match="being packed|in use|locked|held"):
+            pack_module.pack_run(run, tmp_path / "locked.tar.gz")
+        summary = pack_module.pack_run(run, tmp_path / "live.tar.gz", live=True)
+    assert swaps and summary["epoch"] == 6, "the swapped-in checkpoint, read whole the second time"
+    with tarfile.open(tmp_path / "live.tar.gz") as tar:
+        progress = json.loads(tar.extractfile("training/checkpoint/progress.json").read())
+        metrics = tar.extractfile("training/metrics.jsonl").read().decode()
+        state = torch.load(io.BytesIO(tar.extractfile("training/checkpoint/state.pt").read()), weights_only=True)
+        names = tar.getnames()
+    assert progress["epoch"] == 6 and int(state["steps"]) == 200 and "pool.obs" not in state
+    assert metrics == whole, "only whole metric lines"
+    assert not any(".pack-" in n or "checkpoint.old" in n for n in names)
+    assert not list(tmp_path.glob(".pack-*")), "no scratch left"

@@ -39,6 +39,47 @@ def save_dynamics(model: Any, directory: str | Path, name: str) -> None:
     atomic_write_bytes(directory / COMPONENT_FILE, json.dumps(payload, indent=2).encode())
 
 
+#: files of a model directory that describe its fit rather than hold the model (timings, versions)
+_NOT_THE_MODEL = {COMPONENT_FILE, "fit_report.json", ".lock"}
+
+
+def dynamics_checksum(directory: str | Path) -> str:
+    """SHA-256 over what a model's ``save`` wrote (file names and bytes), not its fit report or versions.
+
+    Why: a run moved without its model (``mopo-kit pack``, the campaigns' carried runs) continues
+    on a model fitted again on the other machine; a fit is deterministic on the same build, but
+    another torch build or CPU may give other weights, and a run must not continue on another
+    model without a word. The run records this at its start (``resolved.dynamics_sha256``).
+    """
+    import hashlib
+
+    directory = Path(directory)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name not in _NOT_THE_MODEL):
+        digest.update(f"{path.relative_to(directory).as_posix()}|".encode())
+        _digest_file(digest, path)
+    return digest.hexdigest()
+
+
+def _digest_file(digest: Any, path: Path) -> None:
+    """A torch file by its tensors (``torch.save`` writes a fresh serialization id into every
+    file, so equal weights give other bytes), any other file by its bytes."""
+    import torch
+
+    if path.suffix in (".pt", ".pth"):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 — not a plain tensor file: its bytes speak for it
+            state = None
+        if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
+            for key in sorted(state):
+                value = state[key].contiguous()
+                digest.update(f"{key}|{value.dtype}|{tuple(value.shape)}|".encode())
+                digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+            return
+    digest.update(path.read_bytes())
+
+
 def write_fit_report(directory: str | Path, report: Any, data: Any, device: Any = None) -> None:
     """``fit_report.json`` beside a stored model: data, epochs, why it stopped, holdout MSE, history.
 
@@ -144,4 +185,4 @@ def load_dynamics(
     return model
 
 
-__all__ = ["COMPONENT_FILE", "is_dynamics_dir", "save_dynamics", "write_fit_report", "fit_and_save", "stored_type", "load_dynamics"]
+__all__ = ["COMPONENT_FILE", "is_dynamics_dir", "dynamics_checksum", "save_dynamics", "write_fit_report", "fit_and_save", "stored_type", "load_dynamics"]

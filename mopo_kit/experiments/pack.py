@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from typing import Any
 import torch
 
 from mopo_kit.dir_lock import directory_lock
+from mopo_kit.dynamics.storage import dynamics_checksum, is_dynamics_dir
 from mopo_kit.errors import MopoKitError
 from mopo_kit.mopo import checkpoint_epoch, recover_checkpoint
 from mopo_kit.run_check import check_run_dir
@@ -36,13 +39,25 @@ from mopo_kit.run_check import check_run_dir
 _SKIP = {".lock"}
 _SKIP_DIRS = {"checkpoint.tmp", "checkpoint.old"}
 POOL_PREFIX = "pool."
+#: the loggers' own folders in a run directory (W&B offline runs, TensorBoard events): not needed to resume
+LOG_DIRS = {"wandb", "tensorboard"}
 
 
-def pack_run(run: Path, out: Path, *, with_pool: bool = False) -> dict[str, Any]:
+def pack_run(
+    run: Path, out: Path, *, with_pool: bool = False, with_model: bool = True, with_logs: bool = True, live: bool = False,
+) -> dict[str, Any]:
     """Write ``run`` as ``out`` (a ``.tar.gz`` whose top folder is the run's name); returns a summary.
 
     Holds the run's lock while reading, so a run being trained is refused in one line rather than
-    packed half-written; ``out`` appears whole or not at all.
+    packed half-written; ``out`` appears whole or not at all. ``live`` packs a run while its
+    process trains it, without the lock: its last whole checkpoint is read through one open
+    directory (:func:`_snapshot`), so a checkpoint swapped meanwhile is read again, never mixed.
+
+    ``with_model=False`` leaves a sweep's shared model out and records its checksum: the other
+    machine fits it again (deterministic on the same build) and the resume refuses, in one line, a
+    model that came out otherwise. ``with_logs=False`` leaves the loggers' own folders (W&B's
+    offline runs, TensorBoard's events) behind; the run's metrics files, which a resume reads, travel.
+    These two make the archive a few MB: what a campaign commits to carry its unfinished runs.
     """
     run, out = Path(run), Path(out)
     check_run_dir(run)
@@ -50,51 +65,130 @@ def pack_run(run: Path, out: Path, *, with_pool: bool = False) -> dict[str, Any]
         raise MopoKitError(f"{run}: no checkpoint to move yet (a run killed before its first checkpoint starts over anyway)")
     if out.exists():
         raise MopoKitError(f"{out}: already exists (pack never overwrites)")
+    if live:
+        with tempfile.TemporaryDirectory(prefix=".pack-", dir=out.parent if out.parent.exists() else None) as scratch:
+            copy = Path(scratch) / run.name
+            _snapshot(run, copy, with_logs=with_logs)
+            return _pack(copy, out, with_pool=with_pool, with_model=with_model, with_logs=with_logs, origin=run)
     with directory_lock(run, "a MOPO run (being packed)"):
-        payload = json.loads((run / "config.json").read_text())
-        shared = payload["config"].get("dynamics_dir")
-        move: dict[str, Any] = {
-            "packed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "from": str(run.resolve()),
-            "at_epoch": checkpoint_epoch(run),
-            "model_pool": "kept" if with_pool else "dropped",
-        }
-        if shared:
-            if (run / "dynamics").exists():
-                raise MopoKitError(f"{run}: has both its own dynamics/ and a shared dynamics_dir {shared}; cannot tell which to pack")
-            if not Path(shared).is_dir():
-                raise MopoKitError(f"{run}: its shared dynamics model {shared} is missing; pack needs it")
+        return _pack(run, out, with_pool=with_pool, with_model=with_model, with_logs=with_logs, origin=run)
+
+
+def _pack(run: Path, out: Path, *, with_pool: bool, with_model: bool, with_logs: bool, origin: Path) -> dict[str, Any]:
+    payload = json.loads((run / "config.json").read_text())
+    shared = payload["config"].get("dynamics_dir")
+    move: dict[str, Any] = {
+        "packed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "from": str(origin.resolve()),
+        "at_epoch": checkpoint_epoch(run),
+        "model_pool": "kept" if with_pool else "dropped",
+    }
+    if shared:
+        if (run / "dynamics").exists():
+            raise MopoKitError(f"{origin}: has both its own dynamics/ and a shared dynamics_dir {shared}; cannot tell which to pack")
+        if not is_dynamics_dir(shared):
+            raise MopoKitError(f"{origin}: its shared dynamics model {shared} is missing; pack needs it")
+        if with_model:
             move["dynamics_dir"] = shared  # packed into the run as dynamics/
             payload["config"]["dynamics_dir"] = None
-        payload["moves"] = [*payload.get("moves", []), move]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        dropped = 0
-        with tarfile.open(tmp, "w:gz") as tar:
-            _add_bytes(tar, f"{run.name}/config.json", json.dumps(payload, indent=2).encode())
-            for path in sorted(run.rglob("*")):
-                rel = path.relative_to(run)
-                if path.is_dir() or rel.name in _SKIP or rel.parts[0] in _SKIP_DIRS or rel.as_posix() == "config.json":
-                    continue
-                if rel.as_posix() == "checkpoint/state.pt" and not with_pool:
-                    state = torch.load(path, map_location="cpu", weights_only=True)
-                    dropped = int(state["pool.obs"].shape[0]) if "pool.obs" in state else 0
-                    buffer = io.BytesIO()
-                    torch.save({k: v for k, v in state.items() if not k.startswith(POOL_PREFIX)}, buffer)
-                    _add_bytes(tar, f"{run.name}/{rel.as_posix()}", buffer.getvalue())
-                    continue
-                tar.add(path, arcname=f"{run.name}/{rel.as_posix()}")
-            if shared:
-                for path in sorted(Path(shared).rglob("*")):
-                    if path.is_file() and path.name not in _SKIP:
-                        tar.add(path, arcname=f"{run.name}/dynamics/{path.relative_to(shared).as_posix()}")
-        tmp.replace(out)
-    return {"archive": str(out), "bytes": out.stat().st_size, "run": run.name, "epoch": move["at_epoch"],
-            "model_pool": move["model_pool"], "pool_rows_dropped": dropped, "dynamics_packed_from": shared}
+        else:  # fitted again where the run goes; the resume checks it is the same model
+            move["dynamics"] = "left out"
+            move["dynamics_sha256"] = dynamics_checksum(shared)
+    elif not with_model:
+        raise MopoKitError(f"{origin}: its model is its own (no shared dynamics_dir), so it cannot be fitted again elsewhere; pack it with its model")
+    payload["moves"] = [*payload.get("moves", []), move]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    dropped = 0
+    skip_dirs = _SKIP_DIRS | (set() if with_logs else LOG_DIRS)
+    with tarfile.open(tmp, "w:gz") as tar:
+        _add_bytes(tar, f"{origin.name}/config.json", json.dumps(payload, indent=2).encode())
+        for path in sorted(run.rglob("*")):
+            rel = path.relative_to(run)
+            if path.is_dir() or rel.name in _SKIP or rel.parts[0] in skip_dirs or rel.as_posix() == "config.json":
+                continue
+            if rel.as_posix() == "checkpoint/state.pt" and not with_pool:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                dropped = int(state["pool.obs"].shape[0]) if "pool.obs" in state else 0
+                buffer = io.BytesIO()
+                torch.save({k: v for k, v in state.items() if not k.startswith(POOL_PREFIX)}, buffer)
+                _add_bytes(tar, f"{origin.name}/{rel.as_posix()}", buffer.getvalue())
+                continue
+            tar.add(path, arcname=f"{origin.name}/{rel.as_posix()}")
+        if shared and with_model:
+            for path in sorted(Path(shared).rglob("*")):
+                if path.is_file() and path.name not in _SKIP:
+                    tar.add(path, arcname=f"{origin.name}/dynamics/{path.relative_to(shared).as_posix()}")
+    tmp.replace(out)
+    return {"archive": str(out), "bytes": out.stat().st_size, "run": origin.name, "epoch": move["at_epoch"],
+            "model_pool": move["model_pool"], "pool_rows_dropped": dropped, "dynamics_packed_from": shared if with_model else None,
+            "dynamics_sha256": move.get("dynamics_sha256")}
 
 
-def unpack_run(archive: Path, parent: Path) -> dict[str, Any]:
+def _snapshot(run: Path, into: Path, *, with_logs: bool, attempts: int = 5) -> None:
+    """Copy a run that its process may be training: its last whole checkpoint and the files beside it.
+
+    The checkpoint is swapped, never edited (:meth:`mopo_kit.mopo.MOPO._checkpoint`: a new one is
+    written beside it, renamed in, and the old one removed), so it is read through one open
+    directory: the copy is whole if that directory still holds the name ``checkpoint`` once read.
+    Otherwise (a swap meanwhile) it is read again. ``metrics.jsonl`` is appended to in place: only
+    its whole lines are taken (a resume keeps those up to the checkpoint's epoch).
+    """
+    for _ in range(attempts):
+        if into.exists():
+            shutil.rmtree(into)
+        into.mkdir(parents=True)
+        if _copy_whole_checkpoint(run / "checkpoint", into / "checkpoint"):
+            break
+        time.sleep(0.2)
+    else:
+        raise MopoKitError(f"{run}: its checkpoint was replaced each of {attempts} times it was read; pack it again")
+    for path in sorted(run.iterdir()):
+        name = path.name
+        if name in _SKIP or name in _SKIP_DIRS or name == "checkpoint" or (not with_logs and name in LOG_DIRS):
+            continue
+        if name == "metrics.jsonl":
+            text = path.read_bytes()
+            (into / name).write_bytes(text[: text.rfind(b"\n") + 1])
+        elif path.is_dir():
+            shutil.copytree(path, into / name, ignore=shutil.ignore_patterns(*_SKIP))
+        elif path.is_file():
+            shutil.copy2(path, into / name)
+
+
+def _copy_whole_checkpoint(source: Path, target: Path) -> bool:
+    """Copy ``source`` through one open descriptor; True if it was still the checkpoint once copied."""
+    try:
+        top = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:  # between a swap's two renames
+        return False
+    try:
+        held = os.fstat(top)
+        for root, _dirs, files, root_fd in os.fwalk(".", dir_fd=top):
+            folder = target / root
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in files:
+                try:
+                    fd = os.open(name, os.O_RDONLY, dir_fd=root_fd)
+                except FileNotFoundError:  # removed with the old checkpoint
+                    return False
+                with os.fdopen(fd, "rb") as handle, (folder / name).open("wb") as copy:
+                    shutil.copyfileobj(handle, copy)
+        try:
+            now = os.stat(source)
+        except FileNotFoundError:
+            return False
+        return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+    finally:
+        os.close(top)
+
+
+def unpack_run(archive: Path, parent: Path, *, dynamics_dir: Path | None = None) -> dict[str, Any]:
     """Put a packed run into ``parent``, replacing an older copy of the same run there; returns a summary.
+
+    A run packed without its model (``with_model=False``) continues on ``dynamics_dir``, the model
+    fitted again here (a sweep's shared model for that trial): its config is pointed there, and
+    the resume checks the model's checksum against the one packed.
 
     The way back from another machine (a lent GPU): the archive's run goes where its copy was,
     e.g. a sweep's ``trials/``, and the sweep continues it. The copy here is replaced only when
@@ -126,6 +220,8 @@ def unpack_run(archive: Path, parent: Path) -> dict[str, Any]:
                     shutil.rmtree(leftover)
             staging.mkdir(parents=True)
             tar.extractall(staging, filter="data")
+            if dynamics_dir is not None:
+                _point_at_model(staging / name, Path(dynamics_dir))
     except (tarfile.TarError, OSError, KeyError, ValueError) as exc:
         raise MopoKitError(f"{archive}: cannot unpack ({exc})") from None
     try:
@@ -137,6 +233,17 @@ def unpack_run(archive: Path, parent: Path) -> dict[str, Any]:
         shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(replaced, ignore_errors=True)
     return {"run": name, "into": str(target), "epoch": arriving, "replaced_epoch": here}
+
+
+def _point_at_model(run: Path, dynamics_dir: Path) -> None:
+    """A run packed without its model continues on ``dynamics_dir`` (a run carrying its own is left as is)."""
+    path = run / "config.json"
+    payload = json.loads(path.read_text())
+    if (run / "dynamics").exists() or not payload.get("moves") or payload["moves"][-1].get("dynamics") != "left out":
+        return
+    payload["config"]["dynamics_dir"] = str(dynamics_dir)
+    payload["moves"][-1]["dynamics_dir_here"] = str(dynamics_dir)
+    path.write_text(json.dumps(payload, indent=2))
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

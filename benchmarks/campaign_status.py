@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import in_flight
 from budgets import curve_agreement
 from common import ROOT, commit
-from run_stats import budget_label, file_safe
+from run_stats import budget_label, file_safe, same_model_fit
 
 if TYPE_CHECKING:
     from mopo_kit.experiments.sweep import SweepSpec
@@ -58,10 +58,12 @@ class CampaignStatus:
         rows = []
         for point in spec.trials():
             run_dir = sweep_dir / "trials" / trial_id(point)
+            model_dir = Path(model_job(spec, sweep_dir, point)["target"])
             row: dict[str, Any] = {
                 "trial": trial_id(point),
                 "dataset": str(point["dataset"]),
-                "model": model_state(Path(model_job(spec, sweep_dir, point)["target"])),
+                "model": model_state(model_dir),
+                "model_name": model_dir.name,
                 "epochs": epochs,
             }
             if self.published_reason(point, budget):
@@ -76,7 +78,9 @@ class CampaignStatus:
                 shorter = self._shorter_published(point, epochs * int(spec.base["steps_per_epoch"]))
                 if shorter is not None:
                     compared, equal = curve_agreement(shorter["curve"], metrics)
-                    row["retrace"] = {"shorter": budget_label(shorter["steps"]), "compared": compared, "equal": equal}
+                    report = model_dir / "fit_report.json"  # None: no model here to compare (not yet fitted)
+                    same = same_model_fit(shorter, {"dynamics_fit": json.loads(report.read_text())}) if report.exists() else None
+                    row["retrace"] = {"shorter": budget_label(shorter["steps"]), "compared": compared, "equal": equal, "same_model_fit": same}
             else:
                 row["state"] = "waiting"
             rows.append(row)
@@ -104,6 +108,8 @@ class CampaignStatus:
             if "retrace" in row:  # a deeper run from scratch on the same fit should retrace its shorter run, bit for bit
                 retrace = row["retrace"]
                 progress += f", {retrace['equal']} of {retrace['compared']} evaluations equal to its {retrace['shorter']} run"
+                if retrace["same_model_fit"] is False:  # e.g. refitted on another machine: a new trajectory, not that run extended
+                    progress += " (on another model fit than that run's: a new trajectory)"
             if "seconds_per_epoch" in row and row["state"] == "started":
                 left = (row["epochs"] - row["epoch"]) * row["seconds_per_epoch"] / 60
                 progress += f", {row['seconds_per_epoch']:.1f} s/epoch (~{left:.0f} min left at that pace)"
@@ -118,25 +124,46 @@ class CampaignStatus:
         for trial, loss in losses.items():
             print(f"[{self.name}] lost elsewhere: {in_flight.lost_line(trial, loss)}")
         if record or carry:
-            carried = self.carry_in_flight(sweep_dir, budget, rows) if carry else {}
-            recorded = in_flight.record(self.results, rows, budget, sweep_dir.resolve(), commit(), carried)
+            carried, models = self.carry_in_flight(sweep_dir, budget, rows) if carry else ({}, {})
+            command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
+            recorded = in_flight.record(self.results, rows, budget, sweep_dir.resolve(), commit(), carried, models, command)
             print(f"[{self.name}] recorded {sum(k.endswith('@' + budget) for k in recorded)} unfinished run(s) at {budget} in "
                   f"{(self.results / in_flight.FILE).relative_to(ROOT) if self.results.is_relative_to(ROOT) else self.results / in_flight.FILE}")
 
-    def carry_in_flight(self, sweep_dir: Path, budget: str, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """Pack each started run, as it trains, into the results' ``in_flight/`` (trial → summary with ``sha256``).
+    def carry_in_flight(self, sweep_dir: Path, budget: str, rows: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Pack each started run, as it trains, into the results' ``in_flight/``, and each fitted shared
+        model an unpublished run of the selection uses into ``in_flight/models/``; (runs, models) packed now.
 
         Lean (``pack_run(live=True, with_model=False, with_logs=False)``): a few MB to commit, so
-        that a campaign on a machine without this sweep directory continues the run
-        (:meth:`adopt_carried`) instead of starting it over. A run whose archive already holds its
-        checkpoint epoch is not packed again.
+        that a campaign on a machine without this sweep directory continues the runs
+        (:meth:`adopt_carried`) instead of starting them over, on these very models. A run whose
+        archive already holds its checkpoint epoch, or a model whose archive holds it, is not packed again.
         """
         import hashlib
 
+        from mopo_kit.dynamics.storage import dynamics_checksum
         from mopo_kit.errors import MopoKitError
-        from mopo_kit.experiments.pack import pack_run
+        from mopo_kit.experiments.pack import pack_model, pack_run
 
-        recorded, carried = in_flight.read(self.results), {}
+        recorded, recorded_models = in_flight.read(self.results), in_flight.read_models(self.results)
+        carried: dict[str, dict[str, Any]] = {}
+        models: dict[str, dict[str, Any]] = {}
+
+        def commit_archive(fresh: Path, target: Path, packed: dict[str, Any]) -> dict[str, Any]:
+            fresh.replace(target)
+            return {**packed, "archive": str(target), "sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
+
+        for row in rows:
+            if row["state"] in ("published", "finished") or not str(row.get("model", "")).startswith("fitted"):
+                continue
+            name, model_dir = row["model_name"], sweep_dir / "dynamics" / row["model_name"]
+            target = in_flight.model_archive_path(self.results, name)
+            if name in models or (target.exists() and recorded_models.get(name, {}).get("dynamics_sha256") == dynamics_checksum(model_dir)):
+                continue
+            fresh = target.with_name(target.name + ".new")
+            fresh.unlink(missing_ok=True)
+            models[name] = commit_archive(fresh, target, pack_model(model_dir, fresh))
+            print(f"[{self.name}] carried model {name}: {target.name} ({models[name]['bytes'] / 2**20:.1f} MiB)")
         for row in rows:
             name = in_flight.key(row["trial"], budget)
             target = in_flight.archive_path(self.results, row["trial"], budget)
@@ -151,27 +178,47 @@ class CampaignStatus:
             except MopoKitError as exc:
                 print(f"[{self.name}] not carried: {exc}", file=sys.stderr)
                 continue
-            fresh.replace(target)
-            packed.update(archive=str(target), sha256=hashlib.sha256(target.read_bytes()).hexdigest())
-            carried[row["trial"]] = packed
+            carried[row["trial"]] = commit_archive(fresh, target, packed)
             print(f"[{self.name}] carried {row['trial']} at epoch {packed['epoch']}: {target.name} ({packed['bytes'] / 2**20:.1f} MiB)")
-        return carried
+        return carried, models
 
     def adopt_carried(self, spec: "SweepSpec", sweep_dir: Path, budget: str) -> list[str]:
-        """Put each run lost here but carried in ``in_flight/`` into this sweep's trials; the lines said.
+        """Take what another machine carried in ``in_flight/``: its shared models, then its runs; the lines said.
 
-        The run then continues from the archive's epoch on this sweep's shared model, which the
-        sweep fits first where it is missing (the resume refuses a model whose checksum differs
-        from the one packed); its model pool is refilled by fresh rollouts, so it is not bit-exact.
+        Each carried model of the selection is unpacked into ``SWEEP_DIR/carried/`` and that folder
+        added to the sweep's ``reuse_models``, so the sweep takes it (same type, settings, seed and
+        data: ``ensure_shared_dynamics`` checks) instead of fitting another — a fit here may differ.
+        Each run lost here but carried is put into the sweep's trials, pointed at the sweep's shared
+        model; it continues from the archive's epoch (the resume refuses a model whose checksum
+        differs from the one packed), its model pool refilled by fresh rollouts: not bit-exact.
         """
+        from mopo_kit.dynamics.storage import dynamics_checksum, is_dynamics_dir
         from mopo_kit.errors import MopoKitError
-        from mopo_kit.experiments.pack import unpack_run
+        from mopo_kit.experiments.pack import unpack_model, unpack_run
         from mopo_kit.experiments.shared_models import shared_model_dir
         from mopo_kit.experiments.sweep import trial_id
 
         points = {trial_id(point): point for point in spec.trials()}
+        rows = self.status(spec, sweep_dir, budget)
         said = []
-        for trial, loss in in_flight.lost(self.results, self.status(spec, sweep_dir, budget), budget).items():
+        carried_models = in_flight.read_models(self.results)
+        for name in sorted({row["model_name"] for row in rows if row["state"] not in ("published", "finished")} & set(carried_models)):
+            archive = self.results / carried_models[name]["archive"]
+            here = sweep_dir / "dynamics" / name
+            if is_dynamics_dir(here):
+                if dynamics_checksum(here) != carried_models[name]["dynamics_sha256"]:
+                    said.append(f"model {name}: this sweep's differs from the one carried from {carried_models[name].get('host')}; "
+                                "runs carried on it will stop with one line (move this sweep's model away to take the carried one)")
+                continue
+            try:
+                unpack_model(archive, sweep_dir / "carried")
+            except MopoKitError as exc:
+                said.append(f"model {name} not taken from its archive: {exc}")
+                continue
+            said.append(f"model {name}: taken from its carried archive (fitted on {carried_models[name].get('host')}), not fitted here")
+        if (sweep_dir / "carried").is_dir() and str(sweep_dir / "carried") not in spec.reuse_models:
+            spec.reuse_models.append(str(sweep_dir / "carried"))
+        for trial, loss in in_flight.lost(self.results, rows, budget).items():
             if "archive" not in loss:
                 continue
             try:

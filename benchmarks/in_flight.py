@@ -10,11 +10,13 @@ and where they were, instead of silently starting over.
 
 ``--carry-in-flight`` also packs each started run, while it trains, into
 ``<results>/in_flight/<trial>@<budget>.tar.gz`` (``mopo-kit pack --live --without-model
---without-logs``: SAC weights, optimizer and random states, metrics; ≈ 3 MB for a walker2d run),
-committed too: a campaign on another machine unpacks it and continues the run from there, on its
-shared model fitted again (the resume checks the model's checksum) with the model pool refilled
-by fresh rollouts, so not bit-exact (recorded in the run's ``moves``). An archive goes when its
-run is published.
+--without-logs``: SAC weights, optimizer and random states, metrics), and each shared model its
+unpublished runs use into ``in_flight/models/`` (once: a fitted model does not change), committed
+too. A campaign on another machine takes the carried models as its shared models (a fit is not
+reproducible across CPUs: another instruction set gives other floats, and MOPO and MBPO of a seed
+must stand on one model), unpacks the runs and continues each from its archive's epoch (the
+resume checks the model's checksum), with the model pool refilled by fresh rollouts: not
+bit-exact (recorded in the run's ``moves``). An archive goes when its run is published.
 """
 
 from __future__ import annotations
@@ -39,14 +41,26 @@ def archive_path(results: Path, trial: str, budget: str) -> Path:
     return results / ARCHIVES / f"{key(trial, budget)}.tar.gz"
 
 
+def model_archive_path(results: Path, model: str) -> Path:
+    """Where ``--carry-in-flight`` keeps a shared model (``walker2d-mixed-s0``) its carried and waiting runs need."""
+    return results / ARCHIVES / "models" / f"{model}.tar.gz"
+
+
 def read(results: Path) -> dict[str, dict[str, Any]]:
     """The recorded runs (key → record), or none when nothing was recorded."""
     path = results / FILE
     return json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
 
 
+def read_models(results: Path) -> dict[str, dict[str, Any]]:
+    """The carried shared models (name → record: archive, checksum), or none."""
+    path = results / FILE
+    return json.loads(path.read_text()).get("models", {}) if path.exists() else {}
+
+
 def record(
-    results: Path, rows: list[dict[str, Any]], budget: str, sweep_dir: Path, commit: str, carried: dict[str, dict[str, Any]] | None = None,
+    results: Path, rows: list[dict[str, Any]], budget: str, sweep_dir: Path, commit: str,
+    carried: dict[str, dict[str, Any]] | None = None, models: dict[str, dict[str, Any]] | None = None, command: str = "",
 ) -> dict[str, dict[str, Any]]:
     """Merge the selection's status rows into ``in_flight.json`` and return its runs.
 
@@ -54,17 +68,32 @@ def record(
     :func:`mopo_kit.experiments.pack.pack_run`'s summary) holds one; a published or finished one is
     dropped, and its archive removed (nothing of it can be lost any more); a run waiting here keeps
     its record, since that record is exactly what a new machine lost. Runs outside the selection
-    are left as they are.
+    are left as they are. ``models`` (name → :func:`~mopo_kit.experiments.pack.pack_model`'s
+    summary) are recorded as carried; a carried model none of whose runs in the selection is left
+    unpublished goes, with its archive.
     """
     runs = read(results)
+    carried_models = read_models(results)
     carried = carried or {}
-    stamp = {"recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), "sweep_dir": str(sweep_dir), "commit": commit}
+    for name, packed in (models or {}).items():
+        carried_models[name] = {"archive": f"{ARCHIVES}/models/{Path(packed['archive']).name}", "dynamics_sha256": packed["dynamics_sha256"],
+                                "bytes": packed["bytes"], "sha256": packed["sha256"], "host": socket.gethostname(), "sweep_dir": str(sweep_dir),
+                                "packed": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit, **({"command": command} if command else {})}
+    for model in {row["model_name"] for row in rows if row.get("model_name")}:
+        if all(row["state"] in ("published", "finished") for row in rows if row.get("model_name") == model):
+            carried_models.pop(model, None)
+            model_archive_path(results, model).unlink(missing_ok=True)
+    stamp = {"recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), "sweep_dir": str(sweep_dir), "commit": commit,
+             **({"command": command} if command else {})}
     for row in rows:
         name = key(row["trial"], budget)
         if row["state"] in ("published", "finished"):
             runs.pop(name, None)
             archive_path(results, row["trial"], budget).unlink(missing_ok=True)
-        elif row["state"] == "started" and row.get("checkpoint_epoch", 0) >= runs.get(name, {}).get("checkpoint_epoch", 0):
+        elif row["state"] == "started" and (row["trial"] in carried or row.get("checkpoint_epoch", 0) >= runs.get(name, {}).get("checkpoint_epoch", 0)):
+            # a run carried now is recorded where it is carried from, even below a record from a machine
+            # that kept no archive: the archive is what another machine can continue (that machine, if
+            # it comes back, holds its later checkpoint and continues that)
             kept = {k: v for k, v in runs.get(name, {}).items() if k.startswith("archive")}  # an archive not replaced this time
             runs[name] = {"checkpoint_epoch": row.get("checkpoint_epoch", 0), "epochs": row["epochs"], **stamp, **kept}
             if row["trial"] in carried:
@@ -75,7 +104,10 @@ def record(
     note = ("each unfinished run's checkpoint epoch where it ran (python benchmarks/<campaign>.py --status --record-in-flight); "
             "a machine without that sweep directory starts such a run over, and --status there says how many epochs were lost; "
             "with --carry-in-flight, the run's archive (in_flight/) lets a campaign there continue it from archive_epoch instead")
-    (results / FILE).write_text(json.dumps({"note": note, "runs": dict(sorted(runs.items()))}, indent=2) + "\n")
+    payload: dict[str, Any] = {"note": note, "runs": dict(sorted(runs.items()))}
+    if carried_models:
+        payload["models"] = dict(sorted(carried_models.items()))
+    (results / FILE).write_text(json.dumps(payload, indent=2) + "\n")
     return runs
 
 

@@ -149,6 +149,17 @@ def test_status_says_how_a_started_run_is_doing_and_how_long_it_has_left(tmp_pat
     line = capsys.readouterr().out.splitlines()[0]
     assert "last evaluation 1,234 at epoch 10, 1 of 2 evaluations equal to its 10k run, 12.5 s/epoch" in line, line
 
+    # on a model fitted again (another machine) the deeper run is a new trajectory, and says so
+    model = tmp_path / "sweep" / "dynamics" / "hopper-mixed-s0"
+    model.mkdir(parents=True)
+    (model / "fit_report.json").write_text(json.dumps({"holdout_mse": [0.5, 0.6]}))
+    assert campaign.main(["--status", "--sweep-dir", str(tmp_path / "sweep")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "1 of 2 evaluations equal to its 10k run (on another model fit than that run's: a new trajectory), 12.5 s/epoch" in line, line
+    (model / "fit_report.json").write_text(json.dumps({"holdout_mse": shorter["dynamics_fit"]["holdout_mse"]}))
+    assert campaign.main(["--status", "--sweep-dir", str(tmp_path / "sweep")]) == 0
+    assert "new trajectory" not in capsys.readouterr().out.splitlines()[0], "the same fit: nothing to say"
+
 
 def test_compute_left_takes_each_started_runs_pace_and_its_cells_median_for_waiting_runs():
     from campaign_status import compute_left
@@ -507,15 +518,21 @@ def test_a_carried_run_continues_from_its_archive_on_a_machine_without_its_sweep
     here, there = tmp_path / "here", tmp_path / "there"
     run_sweep(campaign.sweep_spec([str(hopper_file)], ["mopo"], [0], 2 * steps), here, workers=1, threads=1)  # 2 of its 3 epochs
     assert campaign.main(["--status", "--carry-in-flight", "--sweep-dir", str(here)]) == 0
-    assert "[toy] carried " in capsys.readouterr().out
-    (record,) = json.loads((campaign.results / "in_flight.json").read_text())["runs"].values()
+    out = capsys.readouterr().out
+    assert "[toy] carried " in out and "[toy] carried model " in out
+    recorded = json.loads((campaign.results / "in_flight.json").read_text())
+    (record,) = recorded["runs"].values()
+    ((model_name, model),) = recorded["models"].items()
+    from mopo_kit.dynamics.storage import dynamics_checksum
+
+    assert model["dynamics_sha256"] == dynamics_checksum(here / "dynamics" / model_name)
     archive = campaign.results / record["archive"]
     assert record["archive_epoch"] == 2 == record["checkpoint_epoch"] and archive.stat().st_size == record["archive_bytes"]
     import hashlib
 
     assert hashlib.sha256(archive.read_bytes()).hexdigest() == record["archive_sha256"]
     assert campaign.main(["--status", "--carry-in-flight", "--sweep-dir", str(here)]) == 0
-    assert "[toy] carried " not in capsys.readouterr().out, "an archive that holds the checkpoint's epoch is not packed again"
+    assert "[toy] carried " not in capsys.readouterr().out, "an archive that holds the checkpoint's epoch (or the model) is not packed again"
 
     assert campaign.main(["--status", "--sweep-dir", str(there)]) == 0
     (lost,) = [line for line in capsys.readouterr().out.splitlines() if "lost elsewhere" in line]
@@ -524,6 +541,10 @@ def test_a_carried_run_continues_from_its_archive_on_a_machine_without_its_sweep
     assert campaign.main(["--sweep-dir", str(there), "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert "continued from its carried archive:" in out and "lost elsewhere" not in out
+    assert f"model {model_name}: taken from its carried archive" in out
+    report = json.loads((there / "dynamics" / model_name / "fit_report.json").read_text())
+    assert report["reused_from"] == str((there / "carried" / model_name).resolve()), "the carried model, not a fit of its own"
+    assert dynamics_checksum(there / "dynamics" / model_name) == model["dynamics_sha256"]
     (published,) = campaign.results.glob("*__mopo__s0__*.json")
     run = json.loads(published.read_text())
     assert [p["epoch"] for p in run["curve"]] == [1, 2, 3], "epochs 1-2 from the archive, 3 trained here"
@@ -533,4 +554,6 @@ def test_a_carried_run_continues_from_its_archive_on_a_machine_without_its_sweep
     assert move["dynamics_dir_here"].startswith(str(there)), "the run continued on the model fitted there"
 
     assert campaign.main(["--status", "--record-in-flight", "--sweep-dir", str(there)]) == 0
-    assert json.loads((campaign.results / "in_flight.json").read_text())["runs"] == {} and not archive.exists()
+    after = json.loads((campaign.results / "in_flight.json").read_text())
+    assert after["runs"] == {} and "models" not in after and not archive.exists()
+    assert not list((campaign.results / "in_flight").rglob("*.tar.gz")), "archives go once their runs are published"

@@ -1,4 +1,4 @@
-"""Move a run to another machine: one ``.tar.gz`` that ``mopo-kit train --resume`` continues there.
+"""Move a run (or a sweep's shared model) to another machine: one ``.tar.gz`` that ``mopo-kit train --resume`` continues there.
 
 A checkpoint is mostly its model pool (135 MB of a hopper-mixed h = 5 run's 155 MB: 1.25M model
 transitions) — data the run can make again. ``pack`` writes the run without it by default: the
@@ -235,6 +235,56 @@ def unpack_run(archive: Path, parent: Path, *, dynamics_dir: Path | None = None)
     return {"run": name, "into": str(target), "epoch": arriving, "replaced_epoch": here}
 
 
+def pack_model(directory: Path, out: Path) -> dict[str, Any]:
+    """A fitted model directory as one ``.tar.gz`` (top folder: its name); returns a summary with its checksum.
+
+    Why apart from the runs: a sweep's shared model serves every run of its dataset × seed (MOPO
+    and MBPO alike), and a fit is not reproducible across CPUs (another instruction set, other
+    floats): carried once beside the runs, it keeps the runs of one seed on one model wherever
+    they continue (:func:`unpack_model`, then a sweep's ``reuse_models``).
+    """
+    directory, out = Path(directory), Path(out)
+    if not is_dynamics_dir(directory):
+        raise MopoKitError(f"{directory}: not a dynamics model directory (component.json missing)")
+    if out.exists():
+        raise MopoKitError(f"{out}: already exists (pack never overwrites)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and path.name not in _SKIP:
+                tar.add(path, arcname=f"{directory.name}/{path.relative_to(directory).as_posix()}")
+    tmp.replace(out)
+    return {"archive": str(out), "bytes": out.stat().st_size, "model": directory.name, "dynamics_sha256": dynamics_checksum(directory)}
+
+
+def unpack_model(archive: Path, parent: Path) -> dict[str, Any]:
+    """Put a model packed by :func:`pack_model` into ``parent`` (kept as it is if already there); a summary."""
+    archive, parent = Path(archive), Path(parent)
+    try:
+        with tarfile.open(archive) as tar:
+            tops = {name.split("/", 1)[0] for name in tar.getnames()}
+            name = next(iter(tops)) if len(tops) == 1 else ""
+            if not name or name.startswith(".") or name == "..":
+                raise MopoKitError(f"{archive}: not a model packed by pack_model (one top folder)")
+            target = parent / name
+            if not target.exists():
+                staging = parent / f".unpack-{name}"
+                if staging.exists():
+                    shutil.rmtree(staging)
+                staging.mkdir(parents=True)
+                try:
+                    tar.extractall(staging, filter="data")
+                    if not is_dynamics_dir(staging / name):
+                        raise MopoKitError(f"{archive}: holds no dynamics model (component.json missing)")
+                    (staging / name).rename(target)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
+    except (tarfile.TarError, OSError, KeyError, ValueError) as exc:
+        raise MopoKitError(f"{archive}: cannot unpack ({exc})") from None
+    return {"model": name, "into": str(target), "dynamics_sha256": dynamics_checksum(target)}
+
+
 def _point_at_model(run: Path, dynamics_dir: Path) -> None:
     """A run packed without its model continues on ``dynamics_dir`` (a run carrying its own is left as is)."""
     path = run / "config.json"
@@ -254,4 +304,4 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-__all__ = ["pack_run", "unpack_run"]
+__all__ = ["pack_run", "unpack_run", "pack_model", "unpack_model"]

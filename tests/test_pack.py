@@ -267,3 +267,29 @@ def test_a_live_pack_reads_one_whole_checkpoint_while_the_run_swaps_it(runs, tmp
     assert metrics == whole, "only whole metric lines"
     assert not any(".pack-" in n or "checkpoint.old" in n for n in names)
     assert not list(tmp_path.glob(".pack-*")), "no scratch left"
+
+
+def test_a_model_travels_once_and_what_is_not_one_is_one_line(runs, tmp_path):
+    """A sweep's shared model packed apart (campaigns carry it once for all runs of its seed); a
+    model already in place is kept, not replaced; a stray archive or folder is one line."""
+    from mopo_kit.dynamics.storage import dynamics_checksum
+    from mopo_kit.errors import MopoKitError
+    from mopo_kit.experiments.pack import pack_model, unpack_model
+
+    packed = pack_model(runs / "shared-model", tmp_path / "model.tar.gz")
+    assert packed["dynamics_sha256"] == dynamics_checksum(runs / "shared-model")
+    back = unpack_model(tmp_path / "model.tar.gz", tmp_path / "carried")
+    assert back["dynamics_sha256"] == packed["dynamics_sha256"] and (tmp_path / "carried" / "shared-model" / "dynamics.pt").exists()
+    (tmp_path / "carried" / "shared-model" / "marker").write_text("kept")
+    unpack_model(tmp_path / "model.tar.gz", tmp_path / "carried")
+    assert (tmp_path / "carried" / "shared-model" / "marker").read_text() == "kept", "a model in place is not replaced"
+    with pytest.raises(MopoKitError, match=r"not a dynamics model directory"):
+        pack_model(tmp_path, tmp_path / "other.tar.gz")
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("no model")
+    with tarfile.open(tmp_path / "stray.tar.gz", "w:gz") as tar:
+        tar.add(stray, arcname="stray")
+    with pytest.raises(MopoKitError, match=r"stray\.tar\.gz: holds no dynamics model"):
+        unpack_model(tmp_path / "stray.tar.gz", tmp_path / "carried")
+    assert sorted(p.name for p in (tmp_path / "carried").iterdir()) == ["shared-model"], "nothing left behind"

@@ -66,9 +66,11 @@ def test_python_composition_writes_a_complete_run(hopper_file, tmp_path, monkeyp
     sac_precision = resolve_precision(DEFAULT_PRECISION, torch.device("cpu"))
     from mopo_kit.data.d4rl_io import arrays_checksum
     from mopo_kit.data.load import load_dataset
+    from mopo_kit.dynamics.storage import dynamics_checksum
 
     assert saved["resolved"] == {"task": "hopper", "horizon": 3, "lam": 1.0, "transitions": 1500, "precision": sac_precision, "model_precision": "fp32",
-                                 "dataset_sha256": arrays_checksum(load_dataset(str(hopper_file)).arrays())}
+                                 "dataset_sha256": arrays_checksum(load_dataset(str(hopper_file)).arrays()),
+                                 "dynamics_sha256": dynamics_checksum(run / "dynamics")}  # the model the run fitted and saved
     results = json.loads((run / "results.json").read_text())
     assert results["last"]["epoch"] == 4 and "normalized_mean" in results["last"]
     bound = results["bound"]

@@ -311,8 +311,9 @@ class Campaign(CampaignDocs, CampaignStatus):
         parser.add_argument(
             "--carry-in-flight", action="store_true",
             help=f"with --status: --record-in-flight, and pack each started run as it trains (without its model pool, shared model "
-                 f"and logger folders: a few MB) into the results' {in_flight.ARCHIVES}/ (commit them; a campaign on a machine "
-                 "without this sweep directory continues those runs from there, not bit-exact)",
+                 f"and logger folders: a few MB) into the results' {in_flight.ARCHIVES}/, and each shared model they need once "
+                 "(commit them; a campaign on a machine without this sweep directory takes those models and continues the runs "
+                 "from there, not bit-exact)",
         )
         parser.add_argument(
             "--pack-started", metavar="DIR",

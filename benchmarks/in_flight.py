@@ -139,5 +139,5 @@ def lost_line(trial: str, loss: dict[str, Any]) -> str:
              f"(recorded {loss['recorded']}); this sweep holds epoch {loss['here_at_epoch']}, {loss['epochs_lost']} epochs behind: ")
     if "archive" in loss:
         return where + (f"its carried archive {loss['archive'].name} holds epoch {loss['archive_epoch']}, and the campaign continues it "
-                        "from there (model fitted again here, checksum checked; model pool refilled: not bit-exact)")
+                        "from there (on its carried model, checksum checked; model pool refilled: not bit-exact)")
     return where + f"they are lost here and rerun from epoch {loss['here_at_epoch']}"

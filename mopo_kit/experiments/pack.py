@@ -54,8 +54,8 @@ def pack_run(
     directory (:func:`_snapshot`), so a checkpoint swapped meanwhile is read again, never mixed.
 
     ``with_model=False`` leaves a sweep's shared model out and records its checksum: the other
-    machine fits it again (deterministic on the same build) and the resume refuses, in one line, a
-    model that came out otherwise. ``with_logs=False`` leaves the loggers' own folders (W&B's
+    machine must hold the same model (carried apart with :func:`pack_model`, or fitted again —
+    which another CPU may fit otherwise), and the resume refuses, in one line, a model that differs. ``with_logs=False`` leaves the loggers' own folders (W&B's
     offline runs, TensorBoard's events) behind; the run's metrics files, which a resume reads, travel.
     These two make the archive a few MB: what a campaign commits to carry its unfinished runs.
     """
@@ -116,9 +116,7 @@ def _pack(run: Path, out: Path, *, with_pool: bool, with_model: bool, with_logs:
                 continue
             tar.add(path, arcname=f"{origin.name}/{rel.as_posix()}")
         if shared and with_model:
-            for path in sorted(Path(shared).rglob("*")):
-                if path.is_file() and path.name not in _SKIP:
-                    tar.add(path, arcname=f"{origin.name}/dynamics/{path.relative_to(shared).as_posix()}")
+            _add_tree(tar, Path(shared), f"{origin.name}/dynamics")
     tmp.replace(out)
     return {"archive": str(out), "bytes": out.stat().st_size, "run": origin.name, "epoch": move["at_epoch"],
             "model_pool": move["model_pool"], "pool_rows_dropped": dropped, "dynamics_packed_from": shared if with_model else None,
@@ -251,9 +249,7 @@ def pack_model(directory: Path, out: Path) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tarfile.open(tmp, "w:gz") as tar:
-        for path in sorted(directory.rglob("*")):
-            if path.is_file() and path.name not in _SKIP:
-                tar.add(path, arcname=f"{directory.name}/{path.relative_to(directory).as_posix()}")
+        _add_tree(tar, directory, directory.name)
     tmp.replace(out)
     return {"archive": str(out), "bytes": out.stat().st_size, "model": directory.name, "dynamics_sha256": dynamics_checksum(directory)}
 
@@ -294,6 +290,13 @@ def _point_at_model(run: Path, dynamics_dir: Path) -> None:
     payload["config"]["dynamics_dir"] = str(dynamics_dir)
     payload["moves"][-1]["dynamics_dir_here"] = str(dynamics_dir)
     path.write_text(json.dumps(payload, indent=2))
+
+
+def _add_tree(tar: tarfile.TarFile, directory: Path, prefix: str) -> None:
+    """Every file under ``directory`` (but its lock) into ``tar`` under ``prefix``: a model directory."""
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name not in _SKIP:
+            tar.add(path, arcname=f"{prefix}/{path.relative_to(directory).as_posix()}")
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -58,6 +58,10 @@ def across_budgets(records: list[dict[str, Any]], methods: list[str]) -> list[di
     rows are) and which method is ahead by each; and per method its deepest run's best window of
     :data:`run_stats.TAIL_EVALS` evaluations against its last ones, so a policy that was once much better
     than where it ended (the talk's late MBPO degradation) shows as a ``decline`` with its epoch.
+    Each method's number at a larger budget says whether its run stands on the same model fit as
+    the method's run at the budget before (``same_model_fit_as_shorter``): where it does not (a
+    model refitted on another machine), the two numbers come from two trajectories, and a change
+    between them is not something the longer training did.
     """
     by_seed: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
     for (dataset, method, seed), runs in runs_by_seed(records).items():
@@ -75,6 +79,9 @@ def across_budgets(records: list[dict[str, Any]], methods: list[str]) -> list[di
                 run = next((r for r in method_runs if r["steps"] == budget), None)
                 if run is not None:
                     entry[method] = {"return_last": round_or_none(run["return_last"], 1), "last5": round_or_none(tail_mean(run["curve"]), 1)}
+                    shorter = [r for r in method_runs if r["steps"] < budget]
+                    if shorter:  # is this number the shorter run extended, or another trajectory on another fit?
+                        entry[method]["same_model_fit_as_shorter"] = same_model_fit(shorter[-1], run)
             if all(m in entry for m in methods):
                 entry["ahead_last"] = max(methods, key=lambda m: entry[m]["return_last"])
                 entry["ahead_last5"] = max(methods, key=lambda m: entry[m]["last5"])

@@ -18,6 +18,18 @@ if TYPE_CHECKING:
     from campaign import Stage
 
 
+
+#: marks a deeper budget's return that stands on another model fit than the budget before (``budgets_markdown``)
+OTHER_FIT_MARK = "†"
+
+
+def _budget_return(entry: dict[str, Any] | None) -> str:
+    """One method's last return at one budget for the budgets block: "…" if not run yet, marked if on another fit."""
+    if entry is None:
+        return "…"
+    mark = OTHER_FIT_MARK if entry.get("same_model_fit_as_shorter") is False else ""
+    return f"{entry['return_last']:,.0f}{mark}"
+
 class CampaignDocs:
     """Rendering for :class:`campaign.Campaign` (its fields are declared here for the type checker only)."""
 
@@ -114,7 +126,7 @@ class CampaignDocs:
         ]
         for row in rows:
             at = {b["steps"]: b for b in row["budgets"]}
-            returns = [" → ".join(f"{at[s][m]['return_last']:,.0f}" if m in at.get(s, {}) else "…" for s in budgets) for m in methods]
+            returns = [" → ".join(_budget_return(at.get(s, {}).get(m)) for s in budgets) for m in methods]
             ahead = " → ".join(leaders(at[s]) if "ahead_last" in at.get(s, {}) else "…" for s in budgets)
             ends = []
             for m in methods:
@@ -122,6 +134,9 @@ class CampaignDocs:
                 ends.append("—" if end is None else
                             f"{end['best_window_mean']:,.0f} ({end['best_window_end_epoch']}) → {end['last5']:,.0f} at {budget_label(end['steps'])}")
             lines.append(f"| {row['dataset']} | {row['seed']} | {' | '.join(returns)} | {ahead} | {' | '.join(ends)} |")
+        if any(entry.get("same_model_fit_as_shorter") is False for row in rows for b in row["budgets"] for entry in b.values() if isinstance(entry, dict)):
+            lines += ["", f"{OTHER_FIT_MARK} this run stands on another model fit than the same method's run at the budget before it (a refit, "
+                          "e.g. on another machine): the two numbers come from two trajectories, not one run trained longer."]
         return "\n".join(lines)
 
     def summary_markdown(self, table: dict[str, Any]) -> str:

@@ -320,26 +320,31 @@ def test_across_budgets_says_seed_by_seed_who_is_ahead_at_each_budget_and_who_de
     from campaign import Campaign, Stage
 
     campaign = Campaign(name="toy", results=tmp_path, stages={1: Stage(("hopper-mixed",), 10_000), 3: Stage(("hopper-mixed",), 20_000)},
-                        methods={"mopo": "max_aleatoric", "mbpo": "zero"}, seeds=(0, 1))
-    fit = [0.010, 0.012]
+                        methods={"mopo": "max_aleatoric", "mbpo": "zero"}, seeds=(0, 1, 2))
+    fit, refit = [0.010, 0.012], [0.011, 0.012]
     mbpo_long = [100.0, 900.0, 950.0, 1000.0, 980.0, 990.0, 700.0, 650.0, 600.0, 150.0]  # peaks, then falls
     mopo_long = [100.0, 400.0, 450.0, 500.0, 520.0, 510.0, 500.0, 505.0, 498.0, 502.0]
     runs = [
         _synthetic_run("mopo", 0, 30, mopo_long[:6], fit), _synthetic_run("mbpo", 0, 30, mbpo_long[:6], fit),
         _synthetic_run("mopo", 0, 50, mopo_long, fit), _synthetic_run("mbpo", 0, 50, mbpo_long, fit),
         _synthetic_run("mopo", 1, 30, [100.0, 200.0], fit), _synthetic_run("mbpo", 1, 30, [150.0, 250.0], fit),  # one budget only
+        # seed 2's deeper runs stand on a refit (another machine): two trajectories, marked as such
+        _synthetic_run("mopo", 2, 30, [100.0, 200.0], fit), _synthetic_run("mbpo", 2, 30, [150.0, 250.0], fit),
+        _synthetic_run("mopo", 2, 50, [110.0, 190.0, 300.0], refit), _synthetic_run("mbpo", 2, 50, [140.0, 260.0, 240.0], refit),
     ]
     for run in runs:
         campaign.published_path(run["dataset"], run["method"], run["seed"], _budget_of(run)).write_text(json.dumps(run))
 
     table = campaign.table()
-    (row,) = table["across_budgets"]
-    assert (row["dataset"], row["seed"]) == ("hopper-mixed", 0), "seed 1 has one budget: nothing to compare across"
+    row, refitted = table["across_budgets"]
+    assert (row["dataset"], row["seed"], refitted["seed"]) == ("hopper-mixed", 0, 2), "seed 1 has one budget: nothing to compare across"
+    assert [b["mopo"].get("same_model_fit_as_shorter") for b in row["budgets"]] == [None, True], "seed 0's 50k run is its 30k run extended"
+    assert [b["mbpo"].get("same_model_fit_as_shorter") for b in refitted["budgets"]] == [None, False]
     short, deep = row["budgets"]
     assert (short["steps"], deep["steps"]) == (30_000, 50_000)
     assert (short["ahead_last"], short["ahead_last5"]) == ("mbpo", "mbpo")
     assert (deep["ahead_last"], deep["ahead_last5"]) == ("mopo", "mbpo"), "MBPO's last-5 still holds some of its peak"
-    assert deep["mbpo"] == {"return_last": 150.0, "last5": pytest.approx((990 + 700 + 650 + 600 + 150) / 5, abs=0.06)}
+    assert deep["mbpo"] == {"return_last": 150.0, "last5": pytest.approx((990 + 700 + 650 + 600 + 150) / 5, abs=0.06), "same_model_fit_as_shorter": True}
     mbpo_end, mopo_end = row["ends"]["mbpo"], row["ends"]["mopo"]
     assert mbpo_end["best_window_mean"] == pytest.approx((900 + 950 + 1000 + 980 + 990) / 5, abs=0.06) and mbpo_end["best_window_end_epoch"] == 30
     assert mbpo_end["decline"] == pytest.approx(964.0 - 618.0, abs=0.1) and mbpo_end["steps"] == 50_000
@@ -348,6 +353,8 @@ def test_across_budgets_says_seed_by_seed_who_is_ahead_at_each_budget_and_who_de
     text = campaign.budgets_markdown(table)
     assert "| hopper-mixed | 0 | 510 → 502 | 990 → 150 | MBPO → MOPO/MBPO | 507 (40) → 503 at 50k | 964 (30) → 618 at 50k |" in text
     assert "| hopper-mixed | 1 |" not in text
+    assert "| hopper-mixed | 2 | 200 → 300† | 250 → 240† | MBPO → MOPO/MBPO |" in text
+    assert "† this run stands on another model fit than the same method's run at the budget before it" in text
     assert campaign.budgets_markdown({"across_budgets": []}) == "No cell has runs at more than one budget yet."
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from run_stats import best_window, round_or_none, runs_by_seed, same_model_fit, tail_mean
+from run_stats import TAIL_EVALS, best_window, round_or_none, runs_by_seed, same_model_fit, tail_mean
 
 
 def curve_agreement(shorter: list[dict[str, Any]], deeper: list[dict[str, Any]]) -> tuple[int, int]:
@@ -34,11 +34,17 @@ def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     scratch; with the same model fit and deterministic training the fresh run retraces the shorter
     one, so equal evaluations where the curves overlap show it *is* that run extended, and unequal
     ones that the deeper number comes from another trajectory (e.g. a model refitted elsewhere).
+    Both runs' mean of the last evaluations up to the shorter budget stand beside it: for another
+    trajectory, their difference is what the fit (and chance) made, before any longer training.
     """
     checks = []
     for (dataset, method, seed), runs in runs_by_seed(records).items():
         for shorter, deeper in itertools.pairwise(runs):
             compared, equal = curve_agreement(shorter.get("curve", []), deeper.get("curve", []))
+            # where the deeper run stood at the shorter budget: for a refit, the spread between two
+            # fits at one budget, apart from what training longer did
+            horizon = max((p["epoch"] for p in shorter.get("curve", [])), default=None)
+            upto = [p for p in deeper.get("curve", []) if horizon is not None and p.get("epoch", horizon + 1) <= horizon]
             checks.append({
                 "dataset": dataset, "method": method, "seed": seed, "steps": deeper["steps"], "shorter_steps": shorter["steps"],
                 "same_model_fit": same_model_fit(shorter, deeper),
@@ -46,6 +52,8 @@ def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "evaluations_equal": equal,
                 "return_last_at_shorter_steps": round_or_none(shorter["return_last"], 1),
                 "return_last": round_or_none(deeper["return_last"], 1),
+                f"last{TAIL_EVALS}_of_shorter": round_or_none(tail_mean(shorter.get("curve", [])), 1),
+                f"deeper_last{TAIL_EVALS}_at_shorter_steps": round_or_none(tail_mean(upto), 1),
             })
     return checks
 

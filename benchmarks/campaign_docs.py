@@ -75,6 +75,10 @@ class CampaignDocs:
                 curve = f"all {check['evaluations_compared']} evaluations up to {budget_label(check['shorter_steps'])} equal, bit for bit: the shorter run, extended"
             else:
                 curve = f"{check['evaluations_equal']} of {check['evaluations_compared']} evaluations up to {budget_label(check['shorter_steps'])} equal"
+                own, other = check.get(f"deeper_last{TAIL_EVALS}_at_shorter_steps"), check.get(f"last{TAIL_EVALS}_of_shorter")
+                if own is not None and other is not None:
+                    curve += (f"; at {budget_label(check['shorter_steps'])} its last {TAIL_EVALS} evaluations average {own:,.0f}, "
+                              f"the {budget_label(check['shorter_steps'])} run's {other:,.0f}")
             lines.append(f"* {check['dataset']} {display_method(check['method'])} seed {check['seed']}, {budget_label(check['steps'])} vs {budget_label(check['shorter_steps'])}: {model}; {curve}.")
         return "\n".join(lines)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import in_flight
 from budgets import curve_agreement
 from common import ROOT, commit
-from run_stats import budget_label, file_safe, same_model_fit
+from run_stats import TAIL_EVALS, budget_label, file_safe, same_model_fit, tail_mean
 
 if TYPE_CHECKING:
     from mopo_kit.experiments.sweep import SweepSpec
@@ -81,6 +81,9 @@ class CampaignStatus:
                     report = model_dir / "fit_report.json"  # None: no model here to compare (not yet fitted)
                     same = same_model_fit(shorter, {"dynamics_fit": json.loads(report.read_text())}) if report.exists() else None
                     row["retrace"] = {"shorter": budget_label(shorter["steps"]), "compared": compared, "equal": equal, "same_model_fit": same}
+                    horizon = max(p["epoch"] for p in shorter["curve"])
+                    if row["epoch"] >= horizon:  # past the shorter budget: both runs' standing there (for a new trajectory, the fits' spread)
+                        row["retrace"]["last5"] = (tail_mean([m for m in metrics if m.get("epoch", horizon + 1) <= horizon]), tail_mean(shorter["curve"]))
             else:
                 row["state"] = "waiting"
             rows.append(row)
@@ -110,6 +113,9 @@ class CampaignStatus:
                 progress += f", {retrace['equal']} of {retrace['compared']} evaluations equal to its {retrace['shorter']} run"
                 if retrace["same_model_fit"] is False:  # e.g. refitted on another machine: a new trajectory, not that run extended
                     progress += " (on another model fit than that run's: a new trajectory)"
+                own, other = retrace.get("last5", (None, None))
+                if own is not None and other is not None and retrace["equal"] < retrace["compared"]:
+                    progress += f"; last {TAIL_EVALS} up to {retrace['shorter']}: {own:,.0f} here, {other:,.0f} there"
             if "seconds_per_epoch" in row and row["state"] == "started":
                 left = (row["epochs"] - row["epoch"]) * row["seconds_per_epoch"] / 60
                 progress += f", {row['seconds_per_epoch']:.1f} s/epoch (~{left:.0f} min left at that pace)"

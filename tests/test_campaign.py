@@ -147,7 +147,8 @@ def test_status_says_how_a_started_run_is_doing_and_how_long_it_has_left(tmp_pat
     campaign.published_path("hopper-mixed", "mopo", 0, "10k").write_text(json.dumps(shorter))
     assert campaign.main(["--status", "--sweep-dir", str(tmp_path / "sweep")]) == 0
     line = capsys.readouterr().out.splitlines()[0]
-    assert "last evaluation 1,234 at epoch 10, 1 of 2 evaluations equal to its 10k run, 12.5 s/epoch" in line, line
+    # past the 10k run's last epoch, both runs' mean of their last 5 evaluations up to there: (250 + 1234.4) / 2 here
+    assert "last evaluation 1,234 at epoch 10, 1 of 2 evaluations equal to its 10k run; last 5 up to 10k: 742 here, 742 there, 12.5 s/epoch" in line, line
 
     # on a model fitted again (another machine) the deeper run is a new trajectory, and says so
     model = tmp_path / "sweep" / "dynamics" / "hopper-mixed-s0"
@@ -155,7 +156,7 @@ def test_status_says_how_a_started_run_is_doing_and_how_long_it_has_left(tmp_pat
     (model / "fit_report.json").write_text(json.dumps({"holdout_mse": [0.5, 0.6]}))
     assert campaign.main(["--status", "--sweep-dir", str(tmp_path / "sweep")]) == 0
     line = capsys.readouterr().out.splitlines()[0]
-    assert "1 of 2 evaluations equal to its 10k run (on another model fit than that run's: a new trajectory), 12.5 s/epoch" in line, line
+    assert "1 of 2 evaluations equal to its 10k run (on another model fit than that run's: a new trajectory); last 5 up to 10k: 742 here, 742 there, 12.5 s/epoch" in line, line
     (model / "fit_report.json").write_text(json.dumps({"holdout_mse": shorter["dynamics_fit"]["holdout_mse"]}))
     assert campaign.main(["--status", "--sweep-dir", str(tmp_path / "sweep")]) == 0
     assert "new trajectory" not in capsys.readouterr().out.splitlines()[0], "the same fit: nothing to say"
@@ -307,11 +308,12 @@ def test_deeper_runs_are_tabled_beside_their_own_model_and_checked_against_the_s
     assert checks[0]["same_model_fit"] and (checks[0]["evaluations_compared"], checks[0]["evaluations_equal"]) == (2, 2)
     assert not checks[1]["same_model_fit"] and (checks[1]["evaluations_compared"], checks[1]["evaluations_equal"]) == (2, 1)
     assert (checks[1]["return_last_at_shorter_steps"], checks[1]["return_last"]) == (180.0, 350.0)
+    assert (checks[1]["last5_of_shorter"], checks[1]["deeper_last5_at_shorter_steps"]) == (135.0, 130.0), "each run's own standing at 10k"
 
     text = campaign.models_markdown(table)
     assert "| hopper-mixed | 0 | 20k | 60 (cap) |" in text and "| hopper-mixed | 0 | 10k | 60 (cap) |" in text
     assert "* hopper-mixed MOPO seed 0, 20k vs 10k: the same model fit (equal holdout MSE); all 2 evaluations up to 10k equal, bit for bit" in text
-    assert "* hopper-mixed MOPO seed 1, 20k vs 10k: a refitted model (another holdout MSE); 1 of 2 evaluations up to 10k equal." in text
+    assert "* hopper-mixed MOPO seed 1, 20k vs 10k: a refitted model (another holdout MSE); 1 of 2 evaluations up to 10k equal; at 10k its last 5 evaluations average 130, the 10k run's 135." in text
 
 
 def test_across_budgets_says_seed_by_seed_who_is_ahead_at_each_budget_and_who_declined_late(tmp_path):

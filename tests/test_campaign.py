@@ -566,3 +566,24 @@ def test_a_carried_run_continues_from_its_archive_on_a_machine_without_its_sweep
     after = json.loads((campaign.results / "in_flight.json").read_text())
     assert after["runs"] == {} and "models" not in after and not archive.exists()
     assert not list((campaign.results / "in_flight").rglob("*.tar.gz")), "archives go once their runs are published"
+
+
+def test_what_carry_in_flight_writes_is_not_ignored_by_git():
+    """A carry exists to be committed: every archive --carry-in-flight writes (runs and shared
+    models) must be a path git tracks, or a new machine finds in_flight.json naming files that
+    never left this one (the models were ignored by the `models/` rule for a session)."""
+    import shutil
+    import subprocess
+
+    import in_flight
+    from d4rl_table import D4RL
+    from ood_table import OOD
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or subprocess.run(["git", "-C", str(root), "rev-parse"], capture_output=True).returncode != 0:
+        pytest.skip("not a git work tree")
+    for campaign in (D4RL, OOD):
+        paths = [in_flight.archive_path(campaign.results, "walker2d-mixed__zero__s0", "1000k"), in_flight.model_archive_path(campaign.results, "walker2d-mixed-s0")]
+        for path in paths:
+            ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "--no-index", str(path.relative_to(root))]).returncode == 0
+            assert not ignored, f"{path.relative_to(root)} is ignored by git: a carry would not travel"

@@ -104,6 +104,7 @@ class CampaignStatus:
         packed beside it to continue on another machine (:meth:`carry_in_flight`)."""
         rows = self.status(spec, sweep_dir, budget)
         losses = in_flight.lost(self.results, rows, budget)
+        carried_models = in_flight.read_models(self.results)
         for row in rows:
             progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
             if "last_return" in row:
@@ -119,7 +120,7 @@ class CampaignStatus:
             if "seconds_per_epoch" in row and row["state"] == "started":
                 left = (row["epochs"] - row["epoch"]) * row["seconds_per_epoch"] / 60
                 progress += f", {row['seconds_per_epoch']:.1f} s/epoch (~{left:.0f} min left at that pace)"
-            print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}")
+            print(f"{row['state']:9} {row['trial']}{progress}  model {row['model']}{_carried_model_note(self.results, row, carried_models)}")
         counts = {state: sum(r["state"] == state for r in rows) for state in ("published", "finished", "started", "waiting")}
         print(f"[{self.name}] stage {number} at {budget}: " + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(rows)}")
         left = compute_left(rows)
@@ -339,3 +340,18 @@ def _fit_lock_held(lock: Path) -> bool:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
     return False
+
+
+def _carried_model_note(results: Path, row: dict[str, Any], carried: dict[str, dict[str, Any]]) -> str:
+    """For a model not fitted here that another machine carried: whether the campaign can take it.
+
+    ``in_flight.json`` naming an archive that is not there (never committed, or removed) means the
+    model is fitted again here, and runs carried on the other fit refuse it: said before it happens.
+    """
+    record = carried.get(row["model_name"])
+    if record is None or row["model"] == "fitted" or row["state"] in ("published", "finished"):
+        return ""
+    if (results / record["archive"]).exists():
+        return f" (carried: {record['archive']}, taken at the campaign's start)"
+    return f" (carried from {record.get('host')}, but {record['archive']} is not here: the campaign fits it again, and runs carried on it will refuse that fit)"
+

@@ -587,3 +587,19 @@ def test_what_carry_in_flight_writes_is_not_ignored_by_git():
         for path in paths:
             ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "--no-index", str(path.relative_to(root))]).returncode == 0
             assert not ignored, f"{path.relative_to(root)} is ignored by git: a carry would not travel"
+
+
+def test_status_says_whether_a_carried_model_can_be_taken_or_is_missing(tmp_path):
+    """--status on a machine without the model: a carried one that is there will be taken; one
+    that in_flight.json names but the checkout lacks is said up front (it would be fitted again)."""
+    from campaign_status import _carried_model_note
+
+    (tmp_path / "in_flight" / "models").mkdir(parents=True)
+    (tmp_path / "in_flight" / "models" / "walker2d-mixed-s0.tar.gz").write_bytes(b"archive")
+    carried = {name: {"archive": f"in_flight/models/{name}.tar.gz", "host": "vm"} for name in ("walker2d-mixed-s0", "walker2d-mixed-s1")}
+    row = {"model": "missing", "state": "waiting"}
+    assert "(carried: in_flight/models/walker2d-mixed-s0.tar.gz" in _carried_model_note(tmp_path, {**row, "model_name": "walker2d-mixed-s0"}, carried)
+    note = _carried_model_note(tmp_path, {**row, "model_name": "walker2d-mixed-s1"}, carried)
+    assert "carried from vm, but in_flight/models/walker2d-mixed-s1.tar.gz is not here" in note and "refuse" in note
+    assert _carried_model_note(tmp_path, {**row, "model_name": "walker2d-mixed-s2"}, carried) == "", "not carried: nothing to say"
+    assert _carried_model_note(tmp_path, {"model": "fitted", "state": "waiting", "model_name": "walker2d-mixed-s1"}, carried) == ""

@@ -69,7 +69,8 @@ def across_budgets(records: list[dict[str, Any]], methods: list[str]) -> list[di
     Each method's number at a larger budget says whether its run stands on the same model fit as
     the method's run at the budget before (``same_model_fit_as_shorter``): where it does not (a
     model refitted on another machine), the two numbers come from two trajectories, and a change
-    between them is not something the longer training did.
+    between them is not something the longer training did; the run's own evaluation at the
+    shorter budget's last epoch (``own_return_at_shorter``) is then what it changed from.
     """
     by_seed: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
     for (dataset, method, seed), runs in runs_by_seed(records).items():
@@ -90,6 +91,10 @@ def across_budgets(records: list[dict[str, Any]], methods: list[str]) -> list[di
                     shorter = [r for r in method_runs if r["steps"] < budget]
                     if shorter:  # is this number the shorter run extended, or another trajectory on another fit?
                         entry[method]["same_model_fit_as_shorter"] = same_model_fit(shorter[-1], run)
+                        if not entry[method]["same_model_fit_as_shorter"]:  # the same trajectory's own evaluation there
+                            horizon = max((p["epoch"] for p in shorter[-1].get("curve", [])), default=None)
+                            own = [p for p in run["curve"] if p.get("return_mean") is not None and horizon is not None and p["epoch"] <= horizon]
+                            entry[method]["own_return_at_shorter"] = round_or_none(own[-1]["return_mean"], 1) if own else None
             if all(m in entry for m in methods):
                 entry["ahead_last"] = max(methods, key=lambda m: entry[m]["return_last"])
                 entry["ahead_last5"] = max(methods, key=lambda m: entry[m]["last5"])

@@ -27,8 +27,10 @@ def _budget_return(entry: dict[str, Any] | None) -> str:
     """One method's last return at one budget for the budgets block: "…" if not run yet, marked if on another fit."""
     if entry is None:
         return "…"
-    mark = OTHER_FIT_MARK if entry.get("same_model_fit_as_shorter") is False else ""
-    return f"{entry['return_last']:,.0f}{mark}"
+    if entry.get("same_model_fit_as_shorter") is not False:
+        return f"{entry['return_last']:,.0f}"
+    own = entry.get("own_return_at_shorter")
+    return f"{entry['return_last']:,.0f}{OTHER_FIT_MARK}" + ("" if own is None else f" (from {own:,.0f})")
 
 class CampaignDocs:
     """Rendering for :class:`campaign.Campaign` (its fields are declared here for the type checker only)."""
@@ -140,7 +142,7 @@ class CampaignDocs:
             lines.append(f"| {row['dataset']} | {row['seed']} | {' | '.join(returns)} | {ahead} | {' | '.join(ends)} |")
         if any(entry.get("same_model_fit_as_shorter") is False for row in rows for b in row["budgets"] for entry in b.values() if isinstance(entry, dict)):
             lines += ["", f"{OTHER_FIT_MARK} this run stands on another model fit than the same method's run at the budget before it (a refit, "
-                          "e.g. on another machine): the two numbers come from two trajectories, not one run trained longer."]
+                          "e.g. on another machine): the two numbers come from two trajectories, not one run trained longer; (from N) is that run's own evaluation at the budget before."]
         return "\n".join(lines)
 
     def summary_markdown(self, table: dict[str, Any]) -> str:

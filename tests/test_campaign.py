@@ -342,6 +342,7 @@ def test_across_budgets_says_seed_by_seed_who_is_ahead_at_each_budget_and_who_de
     assert (row["dataset"], row["seed"], refitted["seed"]) == ("hopper-mixed", 0, 2), "seed 1 has one budget: nothing to compare across"
     assert [b["mopo"].get("same_model_fit_as_shorter") for b in row["budgets"]] == [None, True], "seed 0's 50k run is its 30k run extended"
     assert [b["mbpo"].get("same_model_fit_as_shorter") for b in refitted["budgets"]] == [None, False]
+    assert refitted["budgets"][1]["mopo"]["own_return_at_shorter"] == 190.0 and "own_return_at_shorter" not in row["budgets"][1]["mopo"]
     short, deep = row["budgets"]
     assert (short["steps"], deep["steps"]) == (30_000, 50_000)
     assert (short["ahead_last"], short["ahead_last5"]) == ("mbpo", "mbpo")
@@ -355,7 +356,7 @@ def test_across_budgets_says_seed_by_seed_who_is_ahead_at_each_budget_and_who_de
     text = campaign.budgets_markdown(table)
     assert "| hopper-mixed | 0 | 510 → 502 | 990 → 150 | MBPO → MOPO/MBPO | 507 (40) → 503 at 50k | 964 (30) → 618 at 50k |" in text
     assert "| hopper-mixed | 1 |" not in text
-    assert "| hopper-mixed | 2 | 200 → 300† | 250 → 240† | MBPO → MOPO/MBPO |" in text
+    assert "| hopper-mixed | 2 | 200 → 300† (from 190) | 250 → 240† (from 260) | MBPO → MOPO/MBPO |" in text, "the refit run's own evaluation at 30k"
     assert "† this run stands on another model fit than the same method's run at the budget before it" in text
     assert campaign.budgets_markdown({"across_budgets": []}) == "No cell has runs at more than one budget yet."
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from run_stats import TAIL_EVALS, best_window, round_or_none, runs_by_seed, same_model_fit, tail_mean
+from run_stats import TAIL_EVALS, best_window, round_or_none, runs_by_seed, same_model_fit, tail_mean, up_to_end_of
 
 
 def curve_agreement(shorter: list[dict[str, Any]], deeper: list[dict[str, Any]]) -> tuple[int, int]:
@@ -43,8 +43,7 @@ def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             compared, equal = curve_agreement(shorter.get("curve", []), deeper.get("curve", []))
             # where the deeper run stood at the shorter budget: for a refit, the spread between two
             # fits at one budget, apart from what training longer did
-            horizon = max((p["epoch"] for p in shorter.get("curve", [])), default=None)
-            upto = [p for p in deeper.get("curve", []) if horizon is not None and p.get("epoch", horizon + 1) <= horizon]
+            upto = up_to_end_of(deeper.get("curve", []), shorter.get("curve", []))
             checks.append({
                 "dataset": dataset, "method": method, "seed": seed, "steps": deeper["steps"], "shorter_steps": shorter["steps"],
                 "same_model_fit": same_model_fit(shorter, deeper),
@@ -92,8 +91,7 @@ def across_budgets(records: list[dict[str, Any]], methods: list[str]) -> list[di
                     if shorter:  # is this number the shorter run extended, or another trajectory on another fit?
                         entry[method]["same_model_fit_as_shorter"] = same_model_fit(shorter[-1], run)
                         if not entry[method]["same_model_fit_as_shorter"]:  # the same trajectory's own evaluation there
-                            horizon = max((p["epoch"] for p in shorter[-1].get("curve", [])), default=None)
-                            own = [p for p in run["curve"] if p.get("return_mean") is not None and horizon is not None and p["epoch"] <= horizon]
+                            own = up_to_end_of(run["curve"], shorter[-1].get("curve", []))
                             entry[method]["own_return_at_shorter"] = round_or_none(own[-1]["return_mean"], 1) if own else None
             if all(m in entry for m in methods):
                 entry["ahead_last"] = max(methods, key=lambda m: entry[m]["return_last"])

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from campaign import Stage
 
 
-
 #: marks a deeper budget's return that stands on another model fit than the budget before (``budgets_markdown``)
 OTHER_FIT_MARK = "†"
 
@@ -31,6 +30,7 @@ def _budget_return(entry: dict[str, Any] | None) -> str:
         return f"{entry['return_last']:,.0f}"
     own = entry.get("own_return_at_shorter")
     return f"{entry['return_last']:,.0f}{OTHER_FIT_MARK}" + ("" if own is None else f" (from {own:,.0f})")
+
 
 class CampaignDocs:
     """Rendering for :class:`campaign.Campaign` (its fields are declared here for the type checker only)."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import in_flight
 from budgets import curve_agreement
 from common import ROOT, commit
-from run_stats import TAIL_EVALS, budget_label, file_safe, same_model_fit, tail_mean
+from run_stats import TAIL_EVALS, budget_label, file_safe, same_model_fit, tail_mean, up_to_end_of
 
 if TYPE_CHECKING:
     from mopo_kit.experiments.sweep import SweepSpec
@@ -81,9 +81,8 @@ class CampaignStatus:
                     report = model_dir / "fit_report.json"  # None: no model here to compare (not yet fitted)
                     same = same_model_fit(shorter, {"dynamics_fit": json.loads(report.read_text())}) if report.exists() else None
                     row["retrace"] = {"shorter": budget_label(shorter["steps"]), "compared": compared, "equal": equal, "same_model_fit": same}
-                    horizon = max(p["epoch"] for p in shorter["curve"])
-                    if row["epoch"] >= horizon:  # past the shorter budget: both runs' standing there (for a new trajectory, the fits' spread)
-                        row["retrace"]["last5"] = (tail_mean([m for m in metrics if m.get("epoch", horizon + 1) <= horizon]), tail_mean(shorter["curve"]))
+                    if row["epoch"] >= max(p["epoch"] for p in shorter["curve"]):  # past the shorter budget: both runs' standing there
+                        row["retrace"]["last5"] = (tail_mean(up_to_end_of(metrics, shorter["curve"])), tail_mean(shorter["curve"]))
             else:
                 row["state"] = "waiting"
             rows.append(row)

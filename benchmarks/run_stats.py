@@ -17,6 +17,12 @@ from typing import Any
 TAIL_EVALS = 5
 
 
+def up_to_end_of(curve: list[dict[str, Any]], shorter: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The evaluations of ``curve`` up to ``shorter``'s last epoch: where a deeper run stood at a shorter run's budget."""
+    horizon = max((p["epoch"] for p in shorter if p.get("epoch") is not None), default=None)
+    return [] if horizon is None else [p for p in curve if p.get("return_mean") is not None and p.get("epoch", horizon + 1) <= horizon]
+
+
 def tail_mean(curve: list[dict[str, Any]]) -> float | None:
     """A run's mean of its last :data:`TAIL_EVALS` evaluations (the tables' and studies' "last-5" number)."""
     returns = [point["return_mean"] for point in curve if point.get("return_mean") is not None]

@@ -353,4 +353,3 @@ def _carried_model_note(results: Path, row: dict[str, Any], carried: dict[str, d
     if (results / record["archive"]).exists():
         return f" (carried: {record['archive']}, taken at the campaign's start)"
     return f" (carried from {record.get('host')}, but {record['archive']} is not here: the campaign fits it again, and runs carried on it will refuse that fit)"
-

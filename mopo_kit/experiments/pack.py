@@ -55,8 +55,9 @@ def pack_run(
 
     ``with_model=False`` leaves a sweep's shared model out and records its checksum: the other
     machine must hold the same model (carried apart with :func:`pack_model`, or fitted again —
-    which another CPU may fit otherwise), and the resume refuses, in one line, a model that differs. ``with_logs=False`` leaves the loggers' own folders (W&B's
-    offline runs, TensorBoard's events) behind; the run's metrics files, which a resume reads, travel.
+    which another CPU may fit otherwise), and the resume refuses, in one line, a model that
+    differs. ``with_logs=False`` leaves the loggers' own folders (W&B's offline runs, TensorBoard's
+    events) behind; the run's metrics files, which a resume reads, travel.
     These two make the archive a few MB: what a campaign commits to carry its unfinished runs.
     """
     run, out = Path(run), Path(out)

@@ -129,9 +129,14 @@ class Campaign(CampaignDocs, CampaignStatus):
             "batch_mean": summary[0],
             "batch_max": summary[1],
             "mean_penalty_last_epoch": penalties[-1] if penalties else None,
+            # the model the run trained on, checked on each resume: two runs with one checksum share a fit
+            **({"dynamics_sha256": resolved["dynamics_sha256"]} if resolved.get("dynamics_sha256") else {}),
             "dynamics_fit": {k: fit.get(k) for k in ("epochs", "stop_reason", "holdout_mse", "elites", "seconds", "device", "dataset_sha256", "precision", "reused_from") if k in fit},
             "eval": {"episodes": config["eval_episodes"], "every_epochs": config["eval_every"], "deterministic": True},
+            # the last process's wall time: a run resumed across sessions counts only its last stretch there
             "seconds": results.get("seconds"),
+            # the run's training time over every stretch (each epoch's own seconds, evaluations included)
+            "epoch_seconds_total": round(sum(float(row.get("epoch_seconds", 0.0)) for row in metrics), 1),
             "curve": [{k: row.get(k) for k in CURVE_KEYS} for row in metrics if "return_mean" in row],
             # machines the run moved between (mopo-kit pack); "model_pool": "dropped" = not bit-exact
             **({"moves": payload["moves"]} if payload.get("moves") else {}),

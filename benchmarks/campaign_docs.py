@@ -293,17 +293,22 @@ class CampaignDocs:
 
 def curves_to_plot(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The learning curves a dataset's plot draws: per (dataset, method, seed) its deepest run, plus
-    each shorter run that the deeper one does not retrace (another model fit).
+    each shorter run that no deeper run drawn retraces (another model fit).
 
     A deeper run on the same fit is the shorter run extended (``deeper_run_checks``), so its curve
     contains the shorter one; on a refitted model it is another trajectory, and drawing only it
     would leave the table's shorter-budget number without its curve. Such runs are labeled with
-    their budget and marked ``superseded`` (drawn faint).
+    their budget and marked ``superseded`` (drawn faint). A 100k run that a 300k run on its fit
+    extended is inside that 300k curve, so it is not drawn again under a 1M run on a third fit.
     """
     curves = []
     for (dataset, method, seed), runs in runs_by_seed(records).items():
         deepest = runs[-1]
-        others = [r for r in reversed(runs[:-1]) if not same_model_fit(r, deepest)]
+        drawn, others = [deepest], []
+        for run in reversed(runs[:-1]):
+            if not any(same_model_fit(run, deeper) for deeper in drawn):
+                others.append(run)
+                drawn.append(run)
         refit = " (refit)" if others else ""
         curves.append({"dataset": dataset, "method": method, "seed": seed, "record": deepest, "superseded": False,
                        "label": f"{method} seed {seed}{refit}"})

@@ -59,7 +59,11 @@ def runs_by_seed(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], li
 
 
 def same_model_fit(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two runs stand on the same model fit: equal per-member holdout MSE (unknown → no)."""
+    """Whether two runs stand on the same model fit: equal model checksums where both runs recorded
+    one (published since stage 4), else equal per-member holdout MSE (unknown → no)."""
+    sha_a, sha_b = a.get("dynamics_sha256"), b.get("dynamics_sha256")
+    if sha_a and sha_b:
+        return sha_a == sha_b
     fit_a, fit_b = (a.get("dynamics_fit") or {}).get("holdout_mse"), (b.get("dynamics_fit") or {}).get("holdout_mse")
     return bool(fit_a) and fit_a == fit_b
 

@@ -44,8 +44,11 @@ def test_finished_trials_are_published_and_tabled_with_mean_and_std(hopper_file,
     assert record["steps"] == 2 * TINY["steps_per_epoch"] and [p["epoch"] for p in record["curve"]] == [1, 2]
     assert record["dynamics_fit"]["epochs"] >= 1 and record["commit"] and record["command"] == "toy"
     assert record["dynamics_fit"]["device"] == "cpu" and len(record["dynamics_fit"]["dataset_sha256"]) == 64
+    by_seed = {r["seed"]: r for r in map(json.loads, (p.read_text() for p in published)) if r["method"] == "mopo"}
     mbpo = [json.loads(p.read_text()) for p in published if "__mbpo__" in p.name]
     assert {r["lam"] for r in mbpo} == {0.0} and {r["uncertainty"] for r in mbpo} == {"zero"}
+    assert len({by_seed[0]["dynamics_sha256"], by_seed[1]["dynamics_sha256"]}) == 2, "one shared model per seed, each named"
+    assert {r["dynamics_sha256"] for r in mbpo if r["seed"] == 0} == {by_seed[0]["dynamics_sha256"]}, "both methods on seed 0's model"
 
     table = campaign.build_table()
     (row,) = table["rows"]
@@ -361,6 +364,19 @@ def test_across_budgets_says_seed_by_seed_who_is_ahead_at_each_budget_and_who_de
     assert campaign.budgets_markdown({"across_budgets": []}) == "No cell has runs at more than one budget yet."
 
 
+def test_same_model_fit_trusts_the_checksums_where_both_runs_have_one():
+    from run_stats import same_model_fit
+
+    fit = [0.010, 0.012]
+    old, extended = _synthetic_run("mopo", 0, 10, [1.0], fit), _synthetic_run("mopo", 0, 20, [1.0, 2.0], fit)
+    assert same_model_fit(old, extended), "runs published before checksums: equal holdout MSEs"
+    assert not same_model_fit(old, _synthetic_run("mopo", 0, 10, [1.0], [0.011, 0.012]))
+    assert same_model_fit({**old, "dynamics_sha256": "a" * 64}, extended), "one checksum missing: the holdout MSEs decide"
+    assert not same_model_fit({**old, "dynamics_sha256": "a" * 64}, {**extended, "dynamics_sha256": "b" * 64}), \
+        "equal holdout MSEs on two models: the checksums decide"
+    assert same_model_fit({**old, "dynamics_sha256": "a" * 64}, {**extended, "dynamics_fit": {}, "dynamics_sha256": "a" * 64})
+
+
 def test_best_window_is_the_first_best_run_of_five_evaluations_or_all_of_a_shorter_curve():
     from run_stats import best_window
 
@@ -399,9 +415,14 @@ def test_plot_keeps_the_shorter_curve_of_a_run_refitted_elsewhere_and_drops_a_re
         _synthetic_run("mopo", 0, 20, [100.0, 200.0, 300.0, 400.0], cpu_fit),  # the 10k run extended
         _synthetic_run("mopo", 1, 10, [90.0, 180.0], gpu_fit),
         _synthetic_run("mopo", 1, 20, [90.0, 170.0, 260.0, 350.0], cpu_fit),  # another trajectory
+        _synthetic_run("mopo", 2, 10, [80.0, 160.0], cpu_fit),
+        _synthetic_run("mopo", 2, 20, [80.0, 160.0, 240.0, 320.0], cpu_fit),  # the 10k run extended ...
+        _synthetic_run("mopo", 2, 40, [70.0, 150.0, 230.0, 310.0, 390.0, 470.0, 550.0, 630.0], gpu_fit),  # ... then a third fit
     ]
     curves = {(c["seed"], c["record"]["steps"]): c for c in curves_to_plot(runs)}
-    assert sorted(curves) == [(0, 20_000), (1, 10_000), (1, 20_000)], "seed 0's 10k curve is inside its 20k curve"
+    assert sorted(curves) == [(0, 20_000), (1, 10_000), (1, 20_000), (2, 20_000), (2, 40_000)], \
+        "seed 0's 10k curve is inside its 20k curve; seed 2's 10k curve is inside its 20k curve, drawn faint under the 40k run"
+    assert curves[(2, 20_000)]["superseded"] and curves[(2, 40_000)]["label"] == "mopo seed 2 (refit)"
     assert curves[(1, 10_000)]["superseded"] and not curves[(1, 20_000)]["superseded"]
     assert curves[(1, 10_000)]["label"] == "mopo seed 1, 10k run (other fit)"
     assert curves[(1, 20_000)]["label"] == "mopo seed 1 (refit)" and curves[(0, 20_000)]["label"] == "mopo seed 0"
@@ -486,6 +507,8 @@ def test_started_runs_go_to_another_machine_and_back_into_the_sweep_which_finish
     run_sweep(spec, sweep, workers=1, threads=1, on_trial_done=lambda s: published.append(campaign.publish(Path(s["run_dir"]), "toy")))
     record = json.loads(published[0].read_text())
     assert [p["epoch"] for p in record["curve"]] == [1, 2, 3], "every epoch once: the sweep went on from the returned epoch 2"
+    epoch_seconds = [json.loads(line)["epoch_seconds"] for line in (sweep / "trials" / trial / "metrics.jsonl").read_text().splitlines()]
+    assert len(epoch_seconds) == 3 and record["epoch_seconds_total"] == round(sum(epoch_seconds), 1), "every stretch's epochs, not the last one's"
     assert [m["at_epoch"] for m in record["moves"]] == [1, 2] and {m["model_pool"] for m in record["moves"]} == {"dropped"}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from run_stats import TAIL_EVALS, best_window, round_or_none, runs_by_seed, same_model_fit, tail_mean, up_to_end_of
+from run_stats import TAIL_EVALS, best_window, fit_compared_by, round_or_none, runs_by_seed, same_model_fit, tail_mean, up_to_end_of
 
 
 def curve_agreement(shorter: list[dict[str, Any]], deeper: list[dict[str, Any]]) -> tuple[int, int]:
@@ -47,6 +47,7 @@ def deeper_run_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             checks.append({
                 "dataset": dataset, "method": method, "seed": seed, "steps": deeper["steps"], "shorter_steps": shorter["steps"],
                 "same_model_fit": same_model_fit(shorter, deeper),
+                "fit_compared_by": fit_compared_by(shorter, deeper),
                 "evaluations_compared": compared,
                 "evaluations_equal": equal,
                 "return_last_at_shorter_steps": round_or_none(shorter["return_last"], 1),

@@ -72,7 +72,8 @@ class CampaignDocs:
         if deeper:
             lines += ["", "Runs at a larger budget beside the same dataset, method and seed at a smaller one:", ""]
         for check in deeper:
-            model = "the same model fit (equal holdout MSE)" if check["same_model_fit"] else "a refitted model (another holdout MSE)"
+            basis = check.get("fit_compared_by", "holdout MSE")
+            model = f"the same model fit (equal {basis})" if check["same_model_fit"] else f"a refitted model (another {basis})"
             if check["evaluations_compared"] and check["evaluations_equal"] == check["evaluations_compared"]:
                 curve = f"all {check['evaluations_compared']} evaluations up to {budget_label(check['shorter_steps'])} equal, bit for bit: the shorter run, extended"
             else:

@@ -58,12 +58,16 @@ def runs_by_seed(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], li
     return {key: sorted(runs, key=lambda r: r["steps"]) for key, runs in sorted(by_key.items())}
 
 
+def fit_compared_by(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """What :func:`same_model_fit` compares two runs by: their model checksums where both have one."""
+    return "checksum" if a.get("dynamics_sha256") and b.get("dynamics_sha256") else "holdout MSE"
+
+
 def same_model_fit(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two runs stand on the same model fit: equal model checksums where both runs recorded
     one (published since stage 4), else equal per-member holdout MSE (unknown → no)."""
-    sha_a, sha_b = a.get("dynamics_sha256"), b.get("dynamics_sha256")
-    if sha_a and sha_b:
-        return sha_a == sha_b
+    if fit_compared_by(a, b) == "checksum":
+        return a["dynamics_sha256"] == b["dynamics_sha256"]
     fit_a, fit_b = (a.get("dynamics_fit") or {}).get("holdout_mse"), (b.get("dynamics_fit") or {}).get("holdout_mse")
     return bool(fit_a) and fit_a == fit_b
 

@@ -376,6 +376,13 @@ def test_same_model_fit_trusts_the_checksums_where_both_runs_have_one():
         "equal holdout MSEs on two models: the checksums decide"
     assert same_model_fit({**old, "dynamics_sha256": "a" * 64}, {**extended, "dynamics_fit": {}, "dynamics_sha256": "a" * 64})
 
+    from budgets import deeper_run_checks
+
+    (check,) = deeper_run_checks([{**old, "dynamics_sha256": "a" * 64}, {**extended, "dynamics_sha256": "b" * 64}])
+    assert (check["same_model_fit"], check["fit_compared_by"]) == (False, "checksum"), "the table says what it compared"
+    (check,) = deeper_run_checks([old, {**extended, "dynamics_sha256": "b" * 64}])
+    assert (check["same_model_fit"], check["fit_compared_by"]) == (True, "holdout MSE")
+
 
 def test_best_window_is_the_first_best_run_of_five_evaluations_or_all_of_a_shorter_curve():
     from run_stats import best_window

@@ -10,6 +10,7 @@ late? :mod:`campaign` puts both into ``table.json``; :mod:`campaign_docs` render
 from __future__ import annotations
 
 import itertools
+import statistics
 from typing import Any
 
 from run_stats import TAIL_EVALS, best_window, fit_compared_by, round_or_none, runs_by_seed, same_model_fit, tail_mean, up_to_end_of
@@ -110,3 +111,45 @@ def across_budgets(records: list[dict[str, Any]], methods: list[str]) -> list[di
             }
         rows.append({"dataset": dataset, "seed": seed, "budgets": budgets, "ends": ends})
     return rows
+
+
+def evaluation_steps(point: dict[str, Any], steps_per_epoch: int = 1000) -> int:
+    """The gradient steps an evaluation was taken after (its own count, else epoch × the campaigns' 1,000 steps per epoch)."""
+    return int(point.get("gradient_steps") or point["epoch"] * steps_per_epoch)
+
+
+def trajectories(records: list[dict[str, Any]], methods: list[str], window_steps: int) -> list[dict[str, Any]]:
+    """Each run at the deepest budget published, read in windows of ``window_steps`` gradient steps.
+
+    A 1M-step run's course in ten numbers: the mean return (and episode length) of its evaluations
+    in each window — the first stage's budget, so the first window is where a 100k run ends.
+    Whether a policy rose, held or fell, and when, is read here on one trajectory, so no refit
+    stands between two numbers (unlike the budgets block, whose shorter runs may be another fit);
+    and one seed's methods share one model, so window by window they compare on the same fit
+    (``model``: the checksum's head, or None for a run published before checksums). The talk's
+    late MBPO decline is a window mean well below an earlier one of the same run.
+    """
+    deepest = max((r["steps"] for r in records if r["method"] in methods), default=0)
+    if deepest < 2 * window_steps:
+        return []
+    rows = []
+    for (dataset, method, seed), runs in runs_by_seed(records).items():
+        run = runs[-1]
+        if method not in methods or run["steps"] != deepest:
+            continue
+        windows: list[dict[str, Any]] = []
+        for index in range(-(-deepest // window_steps)):
+            inside = [p for p in run.get("curve", []) if p.get("return_mean") is not None
+                      and index * window_steps < evaluation_steps(p) <= (index + 1) * window_steps]
+            lengths = [p["length_mean"] for p in inside if p.get("length_mean") is not None]
+            windows.append({
+                "end_steps": min((index + 1) * window_steps, deepest),
+                "evaluations": len(inside),
+                "return_mean": round_or_none(statistics.fmean(p["return_mean"] for p in inside), 1) if inside else None,
+                "length_mean": round_or_none(statistics.fmean(lengths), 1) if lengths else None,
+            })
+        checksum = run.get("dynamics_sha256")
+        rows.append({"dataset": dataset, "seed": seed, "method": method, "steps": deepest,
+                     "model": checksum[:8] if checksum else None, "windows": windows})
+    order = {m: i for i, m in enumerate(methods)}
+    return sorted(rows, key=lambda r: (r["dataset"], r["seed"], order[r["method"]]))

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from budgets import across_budgets, deeper_run_checks  # noqa: E402
+from budgets import across_budgets, deeper_run_checks, trajectories  # noqa: E402
 import in_flight  # noqa: E402
 from campaign_docs import CampaignDocs  # noqa: E402
 from campaign_status import CampaignStatus  # noqa: E402
@@ -71,7 +71,7 @@ class Campaign(CampaignDocs, CampaignStatus):
     default_stage: int | None = None  # what runs without --stage (default: the lowest stage)
     script: str = ""  # the campaign's script, e.g. "d4rl_table.py": named in the docs' generated blocks
     #: (file relative to the repository, block) pairs that ``--write-docs`` regenerates from table.json;
-    #: blocks: "table" (:meth:`markdown`), "models" (:meth:`models_markdown`), "budgets" (:meth:`budgets_markdown`), "summary" (:meth:`summary_markdown`),
+    #: blocks: "table" (:meth:`markdown`), "models" (:meth:`models_markdown`), "budgets" (:meth:`budgets_markdown`), "trajectories" (:meth:`trajectories_markdown`), "summary" (:meth:`summary_markdown`),
     #: "progress" (:meth:`progress_markdown`)
     docs: tuple[tuple[str, str], ...] = ()
     paper_label: str = "paper"  # what the summary calls the reference numbers ("talk" for the D4RL table)
@@ -216,16 +216,23 @@ class Campaign(CampaignDocs, CampaignStatus):
             "rows": rows, "models": self.model_rows(records), "runs": len(records), "setting_checks": checks,
             "deeper_runs": deeper_run_checks(records),
             "across_budgets": across_budgets(records, list(self.methods)),
+            "trajectories": trajectories(records, list(self.methods), self.window_steps()),
             "note": (
                 f"return_last: mean of 10 deterministic episodes after the last epoch; last{TAIL_EVALS}_evals: each run's mean of its last {TAIL_EVALS} evaluations; "
                 "mean ± population std over seeds; models: one row per shared model and budget (dataset × seed × steps) with its fit and each method's "
                 "mean u(s, a) (before λ) and raw model reward per model step at the last epoch; deeper_runs: each run at a larger budget against the "
                 "same dataset, method and seed at a smaller one (same model fit? equal evaluations where the curves overlap?); "
                 f"across_budgets: per dataset × seed run at several budgets, each method's last return and last-{TAIL_EVALS} mean at each budget, which "
-                f"method is ahead there, and its deepest run's best {TAIL_EVALS} consecutive evaluations against its last {TAIL_EVALS} (a late decline)"
+                f"method is ahead there, and its deepest run's best {TAIL_EVALS} consecutive evaluations against its last {TAIL_EVALS} (a late decline); "
+                "trajectories: each run at the deepest budget, its mean return and episode length over the evaluations in each window of the "
+                "first stage's budget (end_steps: where the window ends)"
             ),
         }
         return table
+
+    def window_steps(self) -> int:
+        """The window the deepest runs are read in (``trajectories``): the first stage's budget, where the shortest rows end."""
+        return min(stage.steps for stage in self.stages.values())
 
     def model_rows(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One row per shared model and budget (dataset × seed × steps): its fit, and what each method saw in it.

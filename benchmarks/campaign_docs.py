@@ -146,6 +146,41 @@ class CampaignDocs:
                           "e.g. on another machine): the two numbers come from two trajectories, not one run trained longer; (from N) is that run's own evaluation at the budget before."]
         return "\n".join(lines)
 
+    def trajectories_markdown(self, table: dict[str, Any]) -> str:
+        """Each run at the deepest budget, window by window: its mean return per window of the first
+        stage's budget, the higher of a seed's methods in bold where both have the window.
+
+        The late decline the talk credits MOPO's lead to shows here on one trajectory: a method's
+        window means falling, window by window against the other method on the same model.
+        """
+        rows = table.get("trajectories", [])
+        if not rows:
+            return "No run is deep enough yet to be read in windows."
+        ends = [w["end_steps"] for w in rows[0]["windows"]]
+        lines = [
+            "| cell | seed | method | model | " + " | ".join(f"≤ {budget_label(e)}" for e in ends) + " | episode length (window means) |",
+            "|---|---|---|---|" + "---|" * len(ends) + "---|",
+        ]
+        by_seed: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_seed.setdefault((row["dataset"], row["seed"]), []).append(row)
+        for group in by_seed.values():
+            for row in group:
+                cells = []
+                for index, window in enumerate(row["windows"]):
+                    value = window["return_mean"]
+                    others = [other["windows"][index]["return_mean"] for other in group if other is not row]
+                    leads = value is not None and bool(others) and all(o is not None and value > o for o in others)
+                    cells.append("—" if value is None else bold(f"{value:,.0f}", leads))
+                lengths = [w["length_mean"] for w in row["windows"] if w["length_mean"] is not None]
+                length = f"{min(lengths):,.0f}–{max(lengths):,.0f}" if lengths else "—"
+                lines.append(f"| {row['dataset']} | {row['seed']} | {display_method(row['method'])} | {row['model'] or '—'} | {' | '.join(cells)} | {length} |")
+        per_window = max(w["evaluations"] for row in rows for w in row["windows"])
+        lines += ["", f"Each column: the mean return of the run's evaluations in the {budget_label(ends[0])} steps ending there ({per_window} "
+                      "in a whole window); bold: the higher of the seed's methods in that window (`model`: the head of the model's checksum, "
+                      "one per seed). Episode length: the lowest and highest window mean (1,000: the policy never falls)."]
+        return "\n".join(lines)
+
     def summary_markdown(self, table: dict[str, Any]) -> str:
         """The README's short table: each cell at its first stage's budget, the leading method in bold.
 
@@ -230,7 +265,7 @@ class CampaignDocs:
 
     def doc_blocks(self, table: dict[str, Any]) -> dict[tuple[str, str], str]:
         """(file, block) → the markdown ``--write-docs`` puts between that block's markers."""
-        render = {"table": self.markdown, "models": self.models_markdown, "budgets": self.budgets_markdown, "summary": self.summary_markdown, "progress": self.progress_markdown}
+        render = {"table": self.markdown, "models": self.models_markdown, "budgets": self.budgets_markdown, "trajectories": self.trajectories_markdown, "summary": self.summary_markdown, "progress": self.progress_markdown}
         return {(path, block): render[block](table) for path, block in self.docs}
 
     def write_docs(self, table: dict[str, Any]) -> list[Path]:

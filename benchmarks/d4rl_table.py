@@ -59,7 +59,8 @@ D4RL = Campaign(
     plot_prefix="d4rl_",
     script="d4rl_table.py",
     docs=(
-        ("docs/results.md", "table"), ("docs/results.md", "progress"), ("docs/results.md", "budgets"), ("docs/results.md", "models"),
+        ("docs/results.md", "table"), ("docs/results.md", "progress"), ("docs/results.md", "budgets"), ("docs/results.md", "trajectories"),
+        ("docs/results.md", "models"),
         ("README.md", "summary"), ("README.md", "progress"),
     ),
     paper_label="talk",

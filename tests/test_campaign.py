@@ -364,6 +364,44 @@ def test_across_budgets_says_seed_by_seed_who_is_ahead_at_each_budget_and_who_de
     assert campaign.budgets_markdown({"across_budgets": []}) == "No cell has runs at more than one budget yet."
 
 
+def test_deepest_runs_are_read_window_by_window_on_their_own_trajectory(tmp_path):
+    """The 1M runs' course: each deepest run's mean return and episode length per window of the first
+    stage's budget, a seed's methods side by side (the higher in bold); shorter runs stay out."""
+    from campaign import Campaign, Stage
+
+    campaign = Campaign(name="toy", results=tmp_path, stages={1: Stage(("hopper-mixed",), 10_000), 4: Stage(("hopper-mixed",), 30_000)},
+                        methods={"mopo": "max_aleatoric", "mbpo": "zero"}, seeds=(0, 1))
+    fit = [0.010, 0.012]
+    mopo = _synthetic_run("mopo", 0, 30, [100.0, 200.0, 300.0, 300.0, 400.0, 500.0], fit)
+    mbpo = _synthetic_run("mbpo", 0, 30, [500.0, 700.0, 400.0, 200.0, 100.0, 100.0], fit)  # peaks early, then falls
+    for point, length in zip(mopo["curve"], [100, 200, 300, 400, 500, 600]):
+        point["length_mean"] = length
+    lone = _synthetic_run("mopo", 1, 30, [10.0, 20.0, 30.0, 40.0], fit)  # stopped evaluating early: its last window is empty
+    runs = [mopo, mbpo, lone, _synthetic_run("mopo", 0, 10, [100.0, 200.0], fit), _synthetic_run("mbpo", 1, 10, [1.0, 2.0], fit)]
+    for run in runs:
+        run["dynamics_sha256"] = f"{run['seed']}" * 64
+        campaign.published_path(run["dataset"], run["method"], run["seed"], _budget_of(run)).write_text(json.dumps(run))
+
+    table = campaign.table()
+    rows = table["trajectories"]
+    assert [(r["seed"], r["method"], r["steps"]) for r in rows] == [(0, "mopo", 30_000), (0, "mbpo", 30_000), (1, "mopo", 30_000)], \
+        "the deepest runs only, MOPO before MBPO"
+    mopo_row, mbpo_row, lone_row = rows
+    assert [w["end_steps"] for w in mopo_row["windows"]] == [10_000, 20_000, 30_000]
+    assert [w["return_mean"] for w in mopo_row["windows"]] == [150.0, 300.0, 450.0]
+    assert [w["length_mean"] for w in mopo_row["windows"]] == [150.0, 350.0, 550.0]
+    assert [w["return_mean"] for w in mbpo_row["windows"]] == [600.0, 300.0, 100.0] and mbpo_row["windows"][0]["length_mean"] is None
+    assert [w["evaluations"] for w in lone_row["windows"]] == [2, 2, 0] and lone_row["windows"][2]["return_mean"] is None
+    assert mopo_row["model"] == "00000000"
+
+    text = campaign.trajectories_markdown(table)
+    assert "| cell | seed | method | model | ≤ 10k | ≤ 20k | ≤ 30k | episode length (window means) |" in text
+    assert "| hopper-mixed | 0 | MOPO | 00000000 | 150 | 300 | **450** | 150–550 |" in text, "a tie is nobody's lead"
+    assert "| hopper-mixed | 0 | MBPO | 00000000 | **600** | 300 | 100 | — |" in text
+    assert "| hopper-mixed | 1 | MOPO | 11111111 | 15 | 35 | — | — |" in text, "alone on its seed: nothing to lead"
+    assert campaign.trajectories_markdown({"trajectories": []}) == "No run is deep enough yet to be read in windows."
+
+
 def test_same_model_fit_trusts_the_checksums_where_both_runs_have_one():
     from run_stats import same_model_fit
 

@@ -118,6 +118,26 @@ def evaluation_steps(point: dict[str, Any], steps_per_epoch: int = 1000) -> int:
     return int(point.get("gradient_steps") or point["epoch"] * steps_per_epoch)
 
 
+def window_means(curve: list[dict[str, Any]], window_steps: int, steps: int) -> list[dict[str, Any]]:
+    """The mean return and episode length of ``curve``'s evaluations in each ``window_steps`` up to ``steps``.
+
+    ``curve`` is a published run's curve or a running trial's metrics rows (rows without an
+    evaluation are skipped), so the docs and ``--status`` read a run's course the same way. A
+    window without an evaluation has None for both means.
+    """
+    windows: list[dict[str, Any]] = []
+    for index in range(-(-steps // window_steps)):
+        inside = [p for p in curve if p.get("return_mean") is not None and index * window_steps < evaluation_steps(p) <= (index + 1) * window_steps]
+        lengths = [p["length_mean"] for p in inside if p.get("length_mean") is not None]
+        windows.append({
+            "end_steps": min((index + 1) * window_steps, steps),
+            "evaluations": len(inside),
+            "return_mean": round_or_none(statistics.fmean(p["return_mean"] for p in inside), 1) if inside else None,
+            "length_mean": round_or_none(statistics.fmean(lengths), 1) if lengths else None,
+        })
+    return windows
+
+
 def trajectories(records: list[dict[str, Any]], methods: list[str], window_steps: int) -> list[dict[str, Any]]:
     """Each run at the deepest budget published, read in windows of ``window_steps`` gradient steps.
 
@@ -137,19 +157,8 @@ def trajectories(records: list[dict[str, Any]], methods: list[str], window_steps
         run = runs[-1]
         if method not in methods or run["steps"] != deepest:
             continue
-        windows: list[dict[str, Any]] = []
-        for index in range(-(-deepest // window_steps)):
-            inside = [p for p in run.get("curve", []) if p.get("return_mean") is not None
-                      and index * window_steps < evaluation_steps(p) <= (index + 1) * window_steps]
-            lengths = [p["length_mean"] for p in inside if p.get("length_mean") is not None]
-            windows.append({
-                "end_steps": min((index + 1) * window_steps, deepest),
-                "evaluations": len(inside),
-                "return_mean": round_or_none(statistics.fmean(p["return_mean"] for p in inside), 1) if inside else None,
-                "length_mean": round_or_none(statistics.fmean(lengths), 1) if lengths else None,
-            })
         checksum = run.get("dynamics_sha256")
         rows.append({"dataset": dataset, "seed": seed, "method": method, "steps": deepest,
-                     "model": checksum[:8] if checksum else None, "windows": windows})
+                     "model": checksum[:8] if checksum else None, "windows": window_means(run.get("curve", []), window_steps, deepest)})
     order = {m: i for i, m in enumerate(methods)}
     return sorted(rows, key=lambda r: (r["dataset"], r["seed"], order[r["method"]]))

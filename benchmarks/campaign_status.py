@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import in_flight
-from budgets import curve_agreement
+from budgets import curve_agreement, window_means
 from common import ROOT, commit
 from run_stats import TAIL_EVALS, budget_label, file_safe, same_model_fit, tail_mean, up_to_end_of
 
@@ -37,6 +37,9 @@ class CampaignStatus:
         raise NotImplementedError
 
     def _stage_spec(self, args: argparse.Namespace, number: int) -> tuple["SweepSpec", str]:  # provided by Campaign
+        raise NotImplementedError
+
+    def window_steps(self) -> int:  # provided by Campaign
         raise NotImplementedError
 
     def status(self, spec: SweepSpec, sweep_dir: Path, budget: str) -> list[dict[str, Any]]:
@@ -74,6 +77,8 @@ class CampaignStatus:
                 row["epoch"] = metrics[-1].get("epoch", len(metrics)) if metrics else 0
                 row["checkpoint_epoch"] = json.loads(progress.read_text()).get("epoch", 0) if progress.exists() else 0
                 row.update(_pace(metrics))
+                windows = window_means(metrics, self.window_steps(), epochs * int(spec.base["steps_per_epoch"]))
+                row["windows"] = windows[: max((i + 1 for i, w in enumerate(windows) if w["evaluations"]), default=0)]  # up to the run's last evaluation
                 row["state"] = "finished" if finished_epochs(run_dir) >= epochs else "started"
                 shorter = self._shorter_published(point, epochs * int(spec.base["steps_per_epoch"]))
                 if shorter is not None:
@@ -108,6 +113,9 @@ class CampaignStatus:
             progress = f" epoch {row['epoch']}/{row['epochs']} (checkpoint {row['checkpoint_epoch']})" if "epoch" in row else ""
             if "last_return" in row:
                 progress += f", last evaluation {row['last_return']:,.0f} at epoch {row['last_return_epoch']}"
+            if len(row.get("windows", [])) > 1:  # a long run's course so far, as the docs' trajectories block reads it
+                means = ", ".join("—" if w["return_mean"] is None else f"{w['return_mean']:,.0f}" for w in row["windows"])
+                progress += f", means per {budget_label(self.window_steps())} so far {means}"
             if "retrace" in row:  # a deeper run from scratch on the same fit should retrace its shorter run, bit for bit
                 retrace = row["retrace"]
                 progress += f", {retrace['equal']} of {retrace['compared']} evaluations equal to its {retrace['shorter']} run"

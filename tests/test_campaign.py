@@ -165,6 +165,23 @@ def test_status_says_how_a_started_run_is_doing_and_how_long_it_has_left(tmp_pat
     assert "new trajectory" not in capsys.readouterr().out.splitlines()[0], "the same fit: nothing to say"
 
 
+def test_status_reads_a_long_run_in_windows_of_the_first_stages_budget(tmp_path, capsys):
+    """A run several windows deep shows its course so far, as the docs' trajectories block reads it."""
+    from campaign import Campaign, Stage
+
+    campaign = Campaign(name="toy", results=tmp_path / "results", stages={1: Stage(("hopper-mixed",), 5_000), 4: Stage(("hopper-mixed",), 20_000)},
+                        methods={"mopo": "max_aleatoric"}, seeds=(0,))
+    run_dir = tmp_path / "sweep" / "trials" / "hopper-mixed__max_aleatoric__s0"
+    run_dir.mkdir(parents=True)
+    epochs = [{"epoch": e, "epoch_seconds": 12.0} for e in range(1, 18)]
+    for e, value in ((2, 100.0), (4, 300.0), (6, 500.0), (16, 1000.0)):  # none in the third window (epochs 11-15)
+        epochs[e - 1]["return_mean"] = value
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in epochs))
+    assert campaign.main(["--stage", "4", "--status", "--sweep-dir", str(tmp_path / "sweep")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "last evaluation 1,000 at epoch 16, means per 5k so far 200, 500, —, 1,000, 12.0 s/epoch" in line, line
+
+
 def test_compute_left_takes_each_started_runs_pace_and_its_cells_median_for_waiting_runs():
     from campaign_status import compute_left
 

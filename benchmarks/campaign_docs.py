@@ -176,9 +176,11 @@ class CampaignDocs:
                 length = f"{min(lengths):,.0f}–{max(lengths):,.0f}" if lengths else "—"
                 lines.append(f"| {row['dataset']} | {row['seed']} | {display_method(row['method'])} | {row['model'] or '—'} | {' | '.join(cells)} | {length} |")
         per_window = max(w["evaluations"] for row in rows for w in row["windows"])
+        shared = all(len({row["model"] for row in group}) == 1 and group[0]["model"] for group in by_seed.values())
         lines += ["", f"Each column: the mean return of the run's evaluations in the {budget_label(ends[0])} steps ending there ({per_window} "
-                      "in a whole window); bold: the higher of the seed's methods in that window (`model`: the head of the model's checksum, "
-                      "one per seed). Episode length: the lowest and highest window mean (1,000: the policy never falls)."]
+                      "in a whole window); bold: the higher of the seed's methods in that window. `model`: the head of the model's checksum ("
+                      + ("each seed's methods on one model). " if shared else "where a seed's methods differ, they stand on two fits). ")
+                      + "Episode length: the lowest and highest window mean (1,000: the policy never falls)."]
         return "\n".join(lines)
 
     def summary_markdown(self, table: dict[str, Any]) -> str:

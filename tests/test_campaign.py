@@ -416,6 +416,9 @@ def test_deepest_runs_are_read_window_by_window_on_their_own_trajectory(tmp_path
     assert "| hopper-mixed | 0 | MOPO | 00000000 | 150 | 300 | **450** | 150–550 |" in text, "a tie is nobody's lead"
     assert "| hopper-mixed | 0 | MBPO | 00000000 | **600** | 300 | 100 | — |" in text
     assert "| hopper-mixed | 1 | MOPO | 11111111 | 15 | 35 | — | — |" in text, "alone on its seed: nothing to lead"
+    assert "(each seed's methods on one model)" in text
+    mbpo_row["model"] = "deadbeef"  # a seed whose methods stand on two fits: the bold compares two models, and the note says so
+    assert "where a seed's methods differ, they stand on two fits" in campaign.trajectories_markdown(table)
     assert campaign.trajectories_markdown({"trajectories": []}) == "No run is deep enough yet to be read in windows."
 
 

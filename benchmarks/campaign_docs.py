@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from budgets import evaluation_steps, trajectories
 from common import ROOT
 from generated_blocks import replace_generated_block
 from run_stats import TAIL_EVALS, budget_label, display_method, file_safe, runs_by_seed, same_model_fit
@@ -44,6 +45,9 @@ class CampaignDocs:
     plot_prefix: str
 
     def records(self) -> list[dict[str, Any]]:  # provided by Campaign
+        raise NotImplementedError
+
+    def window_steps(self) -> int:  # provided by Campaign
         raise NotImplementedError
 
     def models_markdown(self, table: dict[str, Any]) -> str:
@@ -285,26 +289,36 @@ class CampaignDocs:
         return f"<!-- begin generated: python benchmarks/{self.script} --write-docs ({block}) -->"
 
     def plot_curves(self, out_dir: Path) -> list[Path]:
-        """One PNG per dataset: evaluation return over gradient steps, one line per run."""
+        """One PNG per dataset: evaluation return over gradient steps, one line per run; below it,
+        where a dataset's runs reach the deepest budget, each such run's mean return per window
+        (the trajectories block's numbers): at 1M steps the per-evaluation curves are too noisy to
+        show a late decline by eye, ten window means show it."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         # a setting check (a seed outside the campaign's) is not a reported run
-        curves = curves_to_plot([rec for rec in self.records() if rec["seed"] in self.seeds])
+        records = [rec for rec in self.records() if rec["seed"] in self.seeds]
+        curves = curves_to_plot(records)
+        windows = trajectories(records, list(self.methods), self.window_steps())
         colors = {m: f"C{i}" for i, m in enumerate(self.methods)}
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
         for dataset in sorted({c["dataset"] for c in curves}):
-            fig, ax = plt.subplots(figsize=(8.4, 3.6))
+            deep = [row for row in windows if row["dataset"] == dataset]
+            if deep:
+                fig, (ax, below) = plt.subplots(2, 1, figsize=(8.4, 5.8), height_ratios=(3, 2), sharex=True)
+                self._plot_window_means(below, deep, colors)
+            else:
+                fig, ax = plt.subplots(figsize=(8.4, 3.6))
             batch_mean = None
             for curve in curves:
                 if curve["dataset"] != dataset:
                     continue
                 rec, seed = curve["record"], curve["seed"]
                 batch_mean = rec["batch_mean"]
-                xs = [p["gradient_steps"] / 1000 for p in rec["curve"]]
+                xs = [evaluation_steps(p) / 1000 for p in rec["curve"]]
                 ys = [p["return_mean"] for p in rec["curve"]]
                 faint = {"alpha": 0.35, "linewidth": 0.8} if curve["superseded"] else {"alpha": 0.85}
                 ax.plot(xs, ys, color=colors.get(curve["method"], "k"), linestyle=["-", "--", ":"][seed % 3], label=curve["label"], **faint)
@@ -317,7 +331,7 @@ class CampaignDocs:
                 ax.axvline(budget / 1000, color="grey", linestyle=":", linewidth=0.8)
                 ax.annotate(budget_label(budget), (budget / 1000, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -9),
                             textcoords="offset points", fontsize=7, color="grey")
-            ax.set(title=file_safe(dataset), xlabel="SAC gradient steps (k)", ylabel="return (10 det. episodes)")
+            ax.set(title=file_safe(dataset), xlabel="" if deep else "SAC gradient steps (k)", ylabel="return (10 det. episodes)")
             # beside the axes, not on them: with three seeds per method and refit runs a legend
             # inside the plot covers the curves' late part, the part a deeper stage is run for
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
@@ -327,6 +341,16 @@ class CampaignDocs:
             plt.close(fig)
             paths.append(path)
         return paths
+
+
+    def _plot_window_means(self, ax: Any, rows: list[dict[str, Any]], colors: dict[str, str]) -> None:
+        """The deepest runs' mean return per window, one marker at each window's end (the trajectories block)."""
+        for row in rows:
+            points = [(w["end_steps"] / 1000, w["return_mean"]) for w in row["windows"] if w["return_mean"] is not None]
+            ax.plot([x for x, _ in points], [y for _, y in points], color=colors.get(row["method"], "k"), linestyle=["-", "--", ":"][row["seed"] % 3],
+                    marker="o", markersize=3, label=f"{row['method']} seed {row['seed']}")
+        ax.set(xlabel="SAC gradient steps (k)", ylabel=f"mean per {budget_label(self.window_steps())} window")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def curves_to_plot(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

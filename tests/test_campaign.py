@@ -417,6 +417,15 @@ def test_deepest_runs_are_read_window_by_window_on_their_own_trajectory(tmp_path
     assert "| hopper-mixed | 0 | MBPO | 00000000 | **600** | 300 | 100 | — |" in text
     assert "| hopper-mixed | 1 | MOPO | 11111111 | 15 | 35 | — | — |" in text, "alone on its seed: nothing to lead"
     assert "(each seed's methods on one model)" in text
+
+    # the plot gets a second panel below the curves, the window means: a taller PNG
+    (png,) = campaign.plot_curves(tmp_path / "img")
+    height = int.from_bytes(png.read_bytes()[20:24], "big")  # the PNG header's IHDR height
+    for run in runs:
+        if run["steps"] == 30_000:
+            campaign.published_path(run["dataset"], run["method"], run["seed"], "30k").unlink()
+    (shallow,) = campaign.plot_curves(tmp_path / "img_shallow")
+    assert height > 1.4 * int.from_bytes(shallow.read_bytes()[20:24], "big"), "the 10k runs alone: one panel"
     mbpo_row["model"] = "deadbeef"  # a seed whose methods stand on two fits: the bold compares two models, and the note says so
     assert "where a seed's methods differ, they stand on two fits" in campaign.trajectories_markdown(table)
     assert campaign.trajectories_markdown({"trajectories": []}) == "No run is deep enough yet to be read in windows."

@@ -82,6 +82,22 @@ def test_chunked_prediction_equals_the_batched_forward():
         assert torch.allclose(b_mean, ref_mean, atol=1e-5) and torch.allclose(b_var, ref_logvar.exp(), rtol=1e-5)
 
 
+def test_predicting_only_each_rows_member_equals_that_row_of_every_members_forward():
+    model = GaussianEnsemble(4, 2, EnsembleConfig(members=5, elites=3, seed=0))
+    gen = torch.Generator().manual_seed(0)
+    # chunks that split the batch, one not a multiple of the 32-row padding, a tail of 13 rows
+    for n, chunk in ((1000, 96), (1000, 100), (37, 96), (1, 4096), (0, 4096), (4096 + 45, 4096)):
+        obs, act = torch.randn(n, 4, generator=gen), torch.randn(n, 2, generator=gen)
+        members = torch.tensor([0, 2, 4])[torch.randint(3, (n,), generator=gen)]  # members 1 and 3 get no rows
+        model.config.predict_chunk = chunk
+        every = model.predict(obs, act)
+        mean, var = model.predict_rows(obs, act, members)
+        rows = torch.arange(n)
+        assert mean.shape == var.shape == (n, 5)
+        torch.testing.assert_close(mean, every.mean[members, rows], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(var, every.var[members, rows], rtol=1e-6, atol=0.0)
+
+
 @pytest.fixture(scope="module")
 def fitted():
     torch.set_num_threads(max(1, torch.get_num_threads()))

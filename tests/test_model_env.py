@@ -12,7 +12,8 @@ from mopo_kit.envs.model_env import ModelStep, PenalizedModelVecEnv, StartStates
 from mopo_kit.testing import make_toy_penalized_env
 from mopo_kit.testing_models import linear_system_dataset
 from mopo_kit.types import EnsemblePrediction
-from mopo_kit.uncertainty.builtin import MaxAleatoric
+from mopo_kit.dynamics.gaussian_ensemble import EnsembleConfig, GaussianEnsemble
+from mopo_kit.uncertainty.builtin import MaxAleatoric, Zero
 
 
 def test_gymnasium_and_sb3_env_checkers_pass():
@@ -48,6 +49,38 @@ def test_samples_come_from_elites_only_and_penalty_uses_all_members():
     assert 0.45 < (picked == 1).float().mean() < 0.55
     assert torch.allclose(result.penalty, torch.full((4000,), 0.01 * 3**0.5), rtol=1e-4)
     assert torch.allclose(result.reward, result.raw_reward - result.penalty)
+
+
+class _PredictOnly:
+    """The same ensemble seen through ``predict`` alone, as a plugin model without ``predict_rows``."""
+
+    def __init__(self, model):
+        self.predict = model.predict
+
+
+def test_a_penalty_that_reads_no_prediction_runs_only_each_rows_sampled_member():
+    model = GaussianEnsemble(2, 1, EnsembleConfig(members=5, elites=3, seed=0))
+    never = lambda o, a, n: torch.zeros(len(o), dtype=torch.bool)  # noqa: E731
+    obs, act = torch.randn(700, 2), torch.randn(700, 1)
+    predicted = []
+    every_member = model.predict
+    model.predict = lambda o, a: predicted.append(len(o)) or every_member(o, a)
+
+    mbpo = ModelStep(model, Zero(), lam=1.0, termination_fn=never, generator=torch.Generator().manual_seed(3))
+    assert mbpo.samples_only
+    lean = mbpo(obs, act)
+    assert predicted == []  # no member's forward but the sampled one's
+    assert torch.equal(lean.penalty, torch.zeros(700)) and torch.equal(lean.reward, lean.raw_reward)
+
+    reference = ModelStep(_PredictOnly(model), Zero(), lam=1.0, termination_fn=never, generator=torch.Generator().manual_seed(3))
+    assert not reference.samples_only
+    full = reference(obs, act)
+    assert predicted == [700]
+    torch.testing.assert_close(lean.next_obs, full.next_obs, rtol=1e-6, atol=1e-6)  # same draws, same Gaussians
+    torch.testing.assert_close(lean.raw_reward, full.raw_reward, rtol=1e-6, atol=1e-6)
+
+    assert ModelStep(model, MaxAleatoric(), lam=0.0, termination_fn=never).samples_only  # λ = 0: no penalty to compute
+    assert not ModelStep(model, MaxAleatoric(), lam=1.0, termination_fn=never).samples_only  # reads every member
 
 
 def test_vec_env_resets_finished_rows_with_sb3_conventions():

@@ -172,6 +172,54 @@ class FusedTrainer:
             return sum(wd * 0.5 * w.square().sum() for wd, w in zip(self.weight_decays, self.net.weights))
 
 
+#: Rows are padded to a multiple of this in :func:`predict_rows_chunked`: PyTorch's elementwise
+#: kernels (SiLU, softplus, exp) run two AVX-512 vectors (32 floats) per iteration and finish a
+#: buffer's last few elements in scalar code, whose last bit can differ from the vector code's; a
+#: buffer of whole iterations computes every row alike, wherever it sits in the batch.
+ALIGN_ROWS = 32
+
+
+class _ChunkNet:
+    """The ensemble's layers laid out for member-by-member forwards over row chunks, with the
+    scratch buffers those forwards reuse (nothing of size rows·members·hidden is materialized)."""
+
+    def __init__(self, net: EnsembleNet, x: Tensor, chunk: int, hidden_weights: tuple[list[Tensor], list[Tensor]] | None) -> None:
+        kw = {"device": x.device, "dtype": x.dtype}  # x is on the net's device (GaussianEnsemble.predict)
+        self.last = len(net.weights) - 1
+        self.weights = [w.detach() for w in net.weights]
+        self.biases = [b.detach()[:, 0] for b in net.biases]
+        hidden_kw = kw
+        self.mixed = hidden_weights is not None
+        if self.mixed:
+            self.weights[: self.last], self.biases[: self.last] = hidden_weights
+            hidden_kw = {"device": x.device, "dtype": self.weights[min(1, self.last - 1)].dtype}
+        self.min_lv, self.max_lv = net.min_logvar.detach(), net.max_logvar.detach()
+        self.d = net.out_dim
+        hidden = self.weights[0].shape[2]
+        self.ping, self.pong = torch.empty(chunk, hidden, **hidden_kw), torch.empty(chunk, hidden, **hidden_kw)
+        self.first = torch.empty(chunk, hidden, **kw) if self.mixed else None  # the float32 input layer's output
+        self.head_in = torch.empty(chunk, hidden, **kw) if self.mixed else None
+        self.out = torch.empty(chunk, 2 * self.d, **kw)
+
+    def member(self, k: int, xc: Tensor) -> Tensor:
+        """Member ``k``'s raw head output (rows, 2·D) — mean, then unclamped log-variance — for ``xc``."""
+        rows = xc.shape[0]
+        h = xc
+        for i in range(self.last):
+            target = (self.ping if i % 2 == 0 else self.pong)[:rows]
+            if self.mixed and i == 0:  # float32 GEMM, then one cast of its activations
+                h = target.copy_(F.silu(torch.addmm(self.biases[0][k], h, self.weights[0][k], out=self.first[:rows]), inplace=True))
+                continue
+            torch.addmm(self.biases[i][k], h, self.weights[i][k], out=target)
+            h = F.silu(target, inplace=True)
+        if self.head_in is not None:
+            h = self.head_in[:rows].copy_(h)
+        return torch.addmm(self.biases[self.last][k], h, self.weights[self.last][k], out=self.out[:rows])
+
+    def log_variance(self, head: Tensor) -> Tensor:
+        return soft_clamp(head[:, self.d :], self.min_lv, self.max_lv)
+
+
 @torch.inference_mode()
 def predict_chunked(net: EnsembleNet, x: Tensor, chunk: int = 4096, hidden_weights: tuple[list[Tensor], list[Tensor]] | None = None) -> tuple[Tensor, Tensor]:
     """Mean and variance (E, N, D) for inputs (N, in) shared by all members.
@@ -186,41 +234,63 @@ def predict_chunked(net: EnsembleNet, x: Tensor, chunk: int = 4096, hidden_weigh
     — and the head — mean and log-variance, whose small differences matter — in float32.
     """
     e, n, d = net.members, x.shape[0], net.out_dim
-    kw = {"device": x.device, "dtype": x.dtype}  # x is on the net's device (GaussianEnsemble.predict)
-    mean = torch.empty(e, n, d, **kw)
-    var = torch.empty(e, n, d, **kw)
-    last = len(net.weights) - 1
-    weights = [w.detach() for w in net.weights]
-    biases = [b.detach()[:, 0] for b in net.biases]
-    hidden_kw = kw
-    mixed = hidden_weights is not None
-    if mixed:
-        weights[:last], biases[:last] = hidden_weights
-        hidden_kw = {"device": x.device, "dtype": weights[min(1, last - 1)].dtype}
-    min_lv, max_lv = net.min_logvar.detach(), net.max_logvar.detach()
-    hidden = weights[0].shape[2]
-    ping, pong = torch.empty(chunk, hidden, **hidden_kw), torch.empty(chunk, hidden, **hidden_kw)
-    first = torch.empty(chunk, hidden, **kw) if mixed else None  # the float32 input layer's output
-    head_in = torch.empty(chunk, hidden, **kw) if mixed else None
-    out = torch.empty(chunk, 2 * d, **kw)
+    mean = torch.empty(e, n, d, device=x.device, dtype=x.dtype)
+    var = torch.empty(e, n, d, device=x.device, dtype=x.dtype)
+    layers = _ChunkNet(net, x, chunk, hidden_weights)
     for lo in range(0, n, chunk):
         hi = min(lo + chunk, n)
-        rows = hi - lo
         xc = x[lo:hi]
         for k in range(e):
-            h = xc
-            for i in range(last):
-                target = (ping if i % 2 == 0 else pong)[:rows]
-                if mixed and i == 0:  # float32 GEMM, then one cast of its activations
-                    h = target.copy_(F.silu(torch.addmm(biases[0][k], h, weights[0][k], out=first[:rows]), inplace=True))
-                    continue
-                torch.addmm(biases[i][k], h, weights[i][k], out=target)
-                h = F.silu(target, inplace=True)
-            if head_in is not None:
-                h = head_in[:rows].copy_(h)
-            o = torch.addmm(biases[last][k], h, weights[last][k], out=out[:rows])
+            o = layers.member(k, xc)
             mean[k, lo:hi] = o[:, :d]
-            torch.exp(soft_clamp(o[:, d:], min_lv, max_lv), out=var[k, lo:hi])
+            torch.exp(layers.log_variance(o), out=var[k, lo:hi])
+    return mean, var
+
+
+@torch.inference_mode()
+def predict_rows_chunked(
+    net: EnsembleNet, x: Tensor, members: Tensor, chunk: int = 4096, hidden_weights: tuple[list[Tensor], list[Tensor]] | None = None
+) -> tuple[Tensor, Tensor]:
+    """Mean and variance (N, D): row i from member ``members[i]`` only.
+
+    Why: sampling s' ~ T̂ uses one member per row, so a caller that needs no other member's output
+    (a rollout with no penalty: MBPO) pays for 1 member's forward instead of E. Rows are grouped by
+    member, gathered in chunks padded to :data:`ALIGN_ROWS` and run through the same layers as
+    :func:`predict_chunked`. The batch's last ``(N mod chunk) mod ALIGN_ROWS`` rows, where
+    :func:`predict_chunked` ends its elementwise kernels in scalar code, go through each of their
+    members as that unpadded block, as they do there; so at one thread (and ``chunk`` a multiple of
+    :data:`ALIGN_ROWS`) every row equals :func:`predict_chunked`'s for its member to the bit
+    (tests/test_dynamics.py; a rollout's whole run: benchmarks/results/predict_rows_AMD-EPYC.json).
+    """
+    n, d = x.shape[0], net.out_dim
+    mean = torch.empty(n, d, device=x.device, dtype=x.dtype)
+    var = torch.empty(n, d, device=x.device, dtype=x.dtype)
+    chunk = -(-chunk // ALIGN_ROWS) * ALIGN_ROWS
+    layers = _ChunkNet(net, x, chunk, hidden_weights)
+    padded = torch.zeros(chunk, x.shape[1], device=x.device, dtype=x.dtype)
+    last_chunk = n % chunk or min(n, chunk)
+    tail = last_chunk % ALIGN_ROWS
+    body = n - tail
+    block = n - min(last_chunk, ALIGN_ROWS + tail)  # the tail with a whole vector block before it
+    for k in torch.unique(members[body:]).tolist():
+        o = layers.member(k, x[block:])
+        mine = (members[body:] == k).nonzero().flatten() + body
+        mean[mine] = o[mine - block, :d]
+        var[mine] = torch.exp(layers.log_variance(o))[mine - block]
+    order = torch.argsort(members[:body], stable=True)  # each member's rows together, in their batch order
+    counts = torch.bincount(members[:body], minlength=net.members).tolist()
+    start = 0
+    for k, count in enumerate(counts):
+        for lo in range(start, start + count, chunk):
+            index = order[lo : min(lo + chunk, start + count)]
+            rows = index.shape[0]
+            aligned = -(-rows // ALIGN_ROWS) * ALIGN_ROWS
+            xc = padded[:aligned]
+            torch.index_select(x, 0, index, out=xc[:rows])
+            o = layers.member(k, xc)
+            mean[index] = o[:rows, :d]
+            var[index] = torch.exp(layers.log_variance(o))[:rows]
+        start += count
     return mean, var
 
 

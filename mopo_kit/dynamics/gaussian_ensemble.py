@@ -33,7 +33,7 @@ from mopo_kit.device import check_device_spec, resolve_device
 from mopo_kit.dynamics.base import EpochCallback, EpochStats, FitReport
 from mopo_kit.dynamics.ensemble_net import EnsembleNet
 from mopo_kit.dynamics.fit_checkpoint import fit_identity, load_fit_state, save_fit_state
-from mopo_kit.dynamics.fused import FusedTrainer, hidden_layers_in, predict_batched, predict_chunked
+from mopo_kit.dynamics.fused import FusedTrainer, hidden_layers_in, predict_batched, predict_chunked, predict_rows_chunked
 from mopo_kit.dynamics.scaler import StandardScaler
 from mopo_kit.errors import MopoKitError
 from mopo_kit.fileio import atomic_write_bytes
@@ -391,6 +391,28 @@ class GaussianEnsemble:
             mean, var = predict_chunked(self.net, x, self.config.predict_chunk, self._hidden_weights())
         mean[..., : self.obs_dim] += obs
         return EnsemblePrediction(mean=mean, var=var, elites=self.elites.clone())
+
+    @torch.inference_mode()
+    def predict_rows(self, obs: Tensor, act: Tensor, members: Tensor) -> tuple[Tensor, Tensor]:
+        """Row i's Gaussian over [s', r] from member ``members[i]`` alone: mean and variance (B, D).
+
+        What sampling s' ~ T̂ needs when nothing else asks for the other members (a rollout
+        without a penalty): on a CPU one member's forward per row instead of E, equal to
+        :meth:`predict`'s rows to the bit at one thread (:func:`predict_rows_chunked`). On a GPU,
+        where the batched pass is bound by kernel launches rather than arithmetic, it is
+        :meth:`predict` and a gather.
+        """
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        act = torch.as_tensor(act, dtype=torch.float32, device=self.device)
+        members = torch.as_tensor(members, device=self.device)
+        if obs.is_cuda:
+            pred = self.predict(obs, act)
+            rows = torch.arange(obs.shape[0], device=self.device)
+            return pred.mean[members, rows], pred.var[members, rows]
+        x = self.scaler(torch.cat([obs, act], dim=-1))
+        mean, var = predict_rows_chunked(self.net, x, members, self.config.predict_chunk, self._hidden_weights())
+        mean[..., : self.obs_dim] += obs
+        return mean, var
 
     # ----------------------------------------------------------------------------- save/load
     def save(self, directory: str | Path) -> None:

@@ -3,7 +3,9 @@
 :class:`ModelStep` is the batched core, all torch: one call advances any number of rows — a
 random *elite* per row, one Gaussian sample of [s', r] from it (the reward is sampled, as in
 ``mopo/models/fake_env.py``), the penalty from all members, the task's termination function.
-MOPO's rollouts (:mod:`mopo_kit.policy`) call it directly on 50,000 rows at a time.
+MOPO's rollouts (:mod:`mopo_kit.policy`) call it directly on 50,000 rows at a time. Where the
+penalty reads no prediction (MBPO), only each row's sampled member is run
+(:attr:`ModelStep.samples_only`).
 
 :class:`PenalizedModelEnv` (a gymnasium ``Env``, one rollout) and :class:`PenalizedModelVecEnv`
 (an SB3 ``VecEnv``, many rollouts) wrap the same core for users who want to run any Gymnasium or
@@ -76,18 +78,33 @@ class ModelStep:
         self.guard = guard
         self.context = ""
 
+    @property
+    def samples_only(self) -> bool:
+        """True when the step needs only each row's sampled member: the penalty reads no prediction
+        (λ = 0, or an estimator with ``reads_prediction = False`` such as ``zero``) and the model
+        has ``predict_rows`` and ``elites`` (:class:`~mopo_kit.dynamics.GaussianEnsemble`). MBPO's
+        rollouts then cost one member's forward per row instead of every member's, with the same
+        draws and, at one thread, the same numbers to the bit (docs/performance.md)."""
+        penalty_reads = self.lam != 0.0 and getattr(self.estimator, "reads_prediction", True)
+        return not penalty_reads and callable(getattr(self.dynamics, "predict_rows", None)) and hasattr(self.dynamics, "elites")
+
     @torch.inference_mode()
     def __call__(self, obs: Tensor, act: Tensor) -> StepResult:
-        pred = self.dynamics.predict(obs, act)
-        dev, gen = pred.mean.device, self.generator
+        gen = self.generator
+        pred = None if self.samples_only else self.dynamics.predict(obs, act)
+        dev = self.device if pred is None else pred.mean.device
         obs, act = torch.as_tensor(obs).to(dev), torch.as_tensor(act).to(dev)  # no-ops on the model's device
         rows = obs.shape[0]
-        if self.guard:
-            check_prediction(pred.mean, pred.var, self.dynamics_name, self.context)
-        elites = pred.elites.to(dev)
+        elites = (self.dynamics.elites if pred is None else pred.elites).to(dev)
         pick = elites[torch.randint(len(elites), (rows,), generator=gen, device=gen.device).to(dev)]
-        index = torch.arange(rows, device=dev)
-        mean, var = pred.mean[pick, index], pred.var[pick, index]
+        if pred is None:
+            mean, var = checked = self.dynamics.predict_rows(obs, act, pick)
+        else:
+            index = torch.arange(rows, device=dev)
+            mean, var = pred.mean[pick, index], pred.var[pick, index]
+            checked = pred.mean, pred.var  # every member: the estimator reads them all
+        if self.guard:
+            check_prediction(*checked, self.dynamics_name, self.context)
         noise = torch.randn(mean.shape, generator=gen, dtype=mean.dtype, device=gen.device).to(dev)
         sample = mean + var.sqrt() * noise
         next_obs, raw_reward = sample[:, :-1], sample[:, -1]

@@ -34,11 +34,15 @@ class ClosedFormEstimator:
     #: forward runs in bf16; ``--precision auto`` keeps the model float32 for any other estimator
     #: (:func:`mopo_kit.precision.model_precision`)
     bf16_tolerant: bool = False
+    #: False for a u(s, a) computed without the ensemble's prediction: it is then called with
+    #: ``pred=None``, and the penalized MDP skips every member's forward but the one each row
+    #: samples from (``ModelStep.samples_only``; on a CPU 1/E of the model's arithmetic)
+    reads_prediction: bool = True
 
     def fit(self, data: Any, dynamics: Any) -> None:  # noqa: D401 - nothing to fit
         return None
 
-    def __call__(self, obs: Tensor, act: Tensor, pred: EnsemblePrediction) -> Tensor:
+    def __call__(self, obs: Tensor, act: Tensor, pred: EnsemblePrediction | None) -> Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:

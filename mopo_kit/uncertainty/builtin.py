@@ -148,8 +148,11 @@ class Zero(ClosedFormEstimator):
 
     ipm = "none"
     bf16_tolerant = True  # u = 0 whatever the model computes in
+    reads_prediction = False  # so MBPO's rollouts run only each row's sampled member
 
-    def __call__(self, obs: Tensor, act: Tensor, pred: EnsemblePrediction) -> Tensor:
+    def __call__(self, obs: Tensor, act: Tensor, pred: EnsemblePrediction | None) -> Tensor:
+        if pred is None:
+            return torch.zeros(obs.shape[0], device=obs.device)
         return pred.mean.new_zeros(pred.mean.shape[1])
 
 

@@ -65,6 +65,17 @@ def test_predictions_agree_from_the_same_weights(fitted):
         torch.testing.assert_close(u_gpu.cpu(), u_cpu, rtol=1e-3, atol=1e-4, msg=name)
 
 
+def test_each_rows_sampled_member_alone_agrees_on_both_devices(fitted):
+    data, cpu_model, directory = fitted
+    gpu_model = GaussianEnsemble.load(directory, device="cuda")
+    obs, act = torch.from_numpy(data.observations), torch.from_numpy(data.actions)
+    members = cpu_model.elites[torch.randint(len(cpu_model.elites), (len(obs),), generator=torch.Generator().manual_seed(0))]
+    mean, var = gpu_model.predict_rows(obs, act, members)  # CPU inputs and members: moved once
+    assert mean.is_cuda and mean.shape == (len(obs), obs.shape[1] + 1)
+    cpu_mean, cpu_var = cpu_model.predict_rows(obs, act, members)
+    torch.testing.assert_close(mean.cpu(), cpu_mean, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(var.cpu(), cpu_var, rtol=1e-4, atol=1e-4)
+
 def test_fit_on_cuda_is_finite_and_close_to_cpu():
     data = linear_system_dataset(n=1500, seed=1)
     cpu_model, gpu_model = tiny_ensemble(max_epochs=3), tiny_ensemble(max_epochs=3).to("cuda")  # same initial weights

@@ -173,9 +173,9 @@ class FusedTrainer:
 
 
 #: Rows are padded to a multiple of this in :func:`predict_rows_chunked`: PyTorch's elementwise
-#: kernels (SiLU, softplus, exp) run two AVX-512 vectors (32 floats) per iteration and finish a
-#: buffer's last few elements in scalar code, whose last bit can differ from the vector code's; a
-#: buffer of whole iterations computes every row alike, wherever it sits in the batch.
+#: kernels (SiLU, softplus, exp) run two vectors per iteration (16 floats with AVX2, 32 with
+#: AVX-512) and finish a buffer's last few elements in scalar code, whose last bit can differ from
+#: the vector code's; a buffer of whole iterations computes every row alike, wherever it sits.
 ALIGN_ROWS = 32
 
 
@@ -260,7 +260,8 @@ def predict_rows_chunked(
     :func:`predict_chunked` ends its elementwise kernels in scalar code, go through each of their
     members as that unpadded block, as they do there; so at one thread (and ``chunk`` a multiple of
     :data:`ALIGN_ROWS`) every row equals :func:`predict_chunked`'s for its member to the bit
-    (tests/test_dynamics.py; a rollout's whole run: benchmarks/results/predict_rows_AMD-EPYC.json).
+    (rollout-sized batches and a whole MBPO run: benchmarks/bench_predict_rows.py; the tests hold
+    the two to 1e-6, which more threads or another CPU's kernels keep).
     """
     n, d = x.shape[0], net.out_dim
     mean = torch.empty(n, d, device=x.device, dtype=x.dtype)
@@ -271,7 +272,9 @@ def predict_rows_chunked(
     last_chunk = n % chunk or min(n, chunk)
     tail = last_chunk % ALIGN_ROWS
     body = n - tail
-    block = n - min(last_chunk, ALIGN_ROWS + tail)  # the tail with a whole vector block before it
+    # the tail runs with the ALIGN_ROWS rows before it: a GEMM of a few rows takes another kernel,
+    # which sums in another order (seen at 3 rows), and the block keeps its vector boundaries
+    block = n - min(last_chunk, ALIGN_ROWS + tail)
     for k in torch.unique(members[body:]).tolist():
         o = layers.member(k, x[block:])
         mine = (members[body:] == k).nonzero().flatten() + body

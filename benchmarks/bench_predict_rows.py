@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--dataset", required=True, help="the named dataset the model was fitted on (its start states)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 43_217, 9_999, 1_000], help="rows of the model steps compared")
     parser.add_argument("--epochs", type=int, default=3, help="of the run comparison (0: skip it)")
     parser.add_argument("--horizon", type=int, default=5)
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/predict_rows_<cpu>.json")
@@ -121,7 +122,7 @@ def main() -> None:
     data = load_dataset(args.dataset)
     model = GaussianEnsemble.load(args.dynamics_dir)
     task = get_task(args.dataset.split("-")[0])
-    steps = measure_steps(model, data, task, [50_000, 43_217, 9_999, 1_000], args.repeats)
+    steps = measure_steps(model, data, task, args.sizes, args.repeats)
     run: dict[str, Any] = {}
     if args.epochs:
         config = MOPOConfig(dataset=args.dataset, uncertainty="zero", horizon=args.horizon, epochs=args.epochs, eval_every=args.epochs,
@@ -139,7 +140,8 @@ def main() -> None:
         }
         print(run, flush=True)
     cpu = "".join(c if c.isalnum() else "-" for c in machine()["cpu"]).strip("-") or "cpu"
-    write_result(f"predict_rows_{cpu}", {"dataset": args.dataset, "dynamics_dir": str(args.dynamics_dir),
+    threads = "" if args.threads == 1 else f"_{args.threads}threads"  # the one-thread record stays where it is
+    write_result(f"predict_rows_{cpu}{threads}", {"dataset": args.dataset, "dynamics_dir": str(args.dynamics_dir),
                                         "dynamics_sha256": dynamics_checksum(Path(args.dynamics_dir)), "threads": args.threads, "steps": steps, "run": run},
                  " ".join(["python", *sys.argv]), args.save)
 

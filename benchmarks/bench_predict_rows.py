@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 43_217, 9_999, 1_000], help="rows of the model steps compared")
     parser.add_argument("--epochs", type=int, default=3, help="of the run comparison (0: skip it)")
     parser.add_argument("--horizon", type=int, default=5)
-    parser.add_argument("--save", action="store_true", help="write benchmarks/results/predict_rows_<cpu>.json")
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/predict_rows_<cpu>_<dataset>[_<N>threads].json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset)
@@ -140,8 +140,8 @@ def main() -> None:
         }
         print(run, flush=True)
     cpu = "".join(c if c.isalnum() else "-" for c in machine()["cpu"]).strip("-") or "cpu"
-    threads = "" if args.threads == 1 else f"_{args.threads}threads"  # the one-thread record stays where it is
-    write_result(f"predict_rows_{cpu}{threads}", {"dataset": args.dataset, "dynamics_dir": str(args.dynamics_dir),
+    threads = "" if args.threads == 1 else f"_{args.threads}threads"
+    write_result(f"predict_rows_{cpu}_{args.dataset}{threads}", {"dataset": args.dataset, "dynamics_dir": str(args.dynamics_dir),
                                         "dynamics_sha256": dynamics_checksum(Path(args.dynamics_dir)), "threads": args.threads, "steps": steps, "run": run},
                  " ".join(["python", *sys.argv]), args.save)
 

@@ -54,6 +54,9 @@ class Stage:
     seeds: tuple[int, ...] | None = None
     methods: tuple[str, ...] | None = None
     label: str = ""  # what the docs' progress lines call it, e.g. "random and mixed"
+    #: run the cells in the order given, every seed of one before the next (runs of hours, cells with
+    #: a priority) instead of one seed of every cell at a time
+    cells_in_order: bool = False
 
 
 @dataclass
@@ -272,6 +275,7 @@ class Campaign(CampaignDocs, CampaignStatus):
         seeds = args.seeds or list(stage.seeds or self.seeds)
         spec = self.sweep_spec(args.cell or list(stage.cells), methods, seeds, steps)
         spec.reuse_models = list(args.reuse_models or [])
+        spec.dataset_major = stage.cells_in_order
         return spec, budget_label(steps)
 
     def _inspect_or_fit_stage(self, args: argparse.Namespace, number: int) -> int:

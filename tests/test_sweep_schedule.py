@@ -23,6 +23,9 @@ def test_dispatch_order_starts_concurrent_workers_on_different_models_seed_major
     assert [o[2] for o in order[8:]] == [1] * 4
     assert sorted(order) == sorted((p["dataset"], p["uncertainty"], p["seed"]) for p in points)
     assert [(p["dataset"], p["uncertainty"]) for p in dispatch_order(points, workers=1)][:2] == [("a", "mopo"), ("a", "mbpo")]
+    cells_first = [(p["dataset"], p["seed"]) for p in dispatch_order(points, workers=2, dataset_major=True)]
+    # groups go dataset-major, two at a time: (a0, a1), (b0, b1), (c0, c1)
+    assert cells_first == [("a", 0), ("a", 1)] * 2 + [("b", 0), ("b", 1)] * 2 + [("c", 0), ("c", 1)] * 2
 
 
 def test_points_left_out_before_ordering_so_workers_still_start_on_different_models(tmp_path):
@@ -32,6 +35,23 @@ def test_points_left_out_before_ordering_so_workers_still_start_on_different_mod
     plan = plan_trials(spec, tmp_path, workers=2, skip=lambda p: "published" if (p["dataset"], p["uncertainty"]) == ("a", "mopo") else None, say=said.append)
     assert [(p["dataset"], p["uncertainty"], status) for p, status in plan] == [("a", "mbpo", "new"), ("b", "mopo", "new"), ("b", "mbpo", "new")]
     assert said == ["skip a__mopo__s0 (published)"]
+
+
+def test_trials_with_a_checkpoint_are_resumed_before_new_ones(tmp_path):
+    """A restarted campaign finishes its half-done runs first: c/s1 holds a checkpoint, so it leads
+    although seed-major order puts every seed-0 run before it; the rest keep that order."""
+    spec = SweepSpec(name="t", grid={"dataset": ["a", "b", "c"], "uncertainty": ["mopo", "mbpo"], "seed": [0, 1]}, base={"epochs": 2})
+    started = tmp_path / "trials" / "c__mbpo__s1" / "checkpoint"
+    started.mkdir(parents=True)
+    (started / "progress.json").write_text("{}")
+    plan = plan_trials(spec, tmp_path, workers=2)
+    fresh = [(p["dataset"], p["uncertainty"], p["seed"]) for p in dispatch_order(spec.trials(), workers=2) if trial_id(p) != "c__mbpo__s1"]
+    assert [(p["dataset"], p["uncertainty"], p["seed"], status) for p, status in plan] == [("c", "mbpo", 1, "resume")] + [(*f, "new") for f in fresh]
+
+    spec.dataset_major = True  # the cells' order is a priority: c's started run leads only c's runs
+    plan = [(p["dataset"], p["uncertainty"], p["seed"], status) for p, status in plan_trials(spec, tmp_path, workers=2)]
+    assert plan[:4] == [("a", "mopo", 0, "new"), ("a", "mopo", 1, "new"), ("a", "mbpo", 0, "new"), ("a", "mbpo", 1, "new")]
+    assert plan[8] == ("c", "mbpo", 1, "resume") and [row[0] for row in plan] == ["a"] * 4 + ["b"] * 4 + ["c"] * 4
 
 
 def test_a_finished_trial_is_extended_to_a_larger_budget(hopper_file, tmp_path):  # noqa: F811

@@ -20,7 +20,8 @@ it inside its worker (under a file lock, so a second trial waits instead of fitt
 trials are dispatched so that concurrent workers start on *different* models: model fits run in
 parallel and results arrive from the first minutes of a long sweep, not after every model is fit.
 Trials run in a process pool sized to the cores (each with cores / workers torch threads); groups
-are ordered seed-major, so one full seed of the grid finishes before the next starts.
+are ordered seed-major, so one full seed of the grid finishes before the next starts (dataset-major
+where the spec says its datasets' order is a priority), and trials with a checkpoint go first.
 
 A finished trial (``results.json``) is skipped and a killed one resumes from its checkpoint, so
 rerunning the command continues a sweep; a finished trial whose file now asks for more epochs is
@@ -68,6 +69,9 @@ class SweepSpec:
     #: and data checksum (:func:`~mopo_kit.experiments.shared_models.find_same_fit`). Two studies
     #: on one model compare seed for seed, and the fit's compute is spent once.
     reuse_models: list[str] = field(default_factory=list)
+    #: Dispatch dataset-major (every seed of the first dataset, then the next) instead of
+    #: seed-major: for a campaign whose cells have a priority and whose runs take hours each.
+    dataset_major: bool = False
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SweepSpec":
@@ -133,18 +137,20 @@ def trial_id(point: Mapping[str, Any]) -> str:
     return "__".join(parts)
 
 
-def dispatch_order(points: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+def dispatch_order(points: list[dict[str, Any]], workers: int, dataset_major: bool = False) -> list[dict[str, Any]]:
     """Trials ordered so that ``workers`` concurrent workers start on different shared models.
 
-    Groups (dataset × seed) go seed-major in grid order; each run of ``workers`` groups is
-    interleaved (g0 t0, g1 t0, g0 t1, g1 t1, ...), so the first trials of a run fit their models in
-    parallel and the later ones find them fitted.
+    Groups (dataset × seed) go seed-major in grid order (``dataset_major``: every seed of a
+    dataset before the next dataset); each run of ``workers`` groups is interleaved (g0 t0, g1 t0,
+    g0 t1, g1 t1, ...), so the first trials of a run fit their models in parallel and the later ones
+    find them fitted.
     """
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
     datasets = list(dict.fromkeys(str(p["dataset"]) for p in points))
     for point in points:
         groups.setdefault((int(point["seed"]), str(point["dataset"])), []).append(point)
-    ordered = [groups[key] for key in sorted(groups, key=lambda k: (k[0], datasets.index(k[1])))]
+    rank = (lambda k: (datasets.index(k[1]), k[0])) if dataset_major else (lambda k: (k[0], datasets.index(k[1])))
+    ordered = [groups[key] for key in sorted(groups, key=rank)]
     result: list[dict[str, Any]] = []
     for start in range(0, len(ordered), max(1, workers)):
         batch = ordered[start : start + max(1, workers)]
@@ -179,7 +185,12 @@ def plan_trials(
     """The grid points that need a run, with their :func:`trial_status`, in dispatch order.
 
     Ordered *after* leaving out what needs no run (finished here, or ``skip``ped), so that
-    concurrent workers still start on different shared models.
+    concurrent workers still start on different shared models. Trials with a checkpoint
+    (``resume``) go first — of the whole plan, or of their dataset where the spec is
+    ``dataset_major`` (its cell order is a priority) — keeping dispatch order otherwise: their
+    earlier epochs are paid for, and under the seed-major order alone a restarted long campaign
+    would park a half-done run of a later seed behind new runs of other datasets for hours (stage
+    4's walker2d-mixed seed 2 sat behind hopper- and halfcheetah-mixed seed 0 that way).
     """
     epochs = int(spec.base.get("epochs", 1000))
     to_run: list[dict[str, Any]] = []
@@ -193,7 +204,10 @@ def plan_trials(
         else:
             to_run.append(point)
             statuses[run_dir.name] = status
-    ordered = dispatch_order(to_run, workers)
+    ordered = dispatch_order(to_run, workers, spec.dataset_major)
+    datasets = list(dict.fromkeys(str(p["dataset"]) for p in ordered))
+    cell = (lambda point: datasets.index(str(point["dataset"]))) if spec.dataset_major else (lambda point: 0)
+    ordered.sort(key=lambda point: (cell(point), statuses[trial_id(point)] != "resume"))  # stable: dispatch order kept otherwise
     for point in ordered:
         if statuses[trial_id(point)] == "extend":
             say(f"extend {trial_id(point)} to {epochs} epochs")

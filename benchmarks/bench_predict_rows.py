@@ -107,13 +107,21 @@ def run_once(config: MOPOConfig, data: Any, lean: bool) -> dict[str, Any]:
     }
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a count of rows, threads or repeats (0 or less would fail only after the model loads)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dynamics-dir", required=True, help="a fitted model (dynamics.pt + dynamics.json)")
     parser.add_argument("--dataset", required=True, help="the named dataset the model was fitted on (its start states)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 43_217, 9_999, 1_000], help="rows of the model steps compared")
+    parser.add_argument("--threads", type=_positive_int, default=1)
+    parser.add_argument("--repeats", type=_positive_int, default=5)
+    parser.add_argument("--sizes", type=_positive_int, nargs="+", default=[50_000, 43_217, 9_999, 1_000], help="rows of the model steps compared")
     parser.add_argument("--epochs", type=int, default=3, help="of the run comparison (0: skip it)")
     parser.add_argument("--horizon", type=int, default=5)
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/predict_rows_<cpu>_<dataset>[_<N>threads].json")

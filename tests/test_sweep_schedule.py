@@ -216,6 +216,39 @@ def test_a_free_worker_skips_trials_waiting_on_a_running_fit():
     assert next_startable(deque([item("s0", "s0"), item("own", None)]), fitting={"/dynamics/s0"}) == 1, "a trial without a shared model never waits"
 
 
+def test_a_model_to_be_copied_from_a_reuse_directory_is_not_a_fit_to_wait_out(tmp_path):
+    """A carried model (or one in ``reuse_models``) is copied in seconds when its trial starts: the
+    scheduler must not count it as a running fit, or a free worker skips the next trial on it for a
+    new run on another model (stage 4 put hopper-mixed s0 ahead of the carried walker2d-mixed s2)."""
+    from collections import deque
+
+    from mopo_kit.dynamics.storage import COMPONENT_FILE
+    from mopo_kit.experiments.shared_models import awaits_fit
+    from mopo_kit.experiments.sweep import fitting_targets
+
+    def stored(directory):
+        directory.mkdir(parents=True)
+        (directory / COMPONENT_FILE).write_text("{}")
+
+    sweep, carried, other_sweep = tmp_path / "sweep", tmp_path / "sweep" / "carried", tmp_path / "older"
+    job = {"target": str(sweep / "dynamics" / "walker2d-mixed-s2"), "reuse": [str(carried)]}
+    assert awaits_fit(job), "nothing stored, nothing to copy: a fit"
+    stored(carried / "hopper-mixed-s2")
+    assert awaits_fit(job), "a reuse directory without a model of this name: still a fit"
+    stored(carried / "walker2d-mixed-s2")
+    assert not awaits_fit(job), "the carried model of this name is copied, not fitted"
+    assert awaits_fit({**job, "reuse": []}), "without the reuse directory the same target is a fit"
+    stored(other_sweep / "dynamics" / "walker2d-mixed-s2")
+    assert not awaits_fit({**job, "reuse": [str(other_sweep)]}), "an older sweep's dynamics/ counts too"
+    # the scheduler: with the carried MOPO s2 running, the next worker takes MBPO s2 (same model),
+    # not the new hopper run queued behind it; without the carried model it would fit hopper's beside
+    queue = deque([({}, {}, "/trials/mbpo-s2", job), ({}, {}, "/trials/hopper-s0", {"target": str(sweep / "dynamics" / "hopper-mixed-s0")})])
+    assert next_startable(queue, fitting_targets([job])) == 0
+    assert next_startable(queue, fitting_targets([{**job, "reuse": []}])) == 1
+    stored(sweep / "dynamics" / "walker2d-mixed-s2")
+    assert not awaits_fit({**job, "reuse": []}), "stored in place: nothing to fit"
+
+
 def test_refill_reorders_the_queued_trials_it_names(hopper_file, tmp_path):  # noqa: F811
     """A study's priority can change with results: queued trials run in the order refill names them."""
     base = {k: v for k, v in TINY.items() if k not in ("dynamics",)}

@@ -61,6 +61,26 @@ def check_reuse_dirs(directories: list[str]) -> None:
             raise MopoKitError(f"reuse_models: {directory} is not a directory (give sweep directories, or folders of model directories)")
 
 
+def awaits_fit(job: Mapping[str, Any]) -> bool:
+    """Whether a trial starting on ``job`` has to fit its shared model (minutes to hours) rather than
+    find it stored or copy it from a reuse directory (seconds).
+
+    The sweep's scheduler asks this of running trials: a free worker skips queued trials whose model
+    a running trial is fitting, so as not to idle on the fit's lock — but a model being copied is
+    no reason to skip, and skipping there put a new run ahead of a carried one for hours. A reuse
+    directory holding a model of the target's name counts as a copy (``find_same_fit`` checks it
+    when the trial starts; only where it differs does that trial fit after all, and a worker may
+    then wait on its lock, as without this check).
+    """
+    from mopo_kit.dynamics.storage import is_dynamics_dir
+
+    target = Path(job["target"])
+    if is_dynamics_dir(target):
+        return False
+    roots = [Path(root) for root in job.get("reuse", ())]
+    return not any(is_dynamics_dir(root / target.name) or is_dynamics_dir(root / "dynamics" / target.name) for root in roots)
+
+
 def fit_checkpoint_path(target: Path) -> Path:
     """Where the shared model ``target``'s fit writes its per-epoch checkpoint (beside ``dynamics/``)."""
     return target.parent.parent / ".fits" / f"{target.name}.pt"

@@ -40,12 +40,12 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import tomllib
 
 from mopo_kit.errors import MopoKitError, first_line
-from mopo_kit.experiments.shared_models import check_reuse_dirs, dataset_slug, ensure_shared_dynamics, fit_shared_dynamics, model_job, shared_model_dir
+from mopo_kit.experiments.shared_models import awaits_fit, check_reuse_dirs, dataset_slug, ensure_shared_dynamics, fit_shared_dynamics, model_job, shared_model_dir
 from mopo_kit.stop import StopRequested, die_with_parent, graceful_stop, signal_name, stop_requested
 
 GRID_KEYS = ("dataset", "uncertainty", "lam", "kappa", "horizon", "seed")
@@ -173,6 +173,12 @@ def next_startable(queue: deque[Any], fitting: set[str]) -> int:
         if job is None or job["target"] not in fitting:
             return index
     return 0
+
+
+def fitting_targets(running_jobs: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The shared models that running trials (their model jobs) are fitting, for :func:`next_startable`:
+    a model stored already, or copied from a reuse directory (a carried one), is no fit to wait out."""
+    return {str(job["target"]) for job in running_jobs if awaits_fit(job)}
 
 
 def plan_trials(
@@ -450,15 +456,13 @@ def _run_sweep_locked(
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(signal.SIGTERM, os.getpid())) as pool:
             running: dict[Any, str] = {}
-            models: dict[Any, str] = {}  # running future → its shared model's directory
+            models: dict[Any, dict[str, Any]] = {}  # running future → its shared model's job
 
             def start_next() -> None:
                 """Keep every worker busy, in dispatch order, with trials still needed — skipping
                 over those whose shared model a running trial is still fitting (:func:`next_startable`)."""
-                from mopo_kit.dynamics.storage import is_dynamics_dir
-
                 while queue and len(running) < workers:
-                    fitting = {target for future, target in models.items() if future in running and not is_dynamics_dir(Path(target))}
+                    fitting = fitting_targets(job for future, job in models.items() if future in running)
                     index = next_startable(queue, fitting)
                     point, config, run_dir, job = queue[index]
                     del queue[index]
@@ -466,7 +470,7 @@ def _run_sweep_locked(
                         future = pool.submit(_run_trial, config, run_dir, threads, job)
                         running[future] = run_dir
                         if job is not None:
-                            models[future] = job["target"]
+                            models[future] = job
 
             start_next()
             stopping = False
